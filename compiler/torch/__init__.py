@@ -1,0 +1,1 @@
+"""The PyTorch backend: lowering to an nn.Module and Python source."""

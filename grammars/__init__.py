@@ -1,0 +1,1 @@
+"""Lark grammars of the incdsl language, shipped inside the package."""

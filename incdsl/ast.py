@@ -1,0 +1,181 @@
+"""The syntax tree of a spec file: what was written, where, nothing inferred.
+
+Every node carries the :class:`~incdsl.errors.Span` it came from, so that any
+later stage can point at the text when something is wrong. The tree is made
+of frozen pydantic models and is therefore hashable-free but immutable and
+JSON-dumpable (``SpecFile.model_dump_json()``) for debugging.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from .errors import Span
+
+
+class Node(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    span: Span
+
+
+# --- expressions ----------------------------------------------------------
+
+
+class Num(Node):
+    kind: Literal["num"] = "num"
+    value: int | float
+    text: str
+
+
+class Str(Node):
+    kind: Literal["str"] = "str"
+    value: str
+
+
+class Sym(Node):
+    """A bare name: a block parameter, or a flag such as ``linear`` or ``V``."""
+
+    kind: Literal["sym"] = "sym"
+    name: str
+
+
+class TableRef(Node):
+    """``table.row``: a row of a parameter table, used as a block's arguments."""
+
+    kind: Literal["table_ref"] = "table_ref"
+    table: str
+    row: str
+
+
+class BinOp(Node):
+    kind: Literal["binop"] = "binop"
+    op: Literal["+", "-", "*"]
+    left: Expr
+    right: Expr
+
+
+class Neg(Node):
+    kind: Literal["neg"] = "neg"
+    operand: Expr
+
+
+Expr = Num | Str | Sym | TableRef | BinOp | Neg
+
+
+# --- the parts of an item ---------------------------------------------------
+
+
+class Arg(Node):
+    """An argument of a call or annotation: positional, or ``name=value``."""
+
+    name: str | None
+    value: Expr
+
+
+class Dims(Node):
+    """``3x3``, ``1x7``, ``3x3/2`` or ``3x224x224``."""
+
+    kind: Literal["dims"] = "dims"
+    sizes: tuple[int, ...]
+    stride: int | None
+    text: str
+
+
+class Positional(Node):
+    kind: Literal["positional"] = "positional"
+    value: Expr
+
+
+class Option(Node):
+    kind: Literal["option"] = "option"
+    key: str
+    value: Expr
+
+
+class Rename(Node):
+    """``as name`` (an explicit layer name) or ``as "pattern{row}"`` in a table header."""
+
+    kind: Literal["rename"] = "rename"
+    name: str
+    quoted: bool
+
+
+class Annotation(Node):
+    """``@paper(params=2.7K, ops=34M)``."""
+
+    kind: Literal["annotation"] = "annotation"
+    name: str
+    args: tuple[Arg, ...]
+
+
+Term = Dims | Positional | Option | Rename | Annotation
+
+
+# --- statements -------------------------------------------------------------
+
+
+class Item(Node):
+    """One link of a chain: ``conv 3x3/2 64 V as conv1`` or ``block35(scale=0.17)``."""
+
+    kind: Literal["item"] = "item"
+    head: str
+    head_span: Span
+    args: tuple[Arg, ...] | None
+    terms: tuple[Term, ...]
+
+
+class Repeat(Node):
+    """``4 x inception_a``."""
+
+    kind: Literal["repeat"] = "repeat"
+    count: int
+    count_span: Span
+    item: Item
+
+
+Link = Item | Repeat
+
+
+class Row(Node):
+    label: str
+    label_span: Span
+    terms: tuple[Term, ...]
+
+
+class Stmt(Node):
+    """A chain of links; a compound statement also owns the suite after its ``:``,
+    and a table header owns the rows indented under it."""
+
+    kind: Literal["stmt"] = "stmt"
+    links: tuple[Link, ...]
+    body: tuple[Statement, ...] | None = None
+    rows: tuple[Row, ...] | None = None
+
+
+class Param(Node):
+    name: str
+    default: Expr | None
+
+
+class BlockDef(Node):
+    kind: Literal["block"] = "block"
+    name: str
+    name_span: Span
+    params: tuple[Param, ...]
+    body: tuple[Statement, ...]
+
+
+Statement = Stmt | BlockDef
+
+
+class SpecFile(BaseModel):
+    model_config = ConfigDict(frozen=True)
+    path: str
+    source: str
+    stmts: tuple[Statement, ...]
+
+
+for _model in (BinOp, Neg, Stmt, BlockDef):
+    _model.model_rebuild()

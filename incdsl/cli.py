@@ -1,0 +1,163 @@
+"""The `incdsl` command.
+
+Exit status: 0 ok, 1 a mistake in the spec, 2 a command-line usage error,
+3 a backend that cannot run here. Data goes to stdout, diagnostics to stderr.
+``check`` and ``params`` never import torch, so they suit an editor's save hook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import ir
+from .errors import SpecError
+from .frontend import load
+
+EXIT_SPEC, EXIT_USAGE, EXIT_BACKEND = 1, 2, 3
+
+
+def _add_spec(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("spec", help="a spec file, or the name of a bundled spec (e.g. googlenet)")
+    parser.add_argument(
+        "--input", metavar="CxHxW", help="override the spec's input size, e.g. 3x299x299", default=None
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="incdsl",
+        description="Describe Inception-family networks the way the papers print them; "
+        "check them, tabulate their params and MACs, and compile them to PyTorch.",
+        epilog="Run `incdsl COMMAND --help` for a command's options. Exit status: 0 ok, 1 spec error, "
+        "2 usage error, 3 backend unavailable.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    check = sub.add_parser(
+        "check",
+        help="validate a spec and print a one-screen summary",
+        description="Parse, elaborate and shape-check a spec; print layers, params, MACs and the output shape.",
+    )
+    _add_spec(check)
+
+    params = sub.add_parser(
+        "params",
+        help="print the params/MACs table (like GoogLeNet's Table 1)",
+        description="Print the network as the paper's Table 1: one row per spec row, the blocks' columns, "
+        "params and MACs (multiply-adds of conv and linear layers), and the paper's figures where "
+        "the spec carries them.",
+    )
+    _add_spec(params)
+    params.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
+    params.add_argument("--expand", action="store_true", help="one row per copy of a repeated block")
+
+    ir_cmd = sub.add_parser(
+        "ir",
+        help="print the graph IR",
+        description="Print the elaborated, shape-checked graph IR: one node per line, or JSON.",
+    )
+    _add_spec(ir_cmd)
+    ir_cmd.add_argument("--json", action="store_true", help="print the IR as JSON")
+
+    compile_cmd = sub.add_parser(
+        "compile",
+        help="compile a spec to PyTorch source (or check that the Triton backend can run)",
+        description="Compile a spec with a backend. With -o, write Python source that defines the "
+        "network as an nn.Module and needs only torch; without it, print the source.",
+    )
+    _add_spec(compile_cmd)
+    compile_cmd.add_argument("--backend", choices=["torch", "triton"], default="torch")
+    compile_cmd.add_argument("-o", "--output", metavar="FILE.py", help="write the generated module here")
+    return parser
+
+
+def _summary(net: ir.Network, path: str) -> str:
+    from .cost import total
+
+    ops = Counter(n.op for n in net.main_nodes() if n.op != "input")
+    layer_kinds = ", ".join(f"{count} {op}" for op, count in ops.most_common())
+    main, with_aux = total(net), total(net, aux=True)
+    out = net.node(net.logits).shape
+    c, h, w = net.input_shape
+    lines = [
+        f"{net.name}: ok ({path})",
+        f"  input    {c}×{h}×{w}",
+        f"  output   {'×'.join(map(str, out or ()))} from `{net.logits}`",
+        f"  layers   {sum(ops.values())} ({layer_kinds})",
+        f"  rows     {len(net.rows) - len(net.aux)} in the params table",
+        f"  params   {main.params:,}",
+        f"  MACs     {main.macs:,} ({main.macs / 1e9:.2f} G)",
+    ]
+    for head in net.aux:
+        lines.append(f"  aux      {head.name} after `{head.after}`, loss weight {head.weight:g}")
+    if net.aux:
+        lines.append(f"  with aux {with_aux.params:,} params, {with_aux.macs / 1e9:.2f} G MACs (training)")
+    return "\n".join(lines) + "\n"
+
+
+def _ir_text(net: ir.Network) -> str:
+    lines = []
+    for node in net.nodes:
+        attrs = node.attrs.model_dump(exclude={"op"})
+        shown = " ".join(f"{k}={v}" for k, v in attrs.items())
+        shape = "×".join(map(str, node.shape)) if node.shape else "?"
+        inputs = ", ".join(node.inputs)
+        lines.append(f"{node.name} = {node.op}({inputs}) {shown} -> {shape}".replace("  ", " "))
+    return "\n".join(lines) + "\n"
+
+
+def _compile(net: ir.Network, args: argparse.Namespace) -> int:
+    from .compiler.pipeline import BackendUnavailable, generate_source
+
+    try:
+        source = generate_source(net, backend=args.backend)
+    except BackendUnavailable as err:
+        print(f"incdsl: {err}", file=sys.stderr)
+        return EXIT_BACKEND
+    if args.output:
+        target = Path(args.output)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(source, encoding="utf-8")
+        print(f"wrote {target} ({len(source.splitlines())} lines)", file=sys.stderr)
+    else:
+        sys.stdout.write(source)
+    return 0
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        net = load(args.spec, input=args.input)
+    except SpecError as err:
+        print(err.render(), file=sys.stderr)
+        return EXIT_SPEC
+    if args.command == "check":
+        sys.stdout.write(_summary(net, args.spec))
+    elif args.command == "params":
+        from .report import RENDERERS, params_table
+
+        sys.stdout.write(RENDERERS[args.format](params_table(net), expand=args.expand))
+    elif args.command == "ir":
+        sys.stdout.write(json.dumps(net.to_json(), indent=1) + "\n" if args.json else _ir_text(net))
+    elif args.command == "compile":
+        return _compile(net, args)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    try:
+        code = run(argv)
+    except KeyboardInterrupt:
+        code = 130
+    except BrokenPipeError:
+        code = 0
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

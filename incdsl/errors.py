@@ -1,0 +1,112 @@
+"""The one exception a user's mistake in a spec may raise, and how it is shown.
+
+Every stage (decoding, parsing, elaboration, shape inference) reports problems
+as a :class:`SpecError` that points at a place in a file. The CLI prints it as
+
+    googlenet.inc:12:5: error: unknown layer type `convv`
+       12 |     convv 3x3 64
+          |     ^^^^^
+    hint: did you mean `conv`?
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Span:
+    """A place in a source file: 1-based line and column, end exclusive."""
+
+    file: str
+    line: int
+    column: int
+    end_line: int | None = None
+    end_column: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.column}"
+
+
+class SpecError(Exception):
+    """A mistake in a spec, with where it is and what to do about it.
+
+    >>> err = SpecError("unknown layer type `convv`", Span("net.inc", 3, 1, 3, 6),
+    ...                 hint="did you mean `conv`?")
+    >>> (err.file, err.line, err.column)
+    ('net.inc', 3, 1)
+    """
+
+    def __init__(
+        self,
+        message: str,
+        span: Span | None = None,
+        hint: str | None = None,
+        source: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.span = span
+        self.hint = hint
+        self.source = source
+
+    @property
+    def file(self) -> str | None:
+        return self.span.file if self.span else None
+
+    @property
+    def line(self) -> int | None:
+        return self.span.line if self.span else None
+
+    @property
+    def column(self) -> int | None:
+        return self.span.column if self.span else None
+
+    def with_source(self, source: str) -> SpecError:
+        """Attach the text of the file the span points into (for the caret display)."""
+        if self.source is None:
+            self.source = source
+        return self
+
+    def __str__(self) -> str:
+        return self.render()
+
+    def render(self) -> str:
+        where = f"{self.span}: " if self.span else ""
+        out = [f"{where}error: {self.message}"]
+        out.extend(self._excerpt())
+        if self.hint:
+            out.append(f"hint: {self.hint}")
+        return "\n".join(out)
+
+    def _excerpt(self) -> list[str]:
+        if not (self.span and self.source is not None):
+            return []
+        lines = self.source.splitlines()
+        if not 1 <= self.span.line <= len(lines):
+            return []
+        text = lines[self.span.line - 1].expandtabs(1)
+        start = max(self.span.column, 1)
+        if self.span.end_line == self.span.line and self.span.end_column:
+            width = max(self.span.end_column - start, 1)
+        else:
+            width = max(len(text.rstrip()) - start + 1, 1)
+        gutter = " " * len(str(self.span.line))
+        return [
+            f" {self.span.line} | {text}",
+            f" {gutter} | {' ' * (start - 1)}{'^' * width}",
+        ]
+
+
+def closest(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The candidate most like ``word``, if any is close enough to be a typo."""
+    matches = difflib.get_close_matches(word, sorted(set(candidates)), n=1, cutoff=cutoff)
+    return matches[0] if matches else None
+
+
+def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
+    """A hint naming the closest candidate, or None."""
+    best = closest(word, candidates)
+    return f"did you mean `{best}`?" if best else None

@@ -1,0 +1,330 @@
+"""What each layer type accepts, and how its written form becomes IR attributes.
+
+A layer line is ``op positional... flag... key=value...``; network defaults
+(``defaults:``) supply flags and options that the line itself can override.
+This module owns the vocabulary of every layer type, so that error messages
+can list what is valid and suggest the closest word.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import ast, ir
+from .errors import Span, SpecError, did_you_mean
+
+
+class Symbol(str):
+    """A bare word that is not a block parameter: a flag (``linear``) or a symbolic value."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    value: Any
+    span: Span
+
+
+@dataclass(frozen=True)
+class LayerType:
+    """The vocabulary of one layer type."""
+
+    name: str
+    #: Positional slots, in order: (slot, kind) with kind "window", "size", "count", "fraction".
+    positional: tuple[tuple[str, str], ...]
+    #: Flags: word → (setting, value).
+    flags: dict[str, tuple[str, Any]] = field(default_factory=dict)
+    #: Options: key → kind ("int", "float", "bool", "pair", "act").
+    options: dict[str, str] = field(default_factory=dict)
+    example: str = ""
+    description: str = ""
+
+    def usage(self) -> str:
+        return f"e.g. `{self.example}`" if self.example else ""
+
+
+_ACT_FLAGS = {"relu": ("act", "relu"), "linear": ("act", None)}
+_PAD_FLAGS = {"same": ("padding", "same"), "valid": ("padding", "valid"), "V": ("padding", "valid")}
+_BIAS_FLAGS = {"bias": ("bias", True), "nobias": ("bias", False)}
+_ROUND_FLAGS = {"ceil": ("ceil", True), "floor": ("ceil", False)}
+_POOL_OPTIONS = {"stride": "int", "pad": "pair"}
+
+LAYER_TYPES: dict[str, LayerType] = {
+    t.name: t
+    for t in [
+        LayerType(
+            "conv",
+            (("window", "window"), ("out_channels", "count")),
+            {**_ACT_FLAGS, **_PAD_FLAGS, **_BIAS_FLAGS, "bn": ("bn", True), "nobn": ("bn", False)},
+            {"stride": "int", "pad": "pair", "eps": "float", "act": "act"},
+            "conv 3x3/2 64 V",
+            "convolution, with optional batch norm and ReLU",
+        ),
+        LayerType(
+            "maxpool",
+            (("window", "window"),),
+            {**_PAD_FLAGS, **_ROUND_FLAGS},
+            _POOL_OPTIONS,
+            "maxpool 3x3/2",
+            "max pooling",
+        ),
+        LayerType(
+            "avgpool",
+            (("window", "window"),),
+            {**_PAD_FLAGS, **_ROUND_FLAGS},
+            {**_POOL_OPTIONS, "count_include_pad": "bool"},
+            "avgpool 5x5/3 V",
+            "average pooling",
+        ),
+        LayerType("global_avgpool", (), example="global_avgpool", description="average over the whole spatial extent"),
+        LayerType(
+            "adaptive_avgpool",
+            (("size", "size"),),
+            example="adaptive_avgpool 4x4",
+            description="average pooling to a fixed output size",
+        ),
+        LayerType(
+            "lrn",
+            (("size", "count"),),
+            options={"alpha": "float", "beta": "float", "k": "float"},
+            example="lrn 5 alpha=0.0001 beta=0.75",
+            description="local response normalisation across channels",
+        ),
+        LayerType("dropout", (("p", "fraction"),), example="dropout 0.4", description="dropout with drop probability p"),
+        LayerType(
+            "linear",
+            (("out_features", "count"),),
+            {**_ACT_FLAGS, **_BIAS_FLAGS},
+            {"act": "act"},
+            "linear 1000",
+            "fully connected layer (flattens its input)",
+        ),
+        LayerType("flatten", (), example="flatten", description="flatten C×H×W to a vector"),
+        LayerType("relu", (), example="relu", description="ReLU"),
+        LayerType("softmax", (), example="softmax", description="softmax over channels (a trailing one names the loss)"),
+    ]
+}
+
+#: Settings of compound statements, accepted in ``defaults:`` too.
+CONTAINER_OPTIONS: dict[str, dict[str, str]] = {
+    "concat": {"base": "int"},
+    "residual": {"scale": "float", "act": "act"},
+}
+CONTAINER_FLAGS: dict[str, dict[str, tuple[str, Any]]] = {"concat": {}, "residual": dict(_ACT_FLAGS)}
+
+
+def _expect(cond: bool, message: str, span: Span, hint: str | None = None) -> None:
+    if not cond:
+        raise SpecError(message, span, hint)
+
+
+def as_int(value: Any, what: str, span: Span, *, minimum: int = 1) -> int:
+    ok = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+    _expect(ok and not isinstance(value, (bool, Symbol)), f"{what} must be a whole number; got `{value}`", span)
+    number = int(value)
+    _expect(number >= minimum, f"{what} must be at least {minimum}; got {number}", span)
+    return number
+
+
+def as_float(value: Any, what: str, span: Span) -> float:
+    _expect(
+        isinstance(value, (int, float)) and not isinstance(value, bool), f"{what} must be a number; got `{value}`", span
+    )
+    return float(value)
+
+
+def as_bool(value: Any, what: str, span: Span) -> bool:
+    _expect(
+        isinstance(value, Symbol) and value in ("true", "false"), f"{what} must be `true` or `false`; got `{value}`", span
+    )
+    return value == "true"
+
+
+def as_act(value: Any, span: Span) -> str | None:
+    _expect(
+        isinstance(value, Symbol) and value in ("relu", "linear", "none"),
+        f"act must be `relu`, `linear` or `none`; got `{value}`",
+        span,
+    )
+    return "relu" if value == "relu" else None
+
+
+def convert_option(kind: str, key: str, value: Any, span: Span) -> Any:
+    if kind == "int":
+        return as_int(value, key, span)
+    if kind == "float":
+        return as_float(value, key, span)
+    if kind == "bool":
+        return as_bool(value, key, span)
+    if kind == "act":
+        return as_act(value, span)
+    if kind == "pair":
+        if isinstance(value, ast.Dims):
+            _expect(len(value.sizes) == 2 and value.stride is None, f"{key} takes N or HxW; got `{value.text}`", span)
+            return tuple(value.sizes)
+        number = as_int(value, key, span, minimum=0)
+        return (number, number)
+    raise AssertionError(kind)
+
+
+def apply_settings(
+    op: str,
+    flags: dict[str, tuple[str, Any]],
+    options: dict[str, str],
+    words: Sequence[tuple[Symbol, Span]],
+    keyed: Sequence[tuple[str, Any, Span]],
+    settings: dict[str, Setting],
+    parameters: Sequence[str] = (),
+) -> None:
+    """Fold flags and ``key=value`` options into ``settings`` (later wins)."""
+    for word, span in words:
+        if word not in flags:
+            hint = did_you_mean(word, [*flags, *parameters])
+            if hint is None and flags:
+                hint = f"{op} accepts {', '.join(f'`{f}`' for f in flags)}"
+            raise SpecError(f"unknown option `{word}` for {op}", span, hint)
+        setting, value = flags[word]
+        settings[setting] = Setting(value, span)
+    for key, value, span in keyed:
+        if key not in options:
+            hint = did_you_mean(key, options) or (
+                f"{op} takes {', '.join(f'`{k}=`' for k in options)}" if options else f"{op} takes no options"
+            )
+            raise SpecError(f"unknown option `{key}=` for {op}", span, hint)
+        settings[key] = Setting(convert_option(options[key], key, value, span), span)
+
+
+def _window(setting: Setting, op: str) -> tuple[ir.Pair, int | None]:
+    dims: ast.Dims = setting.value
+    _expect(
+        len(dims.sizes) == 2,
+        f"{op} takes a kernel size like 3x3 or 1x7; `{dims.text}` has {len(dims.sizes)} sizes",
+        setting.span,
+    )
+    kh, kw = dims.sizes
+    _expect(kh >= 1 and kw >= 1, f"kernel sizes must be at least 1; got `{dims.text}`", setting.span)
+    return (kh, kw), dims.stride
+
+
+def _padding(settings: dict[str, Setting], kernel: ir.Pair, op: str, default: str) -> ir.Pair:
+    if "pad" in settings:
+        return settings["pad"].value
+    mode = settings["padding"].value if "padding" in settings else default
+    if mode == "valid":
+        return (0, 0)
+    kh, kw = kernel
+    span = settings["padding"].span if "padding" in settings else settings["window"].span
+    _expect(
+        kh % 2 == 1 and kw % 2 == 1,
+        f"`same` padding needs an odd kernel; {op} {kh}x{kw} has an even side",
+        span,
+        hint="write `V` (valid) or an explicit `pad=N`",
+    )
+    return (kh // 2, kw // 2)
+
+
+def _stride(settings: dict[str, Setting], from_window: int | None) -> ir.Pair:
+    stride = settings["stride"].value if "stride" in settings else from_window or 1
+    return (stride, stride)
+
+
+def build_attrs(op: str, settings: dict[str, Setting]) -> Any:
+    """Settings collected from a layer line (and the defaults) → IR attributes."""
+    get = lambda key, default=None: settings[key].value if key in settings else default  # noqa: E731
+    if op == "conv":
+        kernel, stride = _window(settings["window"], op)
+        bn = get("bn", False)
+        return ir.ConvAttrs(
+            out_channels=get("out_channels"),
+            kernel=kernel,
+            stride=_stride(settings, stride),
+            padding=_padding(settings, kernel, op, "same"),
+            bias=get("bias", not bn),
+            bn_eps=get("eps", 1e-5) if bn else None,
+            act=get("act", "relu"),
+        )
+    if op in ("maxpool", "avgpool"):
+        kernel, stride = _window(settings["window"], op)
+        padding = _padding(settings, kernel, op, "valid")
+        _expect(
+            padding[0] <= kernel[0] // 2 and padding[1] <= kernel[1] // 2,
+            f"{op} padding {padding[0]}x{padding[1]} is more than half its {kernel[0]}x{kernel[1]} window",
+            settings.get("pad", settings["window"]).span,
+        )
+        return ir.PoolAttrs(
+            op=op,
+            kernel=kernel,
+            stride=_stride(settings, stride),
+            padding=padding,
+            ceil=get("ceil", False),
+            count_include_pad=get("count_include_pad", True),
+        )
+    if op == "global_avgpool":
+        return ir.AdaptiveAvgPoolAttrs(size=(1, 1))
+    if op == "adaptive_avgpool":
+        size = settings["size"]
+        return ir.AdaptiveAvgPoolAttrs(size=size.value)
+    if op == "lrn":
+        return ir.LRNAttrs(size=get("size"), alpha=get("alpha", 1e-4), beta=get("beta", 0.75), k=get("k", 1.0))
+    if op == "dropout":
+        return ir.DropoutAttrs(p=get("p"))
+    if op == "linear":
+        return ir.LinearAttrs(out_features=get("out_features"), bias=get("bias", True), act=get("act"))
+    simple: dict[str, Callable[[], Any]] = {"flatten": ir.FlattenAttrs, "relu": ir.ReLUAttrs, "softmax": ir.SoftmaxAttrs}
+    return simple[op]()
+
+
+def fill_positional(layer: LayerType, values: Sequence[tuple[Any, Span]], item_span: Span) -> dict[str, Setting]:
+    """Assign positional values to the layer type's slots, checking kinds."""
+    settings: dict[str, Setting] = {}
+    slots = list(layer.positional)
+    for value, span in values:
+        if not slots:
+            expected = ", ".join(s for s, _ in layer.positional) or "no values"
+            raise SpecError(
+                f"too many values for {layer.name}: `{_show(value)}` is one too many",
+                span,
+                hint=f"{layer.name} takes {expected}; {layer.usage()}",
+            )
+        slot, kind = slots.pop(0)
+        settings[slot] = Setting(_convert_positional(layer, slot, kind, value, span), span)
+    if slots:
+        missing = ", ".join(s for s, _ in slots)
+        raise SpecError(f"{layer.name} is missing its {missing}", item_span, hint=layer.usage())
+    return settings
+
+
+def _show(value: Any) -> str:
+    return value.text if isinstance(value, ast.Dims) else str(value)
+
+
+def _convert_positional(layer: LayerType, slot: str, kind: str, value: Any, span: Span) -> Any:
+    if kind == "window":
+        _expect(
+            isinstance(value, ast.Dims),
+            f"{layer.name} needs a kernel size like 3x3 first; got `{_show(value)}`",
+            span,
+            hint=layer.usage(),
+        )
+        return value
+    if kind == "size":
+        if isinstance(value, ast.Dims):
+            _expect(len(value.sizes) == 2 and value.stride is None, f"expected HxW; got `{value.text}`", span)
+            return tuple(value.sizes)
+        n = as_int(value, slot, span)
+        return (n, n)
+    _expect(
+        not isinstance(value, ast.Dims),
+        f"{layer.name} does not take a size here; got `{_show(value)}`",
+        span,
+        hint=layer.usage(),
+    )
+    if kind == "count":
+        what = "channel count" if slot in ("out_channels", "out_features") else slot
+        return as_int(value, what, span)
+    if kind == "fraction":
+        p = as_float(value, slot, span)
+        _expect(0.0 <= p < 1.0, f"dropout probability must be in [0, 1); got {p}", span)
+        return p
+    raise AssertionError(kind)

@@ -1,0 +1,128 @@
+"""Shape inference and validation: IR without shapes → IR with (C, H, W) on every node.
+
+Output sizes follow PyTorch's rules exactly (including its ``ceil_mode`` rule
+that a last window starting in the padding is dropped), since the torch
+backend must produce the shapes the IR promises.
+"""
+
+from __future__ import annotations
+
+from . import ir
+from .errors import SpecError
+
+
+def infer_shapes(net: ir.Network) -> ir.Network:
+    """Every node's output shape, or a :class:`SpecError` at the layer that cannot work."""
+    shapes: dict[str, ir.Shape] = {}
+    nodes: list[ir.Node] = []
+    for node in net.nodes:
+        shape = _infer(node, [shapes[i] for i in node.inputs], net)
+        shapes[node.name] = shape
+        nodes.append(node.model_copy(update={"shape": shape}))
+    return net.with_nodes(nodes)
+
+
+def _scope_of(node: ir.Node) -> str:
+    scope = node.name.split(":")[0] if ":" in node.name else node.name.rpartition(".")[0]
+    return scope
+
+
+def _where(node: ir.Node) -> str:
+    scope = _scope_of(node)
+    return f" in `{scope}`" if scope else ""
+
+
+def _origin_hint(node: ir.Node) -> str | None:
+    if node.origin is not None and node.span is not None and node.origin.line != node.span.line:
+        return f"instantiated at {node.origin}"
+    return None
+
+
+def _hw(shape: ir.Shape) -> str:
+    return f"{shape[1]}x{shape[2]}"
+
+
+def _window_out(size: int, kernel: int, stride: int, pad: int, ceil: bool) -> int | None:
+    span = size + 2 * pad - kernel
+    if span < 0:
+        return None
+    out = (-(-span // stride) if ceil else span // stride) + 1
+    if ceil and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def _windowed(node: ir.Node, shape: ir.Shape, kernel: ir.Pair, stride: ir.Pair, pad: ir.Pair, ceil: bool) -> ir.Pair:
+    out_h = _window_out(shape[1], kernel[0], stride[0], pad[0], ceil)
+    out_w = _window_out(shape[2], kernel[1], stride[1], pad[1], ceil)
+    if out_h is None or out_w is None:
+        padding = f" with padding {pad[0]}x{pad[1]}" if any(pad) else " (no padding)"
+        hint = "each stride or valid layer before it shrinks the map: check the input size (`input`, --input)"
+        if node.op == "avgpool":
+            hint += ", or use `global_avgpool` to pool whatever is left"
+        origin = _origin_hint(node)
+        raise SpecError(
+            f"{node.op} {kernel[0]}x{kernel[1]}/{stride[0]} on a {_hw(shape)} input{_where(node)}: "
+            f"the window is larger than its input{padding}, so the output would be empty",
+            node.span,
+            hint=f"{hint}; {origin}" if origin else hint,
+        )
+    return out_h, out_w
+
+
+def _infer(node: ir.Node, inputs: list[ir.Shape], net: ir.Network) -> ir.Shape:
+    a = node.attrs
+    if isinstance(a, ir.InputAttrs):
+        return net.input_shape
+    x = inputs[0] if inputs else None
+    if isinstance(a, ir.ConvAttrs):
+        assert x is not None
+        h, w = _windowed(node, x, a.kernel, a.stride, a.padding, ceil=False)
+        return (a.out_channels, h, w)
+    if isinstance(a, ir.PoolAttrs):
+        assert x is not None
+        h, w = _windowed(node, x, a.kernel, a.stride, a.padding, ceil=a.ceil)
+        return (x[0], h, w)
+    if isinstance(a, ir.AdaptiveAvgPoolAttrs):
+        assert x is not None
+        return (x[0], *a.size)
+    if isinstance(a, ir.LinearAttrs):
+        return (a.out_features, 1, 1)
+    if isinstance(a, ir.FlattenAttrs):
+        assert x is not None
+        return (x[0] * x[1] * x[2], 1, 1)
+    if isinstance(a, ir.ConcatAttrs):
+        return _concat(node, a, inputs)
+    if isinstance(a, ir.AddAttrs):
+        return _add(node, inputs, net)
+    assert x is not None
+    return x
+
+
+def _concat(node: ir.Node, a: ir.ConcatAttrs, inputs: list[ir.Shape]) -> ir.Shape:
+    first = inputs[0]
+    for label, shape in zip(a.branches[1:], inputs[1:], strict=True):
+        if shape[1:] != first[1:]:
+            raise SpecError(
+                f"concat{_where(node)}: {a.branches[0]} is {first[1]}×{first[2]} but {label} is "
+                f"{shape[1]}×{shape[2]}; the branches must agree in height and width",
+                node.span,
+                hint="a valid-padded or strided layer in one branch only? (`same` keeps the size at stride 1)",
+            )
+    return (sum(s[0] for s in inputs), first[1], first[2])
+
+
+def _add(node: ir.Node, inputs: list[ir.Shape], net: ir.Network) -> ir.Shape:
+    shortcut, branch = inputs
+    if shortcut != branch:
+        last = net.node(node.inputs[1])
+        what = "channels" if shortcut[1:] == branch[1:] else "C×H×W"
+        fmt = (lambda s: str(s[0])) if what == "channels" else (lambda s: "×".join(map(str, s)))
+        raise SpecError(
+            f"residual add{_where(node)}: the shortcut has {fmt(shortcut)} {what} but the residual branch "
+            f"ends with {fmt(branch)} (`{last.name}`, line {last.span.line if last.span else '?'})",
+            last.span,
+            hint="the last layer of a residual branch (the 1×1 filter expansion) must restore the input's "
+            f"{shortcut[0]} channels",
+        )
+    return shortcut

@@ -1,0 +1,385 @@
+"""Spec text → syntax tree (:mod:`incdsl.ast`), with Lark's LALR parser.
+
+Bad bytes, bad indentation and bad syntax all become :class:`SpecError`
+with a position and a hint; Lark's own exceptions never escape.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.indenter import Indenter
+
+from . import ast
+from .errors import Span, SpecError, did_you_mean
+
+KEYWORDS = ("block", "as", "x")
+
+# What a user should read instead of Lark's terminal names.
+_TERMINAL_NAMES = {
+    "NAME": "a name",
+    "INT": "an integer",
+    "FLOAT": "a number",
+    "SI_NUMBER": "a number",
+    "DIMS": "a size such as 3x3",
+    "STRING": 'a quoted string',
+    "ROW_LABEL": "a row label",
+    "_NL": "the end of the line",
+    "_INDENT": "an indented block",
+    "_DEDENT": "the end of the indented block",
+    "ARROW": "`->`",
+    "LPAR": "`(`",
+    "RPAR": "`)`",
+    "COLON": "`:`",
+    "COMMA": "`,`",
+    "EQUAL": "`=`",
+    "TIMES": "`x`",
+    "BLOCK": "`block`",
+    "AS": "`as`",
+    "AT": "`@`",
+    "PLUS": "`+`",
+    "MINUS": "`-`",
+    "STAR": "`*`",
+    "DOT": "`.`",
+    "$END": "the end of the file",
+}
+
+
+class _SpecIndenter(Indenter):
+    NL_type = "_NL"
+    OPEN_PAREN_types = ["LPAR"]
+    CLOSE_PAREN_types = ["RPAR"]
+    INDENT_type = "_INDENT"
+    DEDENT_type = "_DEDENT"
+    tab_len = 8
+
+    def handle_NL(self, token: Token):
+        if self.paren_level > 0:
+            return
+        yield token
+        indent_str = token.rsplit("\n", 1)[1]
+        indent = indent_str.count(" ") + indent_str.count("\t") * self.tab_len
+        if indent > self.indent_level[-1]:
+            self.indent_level.append(indent)
+            yield Token.new_borrow_pos(self.INDENT_type, indent_str, token)
+            return
+        while indent < self.indent_level[-1]:
+            self.indent_level.pop()
+            yield Token.new_borrow_pos(self.DEDENT_type, indent_str, token)
+        if indent != self.indent_level[-1]:
+            line = (token.end_line or token.line)
+            raise _IndentError(line, indent + 1, self.indent_level[-1])
+
+    def _process(self, stream):
+        for token in stream:
+            if token.type == self.NL_type:
+                yield from self.handle_NL(token)
+                continue
+            yield token
+            if token.type in self.OPEN_PAREN_types:
+                self.paren_level += 1
+            elif token.type in self.CLOSE_PAREN_types and self.paren_level > 0:
+                self.paren_level -= 1
+        while len(self.indent_level) > 1:
+            self.indent_level.pop()
+            yield Token(self.DEDENT_type, "", 0, 0, 0, 0, 0, 0)
+
+
+class _IndentError(Exception):
+    def __init__(self, line: int, column: int, expected: int) -> None:
+        self.line, self.column, self.expected = line, column, expected
+
+
+@cache
+def _parser() -> Lark:
+    grammar = resources.files("incdsl.grammars").joinpath("incdsl.lark").read_text(encoding="utf-8")
+    return Lark(
+        grammar,
+        parser="lalr",
+        lexer="contextual",
+        postlex=_SpecIndenter(),
+        propagate_positions=True,
+        maybe_placeholders=False,
+        cache=True,
+    )
+
+
+def decode(data: bytes, file: str) -> str:
+    """Bytes of a spec file → text; invalid UTF-8 is a SpecError at the bad byte."""
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        before = data[: err.start]
+        line = before.count(b"\n") + 1
+        column = err.start - (before.rfind(b"\n") + 1) + 1
+        raise SpecError(
+            f"this file is not valid UTF-8 (byte 0x{data[err.start]:02x})",
+            Span(file, line, column, line, column + 1),
+            hint="spec files are UTF-8 text; re-save the file with UTF-8 encoding",
+        ) from None
+    return text.removeprefix("\ufeff")
+
+
+def parse(text: str, file: str = "<string>") -> ast.SpecFile:
+    """Parse spec text into a :class:`~incdsl.ast.SpecFile`.
+
+    >>> parse("network tiny\\ninput 3x8x8\\nconv 3x3 4\\n").stmts[2].links[0].head
+    'conv'
+    """
+    source = text if text.endswith("\n") else text + "\n"
+    try:
+        tree = _parser().parse(source)
+        stmts = _ToAst(file).transform(tree)
+    except UnexpectedInput as err:
+        raise _syntax_error(err, source, file).with_source(source) from None
+    except _IndentError as err:
+        raise SpecError(
+            f"this line's indentation (column {err.column}) matches no enclosing block",
+            Span(file, err.line, err.column, err.line, err.column + 1),
+            hint=f"indent it to column {err.expected + 1}, like the lines of the block it belongs to",
+            source=source,
+        ) from None
+    except VisitError as err:
+        if isinstance(err.orig_exc, SpecError):
+            raise err.orig_exc.with_source(source) from None
+        raise
+    return ast.SpecFile(path=file, source=text, stmts=tuple(stmts))
+
+
+def _span(file: str, meta_or_token) -> Span:
+    return Span(
+        file,
+        meta_or_token.line,
+        meta_or_token.column,
+        meta_or_token.end_line,
+        meta_or_token.end_column,
+    )
+
+
+def _describe(names: set[str]) -> str:
+    readable = sorted({_TERMINAL_NAMES.get(n, f"`{n.lower()}`") for n in names if not n.startswith("__")})
+    if len(readable) > 6:
+        readable = readable[:6] + ["…"]
+    return ", ".join(readable)
+
+
+def _line_head(source: str, line: int) -> str | None:
+    text = source.splitlines()[line - 1] if 0 < line <= len(source.splitlines()) else ""
+    words = text.split()
+    return words[0] if words else None
+
+
+def _syntax_error(err: UnexpectedInput, source: str, file: str) -> SpecError:
+    line, column = err.line, err.column
+    at_end = isinstance(err, UnexpectedToken) and err.token.type == "$END"
+    if isinstance(err, UnexpectedEOF) or at_end or line is None or line < 1:
+        lines = source.rstrip("\n").splitlines() or [""]
+        line, column = len(lines), len(lines[-1]) + 1
+        return SpecError("the file ended in the middle of a statement", Span(file, line, column))
+    head = _line_head(source, line)
+    keyword_hint = did_you_mean(head, KEYWORDS) if head and head not in KEYWORDS else None
+    if isinstance(err, UnexpectedCharacters):
+        char = source[err.pos_in_stream] if err.pos_in_stream < len(source) else ""
+        span = Span(file, line, column, line, column + 1)
+        if char == '"':
+            return SpecError("this string is not closed on its line", span, hint='close it with `"`')
+        return SpecError(
+            f"unexpected character `{char}`",
+            span,
+            hint=keyword_hint or f"expected {_describe(err.allowed)}" if err.allowed else keyword_hint,
+        )
+    assert isinstance(err, UnexpectedToken)
+    token = err.token
+    width = max(len(str(token)), 1) if token.type not in ("_NL", "_INDENT", "_DEDENT") else 1
+    span = Span(file, line, column, line, column + width)
+    expected = set(err.expected)
+    if token.type == "_INDENT":
+        return SpecError(
+            "unexpected indentation",
+            span,
+            hint="only a line ending in `:` or a table header may be followed by indented lines",
+        )
+    if token.type == "_NL" and "COLON" in expected and head == "block":
+        return SpecError("a block definition ends with `:`", span, hint="write `block name(params):`")
+    if token.type == "_NL":
+        return SpecError(f"this line ended early: expected {_describe(expected)}", span, hint=keyword_hint)
+    return SpecError(
+        f"unexpected {_TERMINAL_NAMES.get(token.type, repr(str(token)))} `{token}`",
+        span,
+        hint=keyword_hint or f"expected {_describe(expected)}",
+    )
+
+
+def _int_value(text: str) -> int | float:
+    return int(text)
+
+
+class _ToAst(Transformer):
+    """Lark tree → :mod:`incdsl.ast` models (bottom-up)."""
+
+    def __init__(self, file: str) -> None:
+        super().__init__()
+        self.file = file
+
+    def _s(self, meta_or_token) -> Span:
+        return _span(self.file, meta_or_token)
+
+    # expressions
+    @v_args(meta=True)
+    def int(self, meta, children):
+        (tok,) = children
+        return ast.Num(span=self._s(tok), value=int(tok), text=str(tok))
+
+    @v_args(meta=True)
+    def float(self, meta, children):
+        (tok,) = children
+        return ast.Num(span=self._s(tok), value=float(tok), text=str(tok))
+
+    @v_args(meta=True)
+    def si_number(self, meta, children):
+        (tok,) = children
+        scale = {"K": 1e3, "M": 1e6, "G": 1e9}[tok[-1]]
+        return ast.Num(span=self._s(tok), value=float(tok[:-1]) * scale, text=str(tok))
+
+    @v_args(meta=True)
+    def string(self, meta, children):
+        (tok,) = children
+        return ast.Str(span=self._s(tok), value=str(tok)[1:-1])
+
+    @v_args(meta=True)
+    def symbol(self, meta, children):
+        (tok,) = children
+        return ast.Sym(span=self._s(tok), name=str(tok))
+
+    @v_args(meta=True)
+    def table_ref(self, meta, children):
+        table, row = children
+        return ast.TableRef(span=self._s(meta), table=str(table), row=str(row))
+
+    def _binop(self, op, meta, children):
+        left, right = children
+        return ast.BinOp(span=self._s(meta), op=op, left=left, right=right)
+
+    @v_args(meta=True)
+    def add(self, meta, children):
+        return self._binop("+", meta, children)
+
+    @v_args(meta=True)
+    def sub(self, meta, children):
+        return self._binop("-", meta, children)
+
+    @v_args(meta=True)
+    def mul(self, meta, children):
+        return self._binop("*", meta, children)
+
+    @v_args(meta=True)
+    def neg(self, meta, children):
+        (operand,) = children
+        return ast.Neg(span=self._s(meta), operand=operand)
+
+    # items
+    @v_args(meta=True)
+    def arg(self, meta, children):
+        (value,) = children
+        return ast.Arg(span=self._s(meta), name=None, value=value)
+
+    @v_args(meta=True)
+    def keyword_arg(self, meta, children):
+        name, value = children
+        return ast.Arg(span=self._s(meta), name=str(name), value=value)
+
+    def call_args(self, children):
+        return tuple(c for c in children if isinstance(c, ast.Arg))
+
+    @v_args(meta=True)
+    def dims(self, meta, children):
+        (tok,) = children
+        text = str(tok)
+        sizes, _, stride = text.replace("×", "x").partition("/")
+        return ast.Dims(
+            span=self._s(tok),
+            sizes=tuple(int(s) for s in sizes.split("x")),
+            stride=int(stride) if stride else None,
+            text=text,
+        )
+
+    @v_args(meta=True)
+    def positional(self, meta, children):
+        (value,) = children
+        return ast.Positional(span=value.span, value=value)
+
+    @v_args(meta=True)
+    def option(self, meta, children):
+        key, value = children
+        return ast.Option(span=self._s(meta), key=str(key), value=value)
+
+    @v_args(meta=True)
+    def rename(self, meta, children):
+        (tok,) = children
+        quoted = tok.type == "STRING"
+        return ast.Rename(span=self._s(meta), name=str(tok)[1:-1] if quoted else str(tok), quoted=quoted)
+
+    @v_args(meta=True)
+    def annotation(self, meta, children):
+        name, args = children
+        return ast.Annotation(span=self._s(meta), name=str(name), args=args)
+
+    @v_args(meta=True)
+    def item(self, meta, children):
+        head, *rest = children
+        args = None
+        if rest and isinstance(rest[0], tuple):
+            args, rest = rest[0], rest[1:]
+        return ast.Item(span=self._s(meta), head=str(head), head_span=self._s(head), args=args, terms=tuple(rest))
+
+    @v_args(meta=True)
+    def repeat(self, meta, children):
+        count, _times, item = children
+        return ast.Repeat(span=self._s(meta), count=int(count), count_span=self._s(count), item=item)
+
+    def chain(self, children):
+        return tuple(c for c in children if not isinstance(c, Token))
+
+    # statements
+    @v_args(meta=True)
+    def simple_stmt(self, meta, children):
+        (links,) = children
+        return ast.Stmt(span=self._s(meta), links=links)
+
+    @v_args(meta=True)
+    def compound_stmt(self, meta, children):
+        links, body = children
+        if isinstance(body, tuple) and body and not isinstance(body[0], (ast.Stmt, ast.BlockDef)):
+            body = (ast.Stmt(span=body[0].span, links=body),)
+        return ast.Stmt(span=self._s(meta), links=links, body=body)
+
+    @v_args(meta=True)
+    def table_stmt(self, meta, children):
+        links, *rows = children
+        return ast.Stmt(span=self._s(meta), links=links, rows=tuple(rows))
+
+    @v_args(meta=True)
+    def row(self, meta, children):
+        label, *terms = children
+        return ast.Row(span=self._s(meta), label=str(label), label_span=self._s(label), terms=tuple(terms))
+
+    def suite(self, children):
+        return tuple(children)
+
+    @v_args(meta=True)
+    def param(self, meta, children):
+        name, *default = children
+        return ast.Param(span=self._s(meta), name=str(name), default=default[0] if default else None)
+
+    @v_args(meta=True)
+    def block_def(self, meta, children):
+        name, *rest = children
+        body = rest[-1]
+        params = tuple(p for p in rest[:-1] if isinstance(p, ast.Param))
+        return ast.BlockDef(span=self._s(meta), name=str(name), name_span=self._s(name), params=params, body=body)
+
+    def start(self, children):
+        return list(children)

@@ -1,0 +1,1 @@
+"""The bundled network library (the `.inc` specs), shipped inside the package."""

@@ -1,0 +1,1 @@
+"""Shared block libraries included by several specs."""

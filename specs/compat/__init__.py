@@ -1,0 +1,1 @@
+"""Specs whose layer names and conventions follow a reference implementation."""

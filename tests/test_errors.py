@@ -1,0 +1,269 @@
+"""Every mistake in a spec is a SpecError with file:line:column, a caret and a hint."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from incdsl import SpecError, load, loads
+
+HEAD = "network t\ninput 3x32x32\n"
+
+INCEPTION = """
+block inception(n1x1, n3x3red, n3x3, n5x5red, n5x5, pool_proj):
+  concat:
+    conv 1x1 n1x1
+    conv 1x1 n3x3red -> conv 3x3 n3x3
+    conv 1x1 n5x5red -> conv 5x5 n5x5
+    maxpool 3x3/1 same -> conv 1x1 pool_proj
+"""
+
+
+def error(text: str, file: str = "t.inc") -> SpecError:
+    with pytest.raises(SpecError) as info:
+        loads(text, file=file)
+    return info.value
+
+
+def where(err: SpecError) -> tuple[int | None, int | None]:
+    return err.line, err.column
+
+
+def test_unknown_layer_type_suggests_the_closest():
+    err = error(HEAD + "convv 3x3 16\n")
+    assert err.message == "unknown layer type `convv`"
+    assert where(err) == (3, 1)
+    assert err.hint == "did you mean `conv`?"
+    assert err.file == "t.inc"
+
+
+@pytest.mark.parametrize(
+    ("line", "typo", "keyword"),
+    [
+        ("netwrok t", "netwrok", "network"),
+        ("blok inception(a):\n  conv 1x1 a", "blok", "block"),
+        ("concatt:\n  conv 1x1 4\n  conv 1x1 4", "concatt", "concat"),
+        ("defualts:\n  conv bn", "defualts", "defaults"),
+    ],
+)
+def test_keyword_typo_suggests_the_keyword(line, typo, keyword):
+    err = error(HEAD + line + "\n")
+    assert typo in err.render() or err.line == 3
+    assert err.hint == f"did you mean `{keyword}`?"
+
+
+def test_option_typo_suggests_flag_or_parameter():
+    err = error(HEAD + "conv 3x3 16 lienar\n")
+    assert err.message == "unknown option `lienar` for conv"
+    assert err.hint == "did you mean `linear`?"
+    assert where(err) == (3, 13)
+    err = error(HEAD + "block b(width):\n  conv 1x1 widht\nb(4)\n")
+    assert err.hint == "did you mean `width`?"
+
+
+def test_wrong_number_of_values_in_a_table_row():
+    text = HEAD + INCEPTION + 'inception "#1x1" "#3x3 reduce" "#3x3" "#5x5 reduce" "#5x5" "pool proj"\n'
+    text += "  3a 64 96 128 16 32 32\n  3b 128 128 192 32 96\n"
+    err = error(text)
+    assert err.message == "row `3b` has 5 values; the header names 6 columns"
+    assert err.line == 12
+    assert "#1x1, #3x3 reduce" in (err.hint or "")
+
+
+def test_table_header_whose_labels_were_eaten_by_a_comment():
+    text = HEAD + INCEPTION + "inception #1x1 #3x3red #3x3 #5x5red #5x5 pool_proj\n  3a 64 96 128 16 32 32\n"
+    err = error(text)
+    assert "no column labels" in err.message
+    assert "quote labels that start with `#`" in (err.hint or "")
+
+
+def test_unknown_block_name():
+    err = error(HEAD + INCEPTION + "inceptoin(64, 96, 128, 16, 32, 32)\n")
+    assert err.message == "unknown block `inceptoin`"
+    assert err.hint == "did you mean `inception`?"
+    assert where(err) == (10, 1)
+
+
+def test_missing_block_argument():
+    err = error(HEAD + INCEPTION + "inception(64, 96, 128, 16, 32)\n")
+    assert err.message == "block `inception` is missing argument `pool_proj`"
+    assert "inception(n1x1, n3x3red, n3x3, n5x5red, n5x5, pool_proj)" in (err.hint or "")
+
+
+def test_unknown_keyword_argument():
+    err = error(HEAD + INCEPTION + "inception(64, 96, 128, 16, 32, pool_prj=4)\n")
+    assert err.message == "block `inception` has no parameter `pool_prj`"
+    assert err.hint == "did you mean `pool_proj`?"
+
+
+def test_duplicate_layer_name():
+    err = error(HEAD + "conv 3x3 16 as stem\nconv 3x3 16 as stem\n")
+    assert err.message == "duplicate layer name `stem`"
+    assert where(err) == (4, 13)
+    assert "t.inc:3:13" in (err.hint or "")
+
+
+@pytest.mark.parametrize(("value", "message"), [("0", "at least 1; got 0"), ("-16", "at least 1; got -16")])
+def test_zero_or_negative_channel_count(value, message):
+    err = error(HEAD + f"conv 3x3 {value}\n")
+    assert err.message == f"channel count must be {message}"
+    assert where(err) == (3, 10)
+
+
+def test_kernel_larger_than_its_input():
+    err = error("network t\ninput 8x4x4\navgpool 7x7\n")
+    assert err.message.startswith("avgpool 7x7/1 on a 4x4 input: the window is larger than its input")
+    assert where(err) == (3, 1)
+    assert "global_avgpool" in (err.hint or "")
+
+
+def test_concat_with_mismatched_spatial_sizes_names_both_branches():
+    text = HEAD + "block b():\n  concat:\n    conv 1x1 4\n    conv 3x3 4 V\nb() as m\n"
+    err = error(text)
+    assert err.message.startswith("concat in `m`: branch1 is 32×32 but branch2 is 30×30")
+    assert err.line == 4
+
+
+def test_stride_and_valid_padding_shrinking_to_nothing():
+    err = error("network t\ninput 3x5x5\nconv 3x3/2 8 V\nconv 3x3/2 8 V\n")
+    assert err.message.startswith("conv 3x3/2 on a 2x2 input: the window is larger than its input (no padding)")
+    assert err.line == 4
+
+
+def test_include_of_a_missing_file(tmp_path: Path):
+    spec = tmp_path / "net.inc"
+    spec.write_text(HEAD + 'include "blocks/nope.inc"\nconv 3x3 4\n', encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        load(spec)
+    assert info.value.message == 'cannot include "blocks/nope.inc": no such file'
+    assert info.value.line == 3
+
+
+def test_include_cycle(tmp_path: Path):
+    (tmp_path / "a.inc").write_text('include "b.inc"\nblock a():\n  conv 1x1 4\n', encoding="utf-8")
+    (tmp_path / "b.inc").write_text('include "a.inc"\n', encoding="utf-8")
+    spec = tmp_path / "net.inc"
+    spec.write_text(HEAD + 'include "a.inc"\na()\n', encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        load(spec)
+    err = info.value
+    assert err.message.startswith("include cycle: ")
+    assert err.message.endswith("a.inc → b.inc → a.inc")
+    assert err.file is not None and err.file.endswith("b.inc")
+    assert err.line == 1
+
+
+def test_recursion_between_blocks():
+    text = HEAD + "block a():\n  b()\nblock b():\n  conv 1x1 4 -> a()\na()\n"
+    err = error(text)
+    assert err.message == "block `a` calls itself: a → b → a"
+    assert where(err) == (6, 17)
+
+
+@pytest.mark.parametrize("shape", ["3x224", "224", "3x224x224x2", "0x32x32", "3x224x224/2"])
+def test_malformed_input(shape):
+    err = error(f"network t\ninput {shape}\nconv 3x3 4\n")
+    assert err.message == f"malformed input `{shape}`: expected channels×height×width"
+    assert err.line == 2
+    assert "input 3x224x224" in (err.hint or "")
+
+
+def test_file_that_is_not_utf8(tmp_path: Path):
+    spec = tmp_path / "latin1.inc"
+    spec.write_bytes(HEAD.encode() + "# caf\xe9\nconv 3x3 4\n".encode("latin-1"))
+    with pytest.raises(SpecError) as info:
+        load(spec)
+    assert info.value.message == "this file is not valid UTF-8 (byte 0xe9)"
+    assert where(info.value) == (3, 6)
+
+
+def test_empty_file(tmp_path: Path):
+    spec = tmp_path / "empty.inc"
+    spec.write_bytes(b"")
+    with pytest.raises(SpecError) as info:
+        load(spec)
+    assert info.value.message == "this spec is empty"
+    assert where(info.value) == (1, 1)
+
+
+def test_comments_only_is_empty_too():
+    assert error("# 빈 파일\n# nothing here\n").message == "this spec is empty"
+
+
+def test_comments_in_any_language_are_fine():
+    net = loads("# 구글넷의 첫 층\nnetwork t  # 네트워크\ninput 3x32x32\nconv 3x3 16  # 합성곱 — ça marche\n")
+    assert net.node(net.output).shape == (16, 32, 32)
+
+
+@pytest.mark.parametrize(
+    ("line", "name", "reason"),
+    [
+        ("conv 3x3 4 as class", "class", "not a valid Python identifier"),
+        ("conv 3x3 4 as forward", "forward", "shadow the torch.nn.Module attribute"),
+        ("conv 3x3 4 as _private", "_private", "not a valid Python identifier"),
+    ],
+)
+def test_names_that_cannot_be_python_attributes(line, name, reason):
+    err = error(HEAD + line + "\n")
+    assert err.message.startswith(f"layer name `{name}`")
+    assert reason in err.message
+    assert where(err) == (3, 12)
+
+
+def test_table_row_label_that_makes_no_identifier():
+    text = HEAD + "block b(c):\n  conv 1x1 c\n" + 'b "c" as "{row}"\n  3a 4\n'
+    err = error(text)
+    assert err.message == "module name `3a` is not a valid Python identifier"
+    assert where(err) == (6, 3)
+
+
+def test_residual_channel_mismatch_names_both_counts_and_the_expansion_conv():
+    text = "network t\ninput 8x8x8\nresidual scale=0.1:\n  conv 1x1 4\n  conv 1x1 6 linear\n"
+    err = error(text)
+    assert "the shortcut has 8 channels but the residual branch ends with 6" in err.message
+    assert err.line == 5
+
+
+@pytest.mark.parametrize(
+    ("text", "message", "line"),
+    [
+        (HEAD + "conv 3x3 16 $\n", "unexpected character `$`", 3),
+        (HEAD + "conv 3x3 16\n    conv 3x3 16\n", "unexpected indentation", 4),
+        (HEAD + "concat:\n    conv 1x1 4\n  conv 1x1 4\n", "this line's indentation (column 3) matches no enclosing block", 5),
+        (HEAD + 'include "x.inc\n', "this string is not closed on its line", 3),
+        (HEAD + "block b(a:\n  conv 1x1 a\n", "unexpected `:` `:`", 3),
+        (HEAD + "concat:\n", "the file ended in the middle of a statement", 3),
+    ],
+)
+def test_syntax_errors(text, message, line):
+    err = error(text)
+    assert err.message == message
+    assert err.line == line
+
+
+def test_rendered_error_shows_the_line_and_a_caret():
+    err = error(HEAD + "conv 3x3 16\nconvv 3x3 16\n")
+    assert err.render() == (
+        "t.inc:4:1: error: unknown layer type `convv`\n"
+        " 4 | convv 3x3 16\n"
+        "   | ^^^^^\n"
+        "hint: did you mean `conv`?"
+    )
+
+
+def test_cli_reports_a_spec_error_on_stderr_with_status_1(tmp_path: Path, cli):
+    spec = tmp_path / "bad.inc"
+    spec.write_text(HEAD + "conv 3x3 0\n", encoding="utf-8")
+    code, out, err = cli("check", str(spec))
+    assert code == 1
+    assert out == ""
+    assert err.startswith(f"{spec}:3:10: error: channel count must be at least 1; got 0\n")
+    assert " 3 | conv 3x3 0\n" in err
+    assert "Traceback" not in err
+
+
+def test_cli_usage_error_is_status_2(cli):
+    code, out, err = cli("params", "googlenet", "--format", "xml")
+    assert code == 2
+    assert "invalid choice" in err
