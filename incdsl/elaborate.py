@@ -905,7 +905,8 @@ class _Elaborator:
         loss_weight = as_float(self._eval(weight[0].value, {}), "weight", weight[0].span)
         target_term = words[names.index("after") + 1]
         target = names[names.index("after") + 1]
-        tensor = self.outputs.get(target) or self.outputs.get(self.row_labels.get(target, ""))
+        module = target if target in self.outputs else self.row_labels.get(target, "")
+        tensor = self.outputs.get(module)
         if tensor is None:
             candidates = [n for n in self.outputs if ":" not in n]
             raise SpecError(
@@ -919,7 +920,7 @@ class _Elaborator:
         self.row, self.origin = row, item.span
         out = self._sequence(stmt.body, tensor, _Scope(name), {})
         self.row = self.origin = None
-        return ir.AuxHead(name=name, after=tensor, weight=loss_weight, output=out, row=row)
+        return ir.AuxHead(name=name, after=module, input=tensor, weight=loss_weight, output=out, row=row)
 
     # --- expressions ---------------------------------------------------------
 

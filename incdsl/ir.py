@@ -196,9 +196,12 @@ class Table(BaseModel):
 
 
 class AuxHead(BaseModel):
+    """An auxiliary classifier: it reads ``input`` (the output of module ``after``)."""
+
     model_config = ConfigDict(frozen=True)
     name: str
     after: str
+    input: str
     weight: float
     output: str
     row: int

@@ -19,6 +19,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+@pytest.fixture(autouse=True)
+def _run_from_the_repository_root(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Specs are named by paths relative to the repository root, as a user in a checkout would."""
+    monkeypatch.chdir(ROOT)
+
+
 @pytest.fixture
 def golden(request: pytest.FixtureRequest):
     """``golden("name.txt", text)`` compares text with tests/golden/name.txt (or rewrites it)."""

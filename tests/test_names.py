@@ -1,0 +1,65 @@
+"""Layer names: the naming rules that decide whether a reference state_dict loads, and names
+that can never become Python attributes."""
+
+from __future__ import annotations
+
+import pytest
+from torch import nn
+
+from incdsl import SpecError, loads
+from incdsl.elaborate import RESERVED_NAMES
+
+HEAD = "network t\ninput 3x16x16\n"
+
+
+def test_reserved_names_are_exactly_the_public_attributes_of_a_module():
+    public = {name for name in dir(nn.Module()) if not name.startswith("_")}
+    assert public == RESERVED_NAMES
+
+
+def names(text: str) -> list[str]:
+    net = loads(HEAD + text)
+    return [n.name for n in net.nodes if n.has_module]
+
+
+def test_top_level_layers_are_named_by_type_and_count():
+    assert names("conv 3x3 8\nmaxpool 3x3/2\nconv 1x1 8\nconv 3x3 8 as stem\n") == [
+        "conv1", "maxpool1", "conv2", "stem",
+    ]
+
+
+def test_branches_are_numbered_and_long_branches_are_indexed_scopes():
+    text = "block m():\n  concat:\n    conv 1x1 4\n    conv 1x1 4 -> conv 3x3 4\n    maxpool 3x3/1 same -> conv 1x1 4\nm()\n"
+    assert names(text) == ["m1.branch1", "m1.branch2.0", "m1.branch2.1", "m1.branch3.0", "m1.branch3.1"]
+
+
+def test_branch_numbering_can_start_at_zero_like_timm():
+    text = "defaults:\n  concat base=0\nblock m():\n  concat:\n    conv 1x1 4\n    conv 1x1 4\nm() as mixed\n"
+    assert names(text) == ["mixed.branch0", "mixed.branch1"]
+
+
+def test_explicit_names_live_in_the_block_not_in_the_branch():
+    text = (
+        "block a():\n  concat:\n    conv 1x1 4 as branch1x1\n"
+        "    conv 1x1 4 as branch5x5_1 -> conv 5x5 4 as branch5x5_2\n"
+        "    avgpool 3x3/1 same -> conv 1x1 4 as branch_pool\n"
+        "a() as Mixed_5b\n"
+    )
+    assert names(text) == [
+        "Mixed_5b.branch1x1", "Mixed_5b.branch5x5_1", "Mixed_5b.branch5x5_2", "Mixed_5b.branch3.0",
+        "Mixed_5b.branch_pool",
+    ]
+
+
+def test_seq_scopes_and_repeats_take_consecutive_indices():
+    text = "block b():\n  conv 1x1 3\nseq features:\n  conv 3x3 3\n  2 x b()\n  3 x b() as repeat\n"
+    assert names(text) == [
+        "features.0", "features.1.conv1", "features.2.conv1",
+        "features.repeat.0.conv1", "features.repeat.1.conv1", "features.repeat.2.conv1",
+    ]
+
+
+def test_hostile_names_never_reach_a_module():
+    for name in ("__import__", "os.system", "a b", "x;y", '"q"'):
+        with pytest.raises(SpecError):
+            loads(HEAD + f"conv 3x3 8 as {name}\n")

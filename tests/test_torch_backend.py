@@ -1,0 +1,189 @@
+"""The torch backend: modules named as the spec, aux heads in training, generated source,
+and torchvision's GoogLeNet as the oracle."""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torchvision
+from torch import nn
+
+import incdsl
+from incdsl.compiler.torch.codegen import class_name, generate
+from incdsl.compiler.torch.runtime import TrainOutput
+from incdsl.cost import total
+
+
+def _randomise_bn(model: nn.Module, seed: int = 0) -> None:
+    """Give batch norm non-trivial statistics, so eval-mode conventions (eps, affine) are really tested."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
+
+
+def _count(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+@pytest.fixture(scope="module")
+def googlenet_ir():
+    return incdsl.load("specs/googlenet.inc")
+
+
+@pytest.fixture(scope="module")
+def googlenet(googlenet_ir):
+    torch.manual_seed(0)
+    return incdsl.compile(googlenet_ir)
+
+
+def test_module_parameters_equal_the_analysis(googlenet, googlenet_ir):
+    assert _count(googlenet) == total(googlenet_ir, aux=True).params
+
+
+def test_submodules_carry_the_spec_names(googlenet, googlenet_ir):
+    names = {n for n, _ in googlenet.named_modules()}
+    layer_nodes = [n.name for n in googlenet_ir.nodes if n.has_module]
+    assert set(layer_nodes) <= names
+    assert isinstance(googlenet.get_submodule("inception_3a.branch3.1"), nn.Conv2d)
+    assert googlenet.get_submodule("inception_3a.branch3.1").kernel_size == (5, 5)
+    assert googlenet.get_submodule("inception_3a.branch4")[0].ceil_mode is True
+
+
+def test_eval_returns_logits_of_the_inferred_shape(googlenet, googlenet_ir):
+    googlenet.eval()
+    with torch.no_grad():
+        out = googlenet(torch.randn(2, 3, 224, 224))
+    assert out.shape == (2, googlenet_ir.node(googlenet_ir.logits).shape[0])
+
+
+def test_training_returns_aux_logits_with_their_weights(googlenet):
+    googlenet.train()
+    out = googlenet(torch.randn(2, 3, 224, 224))
+    assert isinstance(out, TrainOutput)
+    assert [(a.name, a.weight, tuple(a.logits.shape)) for a in out.aux] == [("aux1", 0.3, (2, 1000)), ("aux2", 0.3, (2, 1000))]
+    target = torch.tensor([3, 7])
+    ce = nn.functional.cross_entropy
+    expected = ce(out.logits, target) + 0.3 * ce(out.aux[0].logits, target) + 0.3 * ce(out.aux[1].logits, target)
+    assert torch.allclose(out.loss(ce, target), expected)
+
+
+def test_training_the_paper_googlenet_lowers_the_loss(googlenet_ir):
+    torch.manual_seed(1)
+    model = incdsl.compile(googlenet_ir)
+    model.train()
+    images, labels = torch.randn(4, 3, 224, 224), torch.tensor([0, 1, 2, 3])
+    optimiser = torch.optim.Adam(model.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(6):
+        optimiser.zero_grad()
+        loss = model(images).loss(nn.functional.cross_entropy, labels)
+        loss.backward()
+        optimiser.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0], losses
+
+
+# --- torchvision's GoogLeNet as the oracle -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def torchvision_pair():
+    torch.manual_seed(0)
+    reference = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True)
+    _randomise_bn(reference)
+    ours = incdsl.compile("specs/compat/torchvision_googlenet.inc")
+    return reference, ours
+
+
+def test_torchvision_parameter_counts(torchvision_pair):
+    reference, ours = torchvision_pair
+    assert _count(ours) == _count(reference) == 13_004_888
+    without_aux = _count(reference) - _count(reference.aux1) - _count(reference.aux2)
+    net = incdsl.load("specs/compat/torchvision_googlenet.inc")
+    assert total(net).params == without_aux == 6_624_904
+
+
+def test_torchvision_state_dict_loads_strictly_and_logits_agree(torchvision_pair):
+    reference, ours = torchvision_pair
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    reference.eval()
+    ours.eval()
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        diff = (reference(x) - ours(x)).abs().max().item()
+    assert diff <= 1e-5
+
+
+def test_torchvision_aux_heads_agree_in_training(torchvision_pair):
+    reference, ours = (copy.deepcopy(m) for m in torchvision_pair)
+    ours.load_state_dict(reference.state_dict(), strict=True)
+    for model in (reference, ours):
+        model.train()
+        for m in model.modules():
+            if isinstance(m, nn.Dropout):
+                m.p = 0.0  # the two draw dropout masks in different orders
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        ref, out = reference(x), ours(x)
+    assert torch.allclose(out.logits, ref.logits, atol=1e-5)
+    assert torch.allclose(out.aux[0].logits, ref.aux_logits1, atol=1e-5)
+    assert torch.allclose(out.aux[1].logits, ref.aux_logits2, atol=1e-5)
+
+
+# --- generated source ------------------------------------------------------------------
+
+
+def _import_generated(source: str, path: Path):
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("spec", ["specs/googlenet.inc", "specs/compat/torchvision_googlenet.inc"])
+def test_generated_source_equals_the_in_memory_module(spec, tmp_path):
+    net = incdsl.load(spec)
+    torch.manual_seed(0)
+    ours = incdsl.compile(net)
+    _randomise_bn(ours)
+    module = _import_generated(generate(net), tmp_path / f"gen_{net.name}.py")
+    generated = getattr(module, class_name(net.name))()
+    assert list(generated.state_dict()) == list(ours.state_dict())
+    generated.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(1, 3, 224, 224)
+    ours.eval()
+    generated.eval()
+    with torch.no_grad():
+        assert torch.equal(ours(x), generated(x))
+    ours.train()
+    generated.train()
+    with torch.no_grad():
+        torch.manual_seed(5)
+        a = ours(x)
+        torch.manual_seed(5)
+        b = generated(x)
+    assert torch.equal(a.logits, b.logits)
+    assert all(torch.equal(p.logits, q.logits) and p.weight == q.weight for p, q in zip(a.aux, b.aux, strict=True))
+
+
+def test_generated_googlenet_source_golden(googlenet_ir, golden):
+    golden("codegen/googlenet.py", generate(googlenet_ir))
+
+
+def test_generated_source_needs_only_torch(googlenet_ir):
+    source = generate(googlenet_ir)
+    imports = {line.split()[1] for line in source.splitlines() if line.startswith(("import ", "from "))}
+    assert imports <= {"__future__", "typing", "torch", "torch.nn.functional"}
