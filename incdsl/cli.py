@@ -8,6 +8,7 @@ Exit status: 0 ok, 1 a mistake in the spec, 2 a command-line usage error,
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import sys
 from collections import Counter
@@ -37,6 +38,13 @@ def _parser() -> argparse.ArgumentParser:
         "2 usage error, 3 backend unavailable.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    listing = sub.add_parser(
+        "list",
+        help="list the bundled specs",
+        description="List the bundled specs, one line each: name, input, params and MACs of the main path.",
+    )
+    listing.add_argument("pattern", nargs="?", default="*", help="a glob on the spec names, e.g. 'incep*'")
 
     check = sub.add_parser(
         "check",
@@ -129,8 +137,27 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
     return 0
 
 
+def _list(pattern: str) -> int:
+    from .cost import total
+    from .frontend import bundled_specs
+
+    names = [name for name in bundled_specs() if fnmatch.fnmatch(name, pattern)]
+    if not names:
+        print(f"incdsl: no bundled spec matches {pattern!r}", file=sys.stderr)
+        return EXIT_SPEC
+    width = max(len(n) for n in names)
+    for name in names:
+        net = load(name)
+        cost = total(net)
+        shape = "x".join(map(str, net.input_shape))
+        print(f"{name:<{width}}  {shape:<11}  {cost.params / 1e6:6.2f}M params  {cost.macs / 1e9:6.2f}G MACs")
+    return 0
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "list":
+        return _list(args.pattern)
     try:
         net = load(args.spec, input=args.input)
     except SpecError as err:

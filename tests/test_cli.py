@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from incdsl import load
+from incdsl import bundled_specs, load
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,3 +111,19 @@ def test_check_and_params_never_import_torch(command):
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
+
+
+def test_list_shows_every_bundled_spec(cli):
+    code, out, _ = cli("list")
+    assert code == 0
+    lines = out.splitlines()
+    assert any(line.startswith("googlenet ") and "7.00M params" in line and "1.58G MACs" in line for line in lines)
+    assert len(lines) == len(bundled_specs())
+
+
+def test_list_filters_by_pattern(cli):
+    code, out, _ = cli("list", "compat/*")
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()] == sorted(n for n in bundled_specs() if n.startswith("compat/"))
+    code, out, err = cli("list", "nothing*")
+    assert code == 1 and out == "" and "no bundled spec matches" in err
