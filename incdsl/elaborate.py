@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ast, ir
+from . import ast, ir, limits
 from .errors import Span, SpecError, did_you_mean
 from .layers import (
     CONTAINER_FLAGS,
@@ -73,6 +73,12 @@ def parse_input_shape(dims: ast.Dims | None, text: str, span: Span) -> ir.Shape:
         )
     assert dims is not None
     c, h, w = dims.sizes
+    if c > limits.MAX_CHANNELS or max(h, w) > limits.MAX_SPATIAL:
+        raise SpecError(
+            f"input `{text}` is too large: at most {limits.MAX_CHANNELS:,} channels and "
+            f"{limits.MAX_SPATIAL:,} pixels a side",
+            span,
+        )
     return (c, h, w)
 
 
@@ -248,6 +254,8 @@ class _Elaborator:
         strings = [t.value.value for t in item.terms if isinstance(t, ast.Positional) and isinstance(t.value, ast.Str)]
         if len(strings) != 1 or len(item.terms) != 1 or item.args is not None:
             raise SpecError("`include` takes one quoted path", item.span, hint='write e.g. `include "blocks/v4.inc"`')
+        if len(chain) > limits.MAX_INCLUDE_DEPTH:
+            raise SpecError(f"includes are nested more than {limits.MAX_INCLUDE_DEPTH} deep", item.span)
         included = self.resolve_include(strings[0], item.span)
         if included.path in chain:
             loop = [*chain[chain.index(included.path):], included.path]
@@ -516,6 +524,10 @@ class _Elaborator:
         self.names[name] = span
 
     def _node(self, name: str, attrs: Any, inputs: tuple[str, ...], span: Span) -> str:
+        if len(self.nodes) >= limits.MAX_NODES:
+            raise SpecError(
+                f"the network has more than {limits.MAX_NODES:,} layers", span, hint="check the repeat counts"
+            )
         self.nodes.append(
             ir.Node(
                 name=name,
@@ -659,8 +671,10 @@ class _Elaborator:
         body: tuple[ast.Statement, ...] | None,
         forced: str | None,
     ) -> str:
-        if link.count < 1:
-            raise SpecError(f"a repeat count must be at least 1; got {link.count}", link.count_span)
+        if not 1 <= link.count <= limits.MAX_REPEAT:
+            raise SpecError(
+                f"a repeat count must be between 1 and {limits.MAX_REPEAT}; got {link.count}", link.count_span
+            )
         rename = _rename_of(link.item.terms)
         item = _without(link.item, (ast.Rename,))
         group = scope
@@ -700,6 +714,8 @@ class _Elaborator:
                 )
             rename = _rename_of(item.terms)
         bound = self._bind(block, values, keywords or {}, item)
+        if len(self.call_stack) >= limits.MAX_CALL_DEPTH:
+            raise SpecError(f"blocks call blocks more than {limits.MAX_CALL_DEPTH} deep", item.span)
         if block.name in self.call_stack:
             cycle = " → ".join([*self.call_stack[self.call_stack.index(block.name):], block.name])
             raise SpecError(f"block `{block.name}` calls itself: {cycle}", item.span, hint="blocks cannot be recursive")

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ast, ir
+from . import ast, ir, limits
 from .errors import Span, SpecError, did_you_mean
 
 
@@ -313,9 +313,12 @@ def _convert_positional(layer: LayerType, slot: str, kind: str, value: Any, span
     if kind == "size":
         if isinstance(value, ast.Dims):
             _expect(len(value.sizes) == 2 and value.stride is None, f"expected HxW; got `{value.text}`", span)
-            return tuple(value.sizes)
-        n = as_int(value, slot, span)
-        return (n, n)
+            sizes = value.sizes
+        else:
+            n = as_int(value, slot, span)
+            sizes = (n, n)
+        _expect(min(sizes) >= 1 and max(sizes) <= limits.MAX_SPATIAL, f"{slot} must be 1 to {limits.MAX_SPATIAL:,}", span)
+        return tuple(sizes)
     _expect(
         not isinstance(value, ast.Dims),
         f"{layer.name} does not take a size here; got `{_show(value)}`",
@@ -324,7 +327,14 @@ def _convert_positional(layer: LayerType, slot: str, kind: str, value: Any, span
     )
     if kind == "count":
         what = "channel count" if slot in ("out_channels", "out_features") else slot
-        return as_int(value, what, span)
+        count = as_int(value, what, span)
+        _expect(
+            count <= limits.MAX_CHANNELS,
+            f"{what} {count:,} is over the limit of {limits.MAX_CHANNELS:,}",
+            span,
+            hint="no Inception network comes near it; is a digit too many?",
+        )
+        return count
     if kind == "fraction":
         p = as_float(value, slot, span)
         _expect(0.0 <= p < 1.0, f"dropout probability must be in [0, 1); got {p}", span)

@@ -7,7 +7,8 @@ backend must produce the shapes the IR promises.
 
 from __future__ import annotations
 
-from . import ir
+from . import ir, limits
+from .cost import node_cost
 from .errors import SpecError
 
 
@@ -15,10 +16,19 @@ def infer_shapes(net: ir.Network) -> ir.Network:
     """Every node's output shape, or a :class:`SpecError` at the layer that cannot work."""
     shapes: dict[str, ir.Shape] = {}
     nodes: list[ir.Node] = []
+    params = 0
     for node in net.nodes:
-        shape = _infer(node, [shapes[i] for i in node.inputs], net)
-        shapes[node.name] = shape
-        nodes.append(node.model_copy(update={"shape": shape}))
+        inputs = [shapes[i] for i in node.inputs]
+        shaped = node.model_copy(update={"shape": _infer(node, inputs, net)})
+        params += node_cost(shaped, inputs).params
+        if params > limits.MAX_PARAMS:
+            raise SpecError(
+                f"the network passes {limits.MAX_PARAMS:,} parameters at `{node.name}`",
+                node.span,
+                hint="the largest Inception network has 56M; is a layer far wider than meant?",
+            )
+        shapes[node.name] = shaped.shape  # type: ignore[assignment]
+        nodes.append(shaped)
     return net.with_nodes(nodes)
 
 
@@ -43,13 +53,11 @@ def _hw(shape: ir.Shape) -> str:
 
 
 def _window_out(size: int, kernel: int, stride: int, pad: int, ceil: bool) -> int | None:
-    span = size + 2 * pad - kernel
-    if span < 0:
-        return None
-    out = (-(-span // stride) if ceil else span // stride) + 1
+    """PyTorch's output size (``pooling_output_shape``); None when it would be empty."""
+    out = (size + 2 * pad - kernel + (stride - 1 if ceil else 0)) // stride + 1
     if ceil and (out - 1) * stride >= size + pad:
         out -= 1
-    return out
+    return out if out >= 1 else None
 
 
 def _windowed(node: ir.Node, shape: ir.Shape, kernel: ir.Pair, stride: ir.Pair, pad: ir.Pair, ceil: bool) -> ir.Pair:

@@ -13,7 +13,7 @@ from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 from lark.indenter import Indenter
 
-from . import ast
+from . import ast, limits
 from .errors import Span, SpecError, did_you_mean
 
 KEYWORDS = ("block", "as", "x")
@@ -63,6 +63,9 @@ class _SpecIndenter(Indenter):
         indent_str = token.rsplit("\n", 1)[1]
         indent = indent_str.count(" ") + indent_str.count("\t") * self.tab_len
         if indent > self.indent_level[-1]:
+            if len(self.indent_level) > limits.MAX_INDENT_DEPTH:
+                line = token.end_line or token.line
+                raise _NestingError(line, indent + 1)
             self.indent_level.append(indent)
             yield Token.new_borrow_pos(self.INDENT_type, indent_str, token)
             return
@@ -86,6 +89,11 @@ class _SpecIndenter(Indenter):
         while len(self.indent_level) > 1:
             self.indent_level.pop()
             yield Token(self.DEDENT_type, "", 0, 0, 0, 0, 0, 0)
+
+
+class _NestingError(Exception):
+    def __init__(self, line: int, column: int) -> None:
+        self.line, self.column = line, column
 
 
 class _IndentError(Exception):
@@ -129,6 +137,12 @@ def parse(text: str, file: str = "<string>") -> ast.SpecFile:
     >>> parse("network tiny\\ninput 3x8x8\\nconv 3x3 4\\n").stmts[2].links[0].head
     'conv'
     """
+    if len(text) > limits.MAX_FILE_BYTES:
+        raise SpecError(
+            f"this file is {len(text):,} characters long; specs are limited to {limits.MAX_FILE_BYTES:,}",
+            Span(file, 1, 1),
+            hint="split it with `include`",
+        )
     source = text if text.endswith("\n") else text + "\n"
     try:
         tree = _parser().parse(source)
@@ -142,9 +156,24 @@ def parse(text: str, file: str = "<string>") -> ast.SpecFile:
             hint=f"indent it to column {err.expected + 1}, like the lines of the block it belongs to",
             source=source,
         ) from None
+    except _NestingError as err:
+        raise SpecError(
+            f"blocks are nested more than {limits.MAX_INDENT_DEPTH} levels deep",
+            Span(file, err.line, err.column, err.line, err.column + 1),
+            hint="no Inception network needs this; split the structure into blocks",
+            source=source,
+        ) from None
+    except RecursionError:
+        raise SpecError(
+            "this spec nests too deeply to be read (an expression or chain of extreme length?)",
+            Span(file, 1, 1),
+            source=source,
+        ) from None
     except VisitError as err:
         if isinstance(err.orig_exc, SpecError):
             raise err.orig_exc.with_source(source) from None
+        if isinstance(err.orig_exc, RecursionError):
+            raise SpecError("this spec nests too deeply to be read", Span(file, 1, 1), source=source) from None
         raise
     return ast.SpecFile(path=file, source=text, stmts=tuple(stmts))
 
