@@ -1,0 +1,241 @@
+"""`incdsl fmt`: one layout for every spec, with Table-1 rows aligned into columns.
+
+The formatter changes whitespace only: indentation becomes two spaces a level,
+tokens are separated as the language reads best (``conv 3x3/2 64 V``,
+``block35(scale=0.17)``, ``a -> b``), continuation lines after a trailing
+``->`` are indented four spaces, and each table's header and rows are aligned
+into columns (labels left, values right). Comments and single blank lines
+survive. Since only whitespace between tokens changes and tokens never merge,
+``parse(fmt(x))`` is the same network as ``parse(x)`` (tests check it for every
+bundled spec and for generated ones).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import ast
+from .syntax import parse
+
+INDENT = "  "
+CONTINUATION = "    "
+_TOKEN = re.compile(
+    r'(?P<string>"[^"\n]*")|(?P<comment>#.*)|(?P<arrow>->)|(?P<word>[A-Za-z0-9_.×/]+)|(?P<punct>[^\sA-Za-z0-9_])'
+)
+_NO_SPACE_BEFORE = {")", ",", ":", "=", "(", "."}
+_NO_SPACE_AFTER = {"(", "=", "@", "."}
+_BINARY = {"+", "*", "-"}
+
+
+def format_spec(text: str, file: str = "<string>") -> str:
+    """The formatted text of a spec; raises SpecError if it does not parse.
+
+    >>> format_spec("network t\\ninput 3x8x8\\nconv   3x3  4->conv 1x1 4\\n")
+    'network t\\ninput 3x8x8\\nconv 3x3 4 -> conv 1x1 4\\n'
+    """
+    tree = parse(text, file)
+    tables = _table_cells(tree, text)
+    return _Formatter(text, tables).run()
+
+
+# --- tokens and spacing ------------------------------------------------------------
+
+
+def _tokens(code: str) -> tuple[list[str], str | None]:
+    """Tokens of a line of code and its trailing comment."""
+    tokens, comment = [], None
+    for match in _TOKEN.finditer(code):
+        if match.lastgroup == "comment":
+            comment = match.group().rstrip()
+            break
+        tokens.append(match.group())
+    return tokens, comment
+
+
+def _is_value(token: str) -> bool:
+    return token[0].isalnum() or token[0] in "_\"" or token == ")"
+
+
+def join_tokens(tokens: list[str]) -> str:
+    """Tokens joined with the spacing the language reads best with."""
+    out = ""
+    prev: str | None = None
+    for i, tok in enumerate(tokens):
+        if prev is None:
+            out = tok
+        elif _attached(prev, tok):
+            out += tok
+        elif tok == "@":
+            out += "  " + tok
+        elif prev in _BINARY and _unary(tokens, i - 1):
+            out += tok
+        else:
+            out += " " + tok
+        prev = tok
+    return out
+
+
+def _attached(prev: str, tok: str) -> bool:
+    """No space between these two: a call's `(`, `a.b`, `key=value`, `(x, y)`."""
+    call = tok == "(" and _is_value(prev) and not prev.startswith('"')
+    return call or tok in _NO_SPACE_BEFORE or prev in _NO_SPACE_AFTER
+
+
+def _unary(tokens: list[str], i: int) -> bool:
+    """Whether tokens[i] (a + - *) is a unary minus, by what comes before it."""
+    if tokens[i] != "-":
+        return False
+    before = tokens[i - 1] if i > 0 else None
+    if before is None or before in {"(", ",", "=", "->", "+", "-", "*", "@"}:
+        return True
+    return "x" in before and before[0].isdigit()  # after a size like 3x3 a new value starts
+
+
+# --- tables ------------------------------------------------------------------------
+
+
+def _source_of(lines: list[str], span) -> str:
+    line = lines[span.line - 1]
+    end = span.end_column - 1 if span.end_line == span.line and span.end_column else len(line)
+    return line[span.column - 1 : end]
+
+
+def _cells_of(terms: tuple[ast.Term, ...], lines: list[str]) -> list[str]:
+    return [join_tokens(_tokens(_source_of(lines, t.span))[0]) for t in terms]
+
+
+@dataclass(frozen=True)
+class _TableCells:
+    block: str
+    header: list[str]
+    rows: dict[int, list[str]]
+
+
+def _table_cells(tree: ast.SpecFile, text: str) -> dict[int, _TableCells]:
+    """Cells of every table, by the line number of its header."""
+    lines = text.splitlines()
+    found: dict[int, _TableCells] = {}
+
+    def visit(stmts: tuple[ast.Statement, ...]) -> None:
+        for stmt in stmts:
+            if isinstance(stmt, ast.Stmt) and stmt.rows is not None and isinstance(stmt.links[0], ast.Item):
+                head = stmt.links[0]
+                header = [head.head, *_cells_of(head.terms, lines)]
+                rows = {r.span.line: [r.label, *_cells_of(r.terms, lines)] for r in stmt.rows}
+                found[head.span.line] = _TableCells(head.head, header, rows)
+            if stmt.body:
+                visit(stmt.body)
+
+    visit(tree.stmts)
+    return found
+
+
+def _trailing(cell: str) -> bool:
+    """Annotations and name patterns that follow a header's columns."""
+    return cell.startswith(("@", "as "))
+
+
+def _widths(tables: list[_TableCells]) -> list[int]:
+    """Column widths shared by all the tables of one block, so they line up alike."""
+    lines = [c for t in tables for c in (t.header, *t.rows.values())]
+    widths = [0] * max(len(line) for line in lines)
+    for t in tables:
+        widths[0] = max(widths[0], len(t.header[0]), *(len(INDENT) + len(r[0]) for r in t.rows.values()))
+    for line in lines:
+        for i, cell in enumerate(line[1:], 1):
+            if not _trailing(cell):
+                widths[i] = max(widths[i], len(cell))
+    return widths
+
+
+def _align(cells: _TableCells, widths: list[int], indent: str) -> dict[int, str]:
+    """Aligned text of a table's rows (by line) and its header (key 0)."""
+
+    def render(line: list[str], first: str) -> str:
+        parts = [first.ljust(widths[0])]
+        parts += [cell if _trailing(cell) else cell.rjust(widths[i]) for i, cell in enumerate(line[1:], 1)]
+        return (indent + "  ".join(parts)).rstrip()
+
+    out = {0: render(cells.header, cells.header[0])}
+    for number, row in cells.rows.items():
+        out[number] = render(row, INDENT + row[0])
+    return out
+
+
+# --- lines ---------------------------------------------------------------------------
+
+
+class _Formatter:
+    def __init__(self, text: str, tables: dict[int, _TableCells]) -> None:
+        self.lines = text.splitlines()
+        self.tables = tables
+        self.out: list[str] = []
+        self.widths = [0]
+        self.table_lines: dict[int, str] = {}
+
+    def _level(self, width: int) -> int:
+        if width > self.widths[-1]:
+            self.widths.append(width)
+        while width < self.widths[-1]:
+            self.widths.pop()
+        return len(self.widths) - 1
+
+    def _next_code_width(self, start: int) -> int | None:
+        for line in self.lines[start:]:
+            stripped = line.strip()
+            if stripped and not stripped.startswith("#"):
+                return len(line) - len(line.lstrip())
+        return None
+
+    def run(self) -> str:
+        continuing = False
+        paren_depth = 0
+        blank = False
+        for number, raw in enumerate(self.lines, 1):
+            stripped = raw.strip()
+            if not stripped:
+                blank = bool(self.out)
+                continue
+            if blank:
+                self.out.append("")
+                blank = False
+            width = len(raw) - len(raw.lstrip())
+            if stripped.startswith("#"):
+                next_width = self._next_code_width(number)
+                level = self._comment_level(width, next_width, continuing or paren_depth > 0)
+                self.out.append(INDENT * level + (CONTINUATION if continuing else "") + stripped)
+                continue
+            tokens, comment = _tokens(stripped)
+            if continuing or paren_depth > 0:
+                line = INDENT * (len(self.widths) - 1) + CONTINUATION + join_tokens(tokens)
+            else:
+                level = self._level(width)
+                if number in self.table_lines:
+                    line = self.table_lines[number]
+                elif number in self.tables:
+                    line = self._table(number, level)
+                else:
+                    line = INDENT * level + join_tokens(tokens)
+            self.out.append(line + (f"  {comment}" if comment else ""))
+            paren_depth += tokens.count("(") - tokens.count(")")
+            continuing = bool(tokens) and tokens[-1] == "->"
+        return "\n".join(self.out) + "\n"
+
+    def _table(self, number: int, level: int) -> str:
+        """The aligned header line; the aligned rows are kept for their own lines."""
+        table = self.tables[number]
+        group = [t for t in self.tables.values() if t.block == table.block]
+        aligned = _align(table, _widths(group), INDENT * level)
+        header = aligned.pop(0)
+        self.table_lines.update(aligned)
+        return header
+
+    def _comment_level(self, width: int, next_width: int | None, continuing: bool) -> int:
+        current = len(self.widths) - 1
+        if continuing:
+            return current
+        if next_width is not None and width <= next_width:
+            levels = [w for w in self.widths if w <= next_width]
+            return max(len(levels) - 1 + (1 if next_width > self.widths[-1] else 0), 0)
+        return current

@@ -1,0 +1,102 @@
+"""`incdsl fmt`: the same network after formatting, idempotent, comments kept, tables aligned."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from incdsl import bundled_specs, loads
+from incdsl.fmt import format_spec
+
+DOC = Path(__file__).resolve().parent.parent / "docs" / "LANGUAGE.md"
+DOC_EXAMPLES = re.findall(r"```inc\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
+
+
+def _without_spans(value):
+    if isinstance(value, dict):
+        return {k: _without_spans(v) for k, v in value.items() if k not in ("span", "origin")}
+    if isinstance(value, list):
+        return [_without_spans(v) for v in value]
+    return value
+
+
+def same_network(a: str, b: str, file: str) -> bool:
+    return _without_spans(loads(a, file=file).to_json()) == _without_spans(loads(b, file=file).to_json())
+
+
+def _comments(text: str) -> list[str]:
+    return [c.strip() for c in re.findall(r"#[^\n]*", re.sub(r'"[^"\n]*"', "", text))]
+
+
+CORPUS = [(str(path), path.read_text(encoding="utf-8")) for path in bundled_specs().values()]
+CORPUS += [(f"LANGUAGE.md[{i}]", text) for i, text in enumerate(DOC_EXAMPLES)]
+
+
+@pytest.mark.parametrize(("file", "text"), CORPUS, ids=[f for f, _ in CORPUS])
+def test_formatting_keeps_the_network_and_the_comments(file, text):
+    formatted = format_spec(text, file)
+    assert same_network(text, formatted, file)
+    assert format_spec(formatted, file) == formatted
+    assert _comments(formatted) == _comments(text)
+
+
+@pytest.mark.parametrize("name", sorted(bundled_specs()))
+def test_bundled_specs_are_formatted(name, cli):
+    code, _, err = cli("fmt", "--check", str(bundled_specs()[name]))
+    assert code == 0, err
+
+
+def test_messy_spec_is_normalised():
+    messy = (
+        "network   t # name\n"
+        "input 3x32x32\n"
+        "block  b( c ,d = 2 ):\n"
+        "      conv 1x1 c*d   ->conv 3x3/2 c  V   # tail\n"
+        "b (4)\n"
+        "b\t(c=8,d=1)   as   second\n"
+        "conv 1x1 4->\n"
+        "        conv 1x1 -2+6\n"
+    )
+    assert format_spec(messy) == (
+        "network t  # name\n"
+        "input 3x32x32\n"
+        "block b(c, d=2):\n"
+        "  conv 1x1 c * d -> conv 3x3/2 c V  # tail\n"
+        "b(4)\n"
+        "b(c=8, d=1) as second\n"
+        "conv 1x1 4 ->\n"
+        "    conv 1x1 -2 + 6\n"
+    )
+    assert same_network(messy, format_spec(messy), "t.inc")
+
+
+def test_table_rows_align_into_columns():
+    text = (
+        "network t\ninput 8x8x8\nblock b(x, y):\n  conv 1x1 x -> conv 1x1 y\n"
+        'b "#x" "a long label"\n 1 4 16\n 22 128 8\n'
+    )
+    assert format_spec(text).splitlines()[-3:] == [
+        'b     "#x"  "a long label"',
+        "  1      4              16",
+        "  22   128               8",
+    ]
+
+
+def test_fmt_check_and_rewrite(tmp_path: Path, cli):
+    spec = tmp_path / "s.inc"
+    spec.write_text("network s\ninput 3x8x8\nconv   3x3 4\n", encoding="utf-8")
+    assert cli("fmt", "--check", str(spec))[0] == 1
+    code, out, err = cli("fmt", str(spec))
+    assert code == 0 and out == "" and f"reformatted {spec}" in err
+    assert spec.read_text() == "network s\ninput 3x8x8\nconv 3x3 4\n"
+    assert cli("fmt", "--check", str(spec))[0] == 0
+
+
+def test_fmt_refuses_what_does_not_parse(tmp_path: Path, cli):
+    spec = tmp_path / "bad.inc"
+    spec.write_text("network s\ninput 3x8x8\nconv 3x3 4 )\n", encoding="utf-8")
+    code, _, err = cli("fmt", str(spec))
+    assert code == 1 and ":3:12: error:" in err
+    assert spec.read_text() == "network s\ninput 3x8x8\nconv 3x3 4 )\n"
