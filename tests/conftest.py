@@ -56,3 +56,22 @@ def cli(capsys: pytest.CaptureFixture[str]):
         return code, out, err
 
     return invoke
+
+
+def _without_spans(value):
+    if isinstance(value, dict):
+        return {k: _without_spans(v) for k, v in value.items() if k not in ("span", "origin")}
+    if isinstance(value, list):
+        return [_without_spans(v) for v in value]
+    return value
+
+
+@pytest.fixture(scope="session")
+def same_network():
+    """``same_network(a, b, file)``: the two spec texts elaborate to the same IR (spans aside)."""
+    from incdsl import loads
+
+    def compare(a: str, b: str, file: str) -> bool:
+        return _without_spans(loads(a, file=file).to_json()) == _without_spans(loads(b, file=file).to_json())
+
+    return compare

@@ -7,23 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from incdsl import bundled_specs, loads
+from incdsl import bundled_specs
 from incdsl.fmt import format_spec
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "LANGUAGE.md"
 DOC_EXAMPLES = re.findall(r"```inc\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
-
-
-def _without_spans(value):
-    if isinstance(value, dict):
-        return {k: _without_spans(v) for k, v in value.items() if k not in ("span", "origin")}
-    if isinstance(value, list):
-        return [_without_spans(v) for v in value]
-    return value
-
-
-def same_network(a: str, b: str, file: str) -> bool:
-    return _without_spans(loads(a, file=file).to_json()) == _without_spans(loads(b, file=file).to_json())
 
 
 def _comments(text: str) -> list[str]:
@@ -35,7 +23,7 @@ CORPUS += [(f"LANGUAGE.md[{i}]", text) for i, text in enumerate(DOC_EXAMPLES)]
 
 
 @pytest.mark.parametrize(("file", "text"), CORPUS, ids=[f for f, _ in CORPUS])
-def test_formatting_keeps_the_network_and_the_comments(file, text):
+def test_formatting_keeps_the_network_and_the_comments(file, text, same_network):
     formatted = format_spec(text, file)
     assert same_network(text, formatted, file)
     assert format_spec(formatted, file) == formatted
@@ -48,7 +36,7 @@ def test_bundled_specs_are_formatted(name, cli):
     assert code == 0, err
 
 
-def test_messy_spec_is_normalised():
+def test_messy_spec_is_normalised(same_network):
     messy = (
         "network   t # name\n"
         "input 3x32x32\n"

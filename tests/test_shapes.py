@@ -81,9 +81,10 @@ def test_inferred_shapes_equal_torch_shapes(size, layers):
         return
     model = incdsl.compile(net).eval()
     seen: dict[str, tuple[int, ...]] = {}
-    for name, module in model.named_modules():
-        if name and not list(module.children()):
-            module.register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, tuple(o.shape[1:])))
+    for node in net.nodes:
+        if node.has_module:
+            module = model.get_submodule(node.name)
+            module.register_forward_hook(lambda m, i, o, name=node.name: seen.__setitem__(name, tuple(o.shape[1:])))
     with torch.no_grad():
         model(torch.zeros(1, 3, size, size + 3))
     for node in net.nodes:
