@@ -59,7 +59,37 @@ def test_seq_scopes_and_repeats_take_consecutive_indices():
     ]
 
 
-def test_hostile_names_never_reach_a_module():
-    for name in ("__import__", "os.system", "a b", "x;y", '"q"'):
-        with pytest.raises(SpecError):
-            loads(HEAD + f"conv 3x3 8 as {name}\n")
+@pytest.mark.parametrize("name", ["__import__", "os.system", "a b", "x;y", '"q"', "x\\ny", "__class__", "None"])
+def test_hostile_layer_names_are_rejected(name):
+    with pytest.raises(SpecError):
+        loads(HEAD + f"conv 3x3 8 as {name}\n")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "network __import__\ninput 3x8x8\nconv 1x1 4\n",
+        HEAD + "block __init__():\n  conv 1x1 4\n__init__()\n",
+        HEAD + 'block b(c):\n  conv 1x1 c\nb "c" as "x{row}; import os"\n  r 4\n',
+        HEAD + 'block b(c):\n  conv 1x1 c\nb "c" as "{row}"\n  __import__ 4\n',
+        HEAD + "conv 1x1 4 as stem\naux __dict__ after stem weight=0.3:\n  linear 2\n",
+        HEAD + 'seq "a.b":\n  conv 1x1 4\n',
+    ],
+)
+def test_hostile_names_anywhere_a_module_is_named(text):
+    with pytest.raises(SpecError):
+        loads(text)
+
+
+def test_generated_source_holds_only_validated_names():
+    import ast as pyast
+
+    from incdsl.compiler.torch.codegen import generate
+
+    net = loads(HEAD + 'block b(c):\n  conv 1x1 c\nb "c" as "Odd_{row}"\n  x9 4\nconv 1x1 4 as class_\n')
+    tree = pyast.parse(generate(net))
+    attributes = {n.attr for n in pyast.walk(tree) if isinstance(n, pyast.Attribute)}
+    assert {"Odd_x9", "class_"} <= attributes
+    calls = {n.func.id for n in pyast.walk(tree) if isinstance(n, pyast.Call) and isinstance(n.func, pyast.Name)}
+    # the runtime helpers copied in, and nothing else: no eval, exec, getattr or __import__
+    assert calls <= {"super", "Group", "ConvBN", "residual", "TrainOutput", "AuxOutput", "criterion", "str"}
