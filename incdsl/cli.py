@@ -11,6 +11,7 @@ import argparse
 import difflib
 import fnmatch
 import json
+import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -21,6 +22,11 @@ from .errors import SpecError
 from .frontend import load
 
 EXIT_SPEC, EXIT_USAGE, EXIT_BACKEND = 1, 2, 3
+
+
+def use_color(stream) -> bool:
+    """Colour only on a terminal, and never when NO_COLOR is set (https://no-color.org)."""
+    return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
 def _add_spec(parser: argparse.ArgumentParser) -> None:
@@ -211,7 +217,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     try:
         net = load(args.spec, input=args.input)
     except SpecError as err:
-        print(err.render(), file=sys.stderr)
+        print(err.render(color=use_color(sys.stderr)), file=sys.stderr)
         return EXIT_SPEC
     if args.command == "check":
         sys.stdout.write(_summary(net, args.spec))

@@ -73,12 +73,16 @@ class SpecError(Exception):
     def __str__(self) -> str:
         return self.render()
 
-    def render(self) -> str:
+    def render(self, color: bool = False) -> str:
+        """The message as the CLI prints it; ``color`` adds ANSI colours (for a terminal)."""
+        paint = _paint if color else (lambda text, _code: text)
         where = f"{self.span}: " if self.span else ""
-        out = [f"{where}error: {self.message}"]
-        out.extend(self._excerpt())
+        out = [f"{paint(where, '1')}{paint('error:', '1;31')} {paint(self.message, '1')}"]
+        excerpt = self._excerpt()
+        if excerpt:
+            out += [excerpt[0], paint(excerpt[1], "31")]
         if self.hint:
-            out.append(f"hint: {self.hint}")
+            out.append(f"{paint('hint:', '1;36')} {self.hint}")
         return "\n".join(out)
 
     def _excerpt(self) -> list[str]:
@@ -98,6 +102,10 @@ class SpecError(Exception):
             f" {self.span.line} | {text}",
             f" {gutter} | {' ' * (start - 1)}{'^' * width}",
         ]
+
+
+def _paint(text: str, code: str) -> str:
+    return f"\033[{code}m{text}\033[0m" if text else text
 
 
 def closest(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:

@@ -267,3 +267,25 @@ def test_cli_usage_error_is_status_2(cli):
     code, out, err = cli("params", "googlenet", "--format", "xml")
     assert code == 2
     assert "invalid choice" in err
+
+
+def test_colour_only_when_asked():
+    err = error(HEAD + "convv 3x3 16\n")
+    assert "\033[" not in err.render()
+    coloured = err.render(color=True)
+    assert "\033[1;31merror:\033[0m" in coloured
+    assert "\033[" not in coloured.replace("\033[1;31m", "").replace("\033[0m", "").replace("\033[1m", "").replace(
+        "\033[31m", "").replace("\033[1;36m", "")
+
+
+def test_no_color_is_respected(monkeypatch):
+    from incdsl.cli import use_color
+
+    class Terminal:
+        def isatty(self):
+            return True
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert use_color(Terminal())
+    monkeypatch.setenv("NO_COLOR", "1")
+    assert not use_color(Terminal())
