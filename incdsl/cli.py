@@ -103,6 +103,15 @@ examples:
         "--module", metavar="ROW|NAME", help="one module, layer by layer: a table row (3a) or a module (inception_3a)"
     )
 
+    export = sub.add_parser(
+        "export",
+        help="export the compiled network to ONNX",
+        description="Compile the spec with the torch backend and export it with torch.onnx (the exporter based "
+        "on torch.export) to one self-contained ONNX file: eval mode, input `input` of shape "
+        "batch×C×H×W with a symbolic batch, output `logits`; auxiliary heads are left out.",
+    )
+    _add_spec(export)
+    export.add_argument("--onnx", metavar="FILE.onnx", required=True, help="write the ONNX model here")
     return parser
 
 
@@ -195,6 +204,24 @@ def _draw(net: ir.Network, args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(net: ir.Network, args: argparse.Namespace) -> int:
+    from .compiler.pipeline import BackendUnavailable, compile_network
+    from .progress import progress
+
+    try:
+        with progress(f"exporting {net.name} to ONNX") as step:
+            from .compiler.torch.export import export_onnx  # imports torch: the spinner is already up
+
+            step(f"compiling {net.name}")
+            model = compile_network(net, backend="torch")
+            exported = export_onnx(model, net.input_shape, args.onnx, on_step=step)
+    except BackendUnavailable as err:
+        print(f"incdsl export: {err}", file=sys.stderr)
+        return EXIT_BACKEND
+    print(f"wrote {exported.summary()}", file=sys.stderr)
+    return 0
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -214,6 +241,8 @@ def run(argv: Sequence[str] | None = None) -> int:
         return _compile(net, args)
     elif args.command == "draw":
         return _draw(net, args)
+    elif args.command == "export":
+        return _export(net, args)
     return 0
 
 

@@ -197,7 +197,7 @@ def test_png_renders(cli, tmp_path: Path, argv: list[str]):
     assert target.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
 
 
-@pytest.mark.parametrize("command", ["draw"])
+@pytest.mark.parametrize("command", ["draw", "export"])
 def test_help(cli, command: str):
     code, out, _ = cli(command, "--help")
     assert code == 0 and "usage: incdsl " + command in out and "bundled spec" in out
