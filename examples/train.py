@@ -176,7 +176,7 @@ def train(args: argparse.Namespace, proc: Process) -> dict[str, float]:
     heads = ", ".join(f"{h.name} × {h.weight:g}" for h in net.aux) or "none"
     log(
         proc,
-        f"{net.name}: {sum(p.numel() for p in raw.parameters()):,} params, aux heads: {heads}; "
+        f"{net.name}: {sum(p.numel() for p in raw.parameters()):,} params to train, aux heads: {heads}; "
         f"{len(train_set)} train / {len(test_set)} test images at {'×'.join(map(str, net.input_shape))}; "
         f"{proc.world} process(es) × batch {args.batch_size} on {proc.device.type}"
         + (f" ({dist.get_backend()})" if proc.distributed else ""),
