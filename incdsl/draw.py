@@ -368,6 +368,7 @@ def _module_label(module: Module, cost: Cost) -> _Html:
 def _one_module(net: ir.Network, module: Module) -> _Dot:
     """The module's layers, what feeds it ("previous layer") and what reads it ("next")."""
     outside = {n.name: m.scope for m in modules(net) if m.scope != module.scope for n in m.nodes}
+    outside.update((n.name, head.name) for head in net.aux for n in net.nodes if n.row == head.row)
     drawing = _Drawing(net, outside)
     dot = drawing.dot
     dot.add("ordering=out")

@@ -117,6 +117,11 @@ def test_a_module_by_row_label_or_by_name_is_the_same_picture():
     assert to_dot(net, module="4e") == to_dot(net, module="inception_4e")
 
 
+def test_a_module_that_feeds_an_aux_head_shows_it_as_next():
+    links = edges(to_dot(load("googlenet"), module="4a"))
+    assert {head for tail, head in links if tail == "inception_4a:concat"} == {"inception_4b", "aux1"}
+
+
 def test_repeated_blocks_collapse_to_one_box_and_each_copy_can_be_drawn():
     net = loads(REPEATED)
     assert [m.scope for m in modules(net)] == ["repeat.0", "repeat.1", "repeat.2"]
