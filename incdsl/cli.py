@@ -99,6 +99,45 @@ def _parser() -> argparse.ArgumentParser:
     _add_spec(compile_cmd)
     compile_cmd.add_argument("--backend", choices=["torch", "triton"], default="torch")
     compile_cmd.add_argument("-o", "--output", metavar="FILE.py", help="write the generated module here")
+
+    draw = sub.add_parser(
+        "draw",
+        help="draw the network with Graphviz (SVG, PNG, PDF or DOT source)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="""\
+Draw the network top to bottom, with the output shape (H×W×C) on the edges:
+  - the whole network, each module collapsed to one box and the aux heads as
+    side branches (the paper's Figure 3; the default),
+  - the whole network layer by layer, each module framed (--depth layer),
+  - one module with its branches, kernel sizes and channel counts (--module 3a,
+    the paper's Figure 2(b)).
+SVG, PNG and PDF need Graphviz's `dot` program; DOT source needs nothing.""",
+        epilog="""\
+examples:
+  incdsl draw googlenet -o googlenet.svg
+  incdsl draw googlenet --module 3a -o inception_3a.png
+  incdsl draw googlenet | dot -Tsvg > googlenet.svg""",
+    )
+    _add_spec(draw)
+    draw.add_argument("-o", "--output", metavar="FILE", help="FILE.svg, .png, .pdf or .dot (default: DOT on stdout)")
+    draw.add_argument(
+        "--depth",
+        choices=["module", "layer"],
+        help="the whole network with one box per module (default), or every layer with the modules framed",
+    )
+    draw.add_argument(
+        "--module", metavar="ROW|NAME", help="one module, layer by layer: a table row (3a) or a module (inception_3a)"
+    )
+
+    export = sub.add_parser(
+        "export",
+        help="export the compiled network to ONNX",
+        description="Compile the spec with the torch backend and export it with torch.onnx (the exporter based "
+        "on torch.export) to one self-contained ONNX file: eval mode, input `input` of shape "
+        "batch×C×H×W with a symbolic batch, output `logits`; auxiliary heads are left out.",
+    )
+    _add_spec(export)
+    export.add_argument("--onnx", metavar="FILE.onnx", required=True, help="write the ONNX model here")
     return parser
 
 
@@ -208,6 +247,60 @@ def _fmt(args: argparse.Namespace) -> int:
     return status
 
 
+def _usage_error(command: str, message: str) -> int:
+    print(f"incdsl {command}: error: {message}", file=sys.stderr)
+    return EXIT_USAGE
+
+
+def _draw(net: ir.Network, args: argparse.Namespace) -> int:
+    from .draw import RENDERED, DrawUnavailable, UnknownModule, render, to_dot
+    from .progress import progress
+
+    fmt = Path(args.output).suffix.lower().lstrip(".") if args.output else "dot"
+    if fmt not in (*RENDERED, "dot"):
+        return _usage_error("draw", f"cannot tell the format of {args.output!r}: name it .svg, .png, .pdf or .dot")
+    if args.module is not None and args.depth is not None:
+        return _usage_error("draw", "--module draws one module layer by layer; --depth is for the whole network")
+    try:
+        source = to_dot(net, depth=args.depth or "module", module=args.module)
+    except UnknownModule as err:
+        return _usage_error("draw", str(err))
+    if not args.output:
+        sys.stdout.write(source)
+        return 0
+    data = source.encode()
+    if fmt != "dot":
+        try:
+            with progress(f"rendering {net.name} with Graphviz dot"):
+                data = render(source, fmt)
+        except DrawUnavailable as err:
+            print(f"incdsl draw: {err}", file=sys.stderr)
+            return EXIT_BACKEND
+    target = Path(args.output)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    print(f"wrote {target} ({len(data):,} bytes)", file=sys.stderr)
+    return 0
+
+
+def _export(net: ir.Network, args: argparse.Namespace) -> int:
+    from .compiler.pipeline import BackendUnavailable, compile_network
+    from .progress import progress
+
+    try:
+        with progress(f"exporting {net.name} to ONNX") as step:
+            from .compiler.torch.export import export_onnx  # imports torch: the spinner is already up
+
+            step(f"compiling {net.name}")
+            model = compile_network(net, backend="torch")
+            exported = export_onnx(model, net.input_shape, args.onnx, on_step=step)
+    except BackendUnavailable as err:
+        print(f"incdsl export: {err}", file=sys.stderr)
+        return EXIT_BACKEND
+    print(f"wrote {exported.summary()}", file=sys.stderr)
+    return 0
+
+
 def run(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "list":
@@ -229,6 +322,10 @@ def run(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(json.dumps(net.to_json(), indent=1) + "\n" if args.json else _ir_text(net))
     elif args.command == "compile":
         return _compile(net, args)
+    elif args.command == "draw":
+        return _draw(net, args)
+    elif args.command == "export":
+        return _export(net, args)
     return 0
 
 

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 import torchvision
-from incdsl.compiler.torch.codegen import class_name, generate
-from incdsl.compiler.torch.runtime import TrainOutput
 from torch import nn
 
 import incdsl
+from incdsl.compiler.torch.codegen import class_name, generate
+from incdsl.compiler.torch.runtime import TrainOutput
 from incdsl.cost import total
 
 
