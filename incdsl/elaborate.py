@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast, ir, limits
-from .errors import Span, SpecError, did_you_mean
+from .errors import Span, SpecError, closest, did_you_mean
 from .layers import (
     CONTAINER_FLAGS,
     CONTAINER_OPTIONS,
@@ -910,8 +910,9 @@ class _Elaborator:
         usage = "write `aux [NAME] after MODULE weight=W:` and the head's layers"
         if stmt.body is None or len(stmt.links) != 1:
             raise SpecError("an aux head needs `:` and its layers", item.span, hint=usage)
-        words = [t for t in item.terms if isinstance(t, ast.Positional) and isinstance(t.value, ast.Sym)]
-        names = [t.value.name for t in words]  # type: ignore[union-attr]
+        words = [t for t in item.terms if isinstance(t, ast.Positional) and isinstance(t.value, (ast.Sym, ast.Str))]
+        # A module path with dots (`repeat.2`) is quoted: `aux after "repeat.2" weight=0.3:`.
+        names = [t.value.name if isinstance(t.value, ast.Sym) else t.value.value for t in words]  # type: ignore[union-attr]
         weight = [t for t in item.terms if isinstance(t, ast.Option) and t.key == "weight"]
         others = [t for t in item.terms if t not in words and t not in weight]
         if others or "after" not in names or len(names) - names.index("after") != 2 or names.index("after") > 1:
@@ -925,10 +926,12 @@ class _Elaborator:
         tensor = self.outputs.get(module)
         if tensor is None:
             candidates = [n for n in self.outputs if ":" not in n]
+            best = closest(target, [*candidates, *self.row_labels])
+            shown = f'"{best}"' if best and "." in best else best
             raise SpecError(
                 f"aux head is attached after `{target}`, which is not a layer or module of this network",
                 target_term.span,
-                hint=did_you_mean(target, [*candidates, *self.row_labels]) or "name a module, e.g. `inception_4a`",
+                hint=f"did you mean `{shown}`?" if best else "name a module, e.g. `inception_4a`",
             )
         rename = ast.Rename(span=words[0].span, name=names[0], quoted=False) if names[0] != "after" else None
         name = self._alloc(root, "aux", rename, None, item.span)

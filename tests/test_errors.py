@@ -289,3 +289,12 @@ def test_no_color_is_respected(monkeypatch):
     assert use_color(Terminal())
     monkeypatch.setenv("NO_COLOR", "1")
     assert not use_color(Terminal())
+
+
+def test_aux_head_after_a_module_inside_a_repeat():
+    text = HEAD + "3 x conv 1x1 4 as repeat\naux after repeat weight=0.3:\n  global_avgpool -> linear 2\n"
+    err = error(text)
+    assert err.message == "aux head is attached after `repeat`, which is not a layer or module of this network"
+    assert err.hint is not None and '"repeat.' in err.hint
+    net = loads(text.replace("after repeat", 'after "repeat.1"'))
+    assert net.aux[0].after == "repeat.1"
