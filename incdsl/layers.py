@@ -35,7 +35,7 @@ class LayerType:
     positional: tuple[tuple[str, str], ...]
     #: Flags: word → (setting, value).
     flags: dict[str, tuple[str, Any]] = field(default_factory=dict)
-    #: Options: key → kind ("int", "float", "bool", "pair", "act").
+    #: Options: key → kind ("int" ≥ 1, "index" ≥ 0, "float", "bool", "pair", "act").
     options: dict[str, str] = field(default_factory=dict)
     example: str = ""
     description: str = ""
@@ -108,7 +108,7 @@ LAYER_TYPES: dict[str, LayerType] = {
 
 #: Settings of compound statements, accepted in ``defaults:`` too.
 CONTAINER_OPTIONS: dict[str, dict[str, str]] = {
-    "concat": {"base": "int"},
+    "concat": {"base": "index"},
     "residual": {"scale": "float", "act": "act"},
 }
 CONTAINER_FLAGS: dict[str, dict[str, tuple[str, Any]]] = {"concat": {}, "residual": dict(_ACT_FLAGS)}
@@ -153,6 +153,8 @@ def as_act(value: Any, span: Span) -> str | None:
 def convert_option(kind: str, key: str, value: Any, span: Span) -> Any:
     if kind == "int":
         return as_int(value, key, span)
+    if kind == "index":
+        return as_int(value, key, span, minimum=0)
     if kind == "float":
         return as_float(value, key, span)
     if kind == "bool":
