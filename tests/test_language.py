@@ -130,6 +130,15 @@ def test_parameter_table_row_that_does_not_exist():
     assert err.hint == "rows: small, wide"
 
 
+def test_parameter_table_columns_show_in_the_params_table():
+    from incdsl.report import params_table
+
+    net = loads(HEAD + TABLE + "red(red_filters.small)\n2 x red(red_filters.wide)\n", input="8x32x32")
+    table = params_table(net)
+    assert table.columns == ["k", "l", "m", "n"]
+    assert [r.values for r in table.rows] == [{"k": 2, "l": 3, "m": 4, "n": 5}, {"k": 6, "l": 7, "m": 8, "n": 9}]
+
+
 @pytest.mark.parametrize(("flag", "expected"), [("", True), (" count_include_pad=true", True), (" count_include_pad=false", False)])
 def test_average_pooling_with_and_without_counting_the_padding(flag, expected):
     net = loads(HEAD + f"avgpool 3x3/1 same{flag} as p\n")
@@ -158,3 +167,15 @@ def test_an_included_file_may_not_hold_layers(tmp_path: Path):
     err = pytest.raises(SpecError, load, spec).value
     assert err.message.startswith("an included file may only define blocks and tables")
     assert err.file is not None and err.file.endswith("lib.inc")
+
+
+def test_repeat_row_shows_a_per_copy_figure_only_when_the_copies_agree():
+    from incdsl.report import params_table, render_text
+
+    text = HEAD + "block b():\n  conv 1x1 4\n2 x b\n2 x b\n"
+    first, second = params_table(loads(text)).rows
+    assert [c.params for c in first.copies] == [36, 20]  # 8 then 4 input channels
+    assert first.per_copy is None
+    assert second.per_copy is not None and second.per_copy.params == 20
+    table = render_text(params_table(loads(text)))
+    assert table.count("each)") == 1 and "40 (20 each)" in table
