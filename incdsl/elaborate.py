@@ -355,17 +355,38 @@ class _Elaborator:
                 x = self._top_stmt(self._statement(inner), x, scope)
             return x
         kind = "layer"
-        block = None
+        call: ast.Item | None = None
         count = 1
         if len(stmt.links) == 1 and isinstance(first, ast.Repeat):
-            kind, block, count = "repeat", first.item.head, first.count
+            kind, call, count = "repeat", first.item, first.count
         elif len(stmt.links) == 1 and first.head in self.blocks:
-            kind, block = "block", first.head
-        self.row = self._new_row(kind, stmt.links[0].span, block=block, count=count, paper=paper)
+            kind, call = "block", first
+        table, values = self._columns_of_call(call) if call else (None, ())
+        self.row = self._new_row(
+            kind,
+            stmt.links[0].span,
+            block=call.head if call else None,
+            count=count,
+            paper=paper,
+            table=table,
+            values=values,
+        )
         self.origin = stmt.links[0].span
         out = self._stmt(stmt, x, root, {})
         self.row = self.origin = None
         return out
+
+    def _columns_of_call(self, call: ast.Item) -> tuple[int | None, tuple[Any, ...]]:
+        """A call given a parameter table's row (``reduction_a(reduction_a_filters.inception_v4)``)
+        shows that table's columns in the params table, as a Table-1 row shows its header's."""
+        refs = [arg.value for arg in call.args or () if isinstance(arg.value, ast.TableRef)]
+        table = self.param_tables.get(refs[0].table) if len(refs) == 1 else None
+        if table is None or refs[0].row not in table.rows:
+            return None, ()  # nothing to show, or an error the call itself reports
+        header = ir.Table(block=call.head, columns=table.columns)
+        if header not in self.tables:
+            self.tables.append(header)
+        return self.tables.index(header), tuple(table.rows[refs[0].row].values())
 
     def _statement(self, stmt: ast.Statement) -> ast.Stmt:
         if isinstance(stmt, ast.BlockDef):

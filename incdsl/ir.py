@@ -188,7 +188,8 @@ class Row(BaseModel):
 
 
 class Table(BaseModel):
-    """A table header: the block it instantiates and its column labels."""
+    """Columns of the params table for a block: a table header's labels, or the
+    columns of a parameter table whose row a call passes (Reduction-A's k l m n)."""
 
     model_config = ConfigDict(frozen=True)
     block: str

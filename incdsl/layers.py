@@ -35,7 +35,7 @@ class LayerType:
     positional: tuple[tuple[str, str], ...]
     #: Flags: word → (setting, value).
     flags: dict[str, tuple[str, Any]] = field(default_factory=dict)
-    #: Options: key → kind ("int", "float", "bool", "pair", "act").
+    #: Options: key → kind ("int" ≥ 1, "index" ≥ 0, "float", "bool", "pair", "act").
     options: dict[str, str] = field(default_factory=dict)
     example: str = ""
     description: str = ""

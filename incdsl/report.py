@@ -182,7 +182,9 @@ def _build_row(net: ir.Network, row: ir.Row, nodes: list[ir.Node], costs: dict[s
                 )
             )
         out.copies = copies
-        out.per_copy = Cost(copies[0].params, copies[0].macs, copies[0].weights)
+        per_copy = {Cost(c.params, c.macs, c.weights) for c in copies}
+        # "(N each)" only where it is true: a first copy may see a different input width
+        out.per_copy = per_copy.pop() if len(per_copy) == 1 else None
     out.notes = _paper_notes(out)
     return out
 

@@ -43,7 +43,8 @@ def _where(node: ir.Node) -> str:
 
 
 def _origin_hint(node: ir.Node) -> str | None:
-    if node.origin is not None and node.span is not None and node.origin.line != node.span.line:
+    origin, span = node.origin, node.span
+    if origin is not None and span is not None and (origin.file, origin.line) != (span.file, span.line):
         return f"instantiated at {node.origin}"
     return None
 
@@ -126,11 +127,12 @@ def _add(node: ir.Node, inputs: list[ir.Shape], net: ir.Network) -> ir.Shape:
         last = net.node(node.inputs[1])
         what = "channels" if shortcut[1:] == branch[1:] else "C×H×W"
         fmt = (lambda s: str(s[0])) if what == "channels" else (lambda s: "×".join(map(str, s)))
+        hint = f"the last layer of a residual branch (the 1×1 filter expansion) must restore the input's {shortcut[0]} channels"
+        origin = _origin_hint(last)
         raise SpecError(
             f"residual add{_where(node)}: the shortcut has {fmt(shortcut)} {what} but the residual branch "
             f"ends with {fmt(branch)} (`{last.name}`, line {last.span.line if last.span else '?'})",
             last.span,
-            hint="the last layer of a residual branch (the 1×1 filter expansion) must restore the input's "
-            f"{shortcut[0]} channels",
+            hint=f"{hint}; {origin}" if origin else hint,
         )
     return shortcut

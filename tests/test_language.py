@@ -1,0 +1,181 @@
+"""The language features the Inception family needs, each on a small spec.
+
+Names are checked as well as shapes: they decide whether a reference
+state_dict loads (see the naming rules in incdsl/elaborate.py).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from incdsl import SpecError, ir, load, loads
+
+HEAD = "network t\ninput 8x9x9\n"
+
+
+def conv(net: ir.Network, name: str) -> ir.ConvAttrs:
+    attrs = net.node(name).attrs
+    assert isinstance(attrs, ir.ConvAttrs)
+    return attrs
+
+
+def test_asymmetric_kernels_pad_each_axis_for_same():
+    net = loads(HEAD + "conv 1x7 4 as a\nconv 7x1 4 as b\nconv 1x3/1 4 as c\nconv 3x1 4 V as d\n")
+    assert (conv(net, "a").kernel, conv(net, "a").padding) == ((1, 7), (0, 3))
+    assert (conv(net, "b").kernel, conv(net, "b").padding) == ((7, 1), (3, 0))
+    assert conv(net, "c").padding == (0, 1)
+    assert net.node("c").shape == (4, 9, 9)
+    assert net.node("d").shape == (4, 7, 9)
+
+
+def test_nested_concat_splits_a_branch_again():
+    text = HEAD + (
+        "block c():\n"
+        "  concat base=0:\n"
+        "    conv 1x1 4\n"
+        "    conv 1x1 3 as b1_0 -> concat:\n"
+        "      conv 1x3 2 as b1_1a\n"
+        "      conv 3x1 5 as b1_1b\n"
+        "    conv 1x1 3 -> conv 3x3 6 -> concat:\n"
+        "      conv 1x3 2\n"
+        "      conv 3x1 2\n"
+        "c() as m\n"
+    )
+    net = loads(text)
+    assert net.node(net.output).shape == (4 + 7 + 4, 9, 9)
+    # explicit names go to the block; unnamed layers of a split branch are indexed
+    assert {"m.branch0", "m.b1_0", "m.b1_1a", "m.b1_1b", "m.branch2.0", "m.branch2.1"} <= set(net.graph)
+    assert {"m.branch2.2.branch1", "m.branch2.2.branch2"} <= set(net.graph)
+    inner = net.node("m.b1_1a").inputs
+    assert inner == ("m.b1_0",)
+
+
+def test_concat_base_zero_numbers_branches_from_zero():
+    net = loads(HEAD + "defaults:\n  concat base=0\nconcat:\n  conv 1x1 2\n  maxpool 3x3/1 same\n")
+    assert {"branch0", "branch1"} <= set(net.graph)
+    assert loads(HEAD + "concat base=0:\n  conv 1x1 2\n  conv 1x1 2\n").node("branch0")
+
+
+def test_concat_base_must_not_be_negative():
+    with pytest.raises(SpecError, match="base must be at least 0; got -1"):
+        loads(HEAD + "concat base=-1:\n  conv 1x1 2\n  conv 1x1 2\n")
+
+
+RES = (
+    "block res(out, scale, act=relu):\n"
+    "  residual scale=scale act=act:\n"
+    "    concat base=0:\n"
+    "      conv 1x1 4\n"
+    "      conv 1x1 4 -> conv 1x7 4\n"
+    "    conv 1x1 out linear nobn as conv2d\n"
+)
+
+
+def test_residual_block_scale_and_activation_are_block_parameters():
+    net = loads(HEAD + RES + "res(8, 0.17) as a\nres(8, scale=1.0, act=none) as b\n")
+    add_a, add_b = net.node("a:add").attrs, net.node("b:add").attrs
+    assert isinstance(add_a, ir.AddAttrs) and isinstance(add_b, ir.AddAttrs)
+    assert (add_a.scale, add_a.act) == (0.17, "relu")
+    assert (add_b.scale, add_b.act) == (1.0, None)
+    assert net.node("a:add").inputs == ("input", "a.conv2d")
+    expansion = conv(net, "a.conv2d")
+    assert (expansion.act, expansion.bias, expansion.bn_eps) == (None, True, None)
+
+
+def test_residual_width_mismatch_points_at_the_expansion_and_the_call():
+    err = pytest.raises(SpecError, loads, HEAD + RES + "res(6, 0.1) as a\n", file="t.inc").value
+    assert err.message == (
+        "residual add in `a`: the shortcut has 8 channels but the residual branch ends with 6 (`a.conv2d`, line 8)"
+    )
+    assert err.line == 8
+    assert err.hint is not None and err.hint.endswith("instantiated at t.inc:9:1")
+
+
+def test_repeat_names_its_copies():
+    net = loads(HEAD + RES + "3 x res(8, 0.1) as repeat\n2 x res(8, 0.2)\nres(8, 0.3)\n")
+    assert {"repeat.0.conv2d", "repeat.1.conv2d", "repeat.2.conv2d"} <= set(net.graph)
+    # without `as`, copies are named by the scope's rule, counting on across statements
+    assert {"res1.conv2d", "res2.conv2d", "res3.conv2d"} <= set(net.graph)
+    assert [net.node(f"repeat.{i}.conv2d").repeat_index for i in range(3)] == [0, 1, 2]
+
+
+def test_repeat_inside_a_seq_takes_consecutive_indices():
+    net = loads(HEAD + RES + "seq features:\n  conv 3x3 8\n  2 x res(8, 0.1)\n  res(8, 0.1)\nconv 1x1 2 as head\n")
+    assert {"features.0", "features.1.conv2d", "features.2.conv2d", "features.3.conv2d"} <= set(net.graph)
+
+
+TABLE = (
+    "block red(k, l, m, n):\n"
+    "  concat base=0:\n"
+    "    conv 3x3/2 n V\n"
+    "    conv 1x1 k -> conv 3x3 l -> conv 3x3/2 m V\n"
+    "    maxpool 3x3/2\n"
+    "table red_filters  k  l  m  n\n"
+    "  small            2  3  4  5\n"
+    "  wide             6  7  8  9\n"
+)
+
+
+def test_parameter_table_row_spreads_into_a_blocks_arguments():
+    net = loads(HEAD + TABLE + "red(red_filters.wide) as r\n")
+    assert [conv(net, n).out_channels for n in ("r.branch0", "r.branch1.0", "r.branch1.1", "r.branch1.2")] == [9, 6, 7, 8]
+    assert net.node(net.output).shape == (8 + 9 + 8, 4, 4)
+
+
+def test_parameter_table_row_that_does_not_exist():
+    err = pytest.raises(SpecError, loads, HEAD + TABLE + "red(red_filters.big)\n").value
+    assert err.message == "table `red_filters` has no row `big`"
+    assert err.hint == "rows: small, wide"
+
+
+def test_parameter_table_columns_show_in_the_params_table():
+    from incdsl.report import params_table
+
+    net = loads(HEAD + TABLE + "red(red_filters.small)\n2 x red(red_filters.wide)\n", input="8x32x32")
+    table = params_table(net)
+    assert table.columns == ["k", "l", "m", "n"]
+    assert [r.values for r in table.rows] == [{"k": 2, "l": 3, "m": 4, "n": 5}, {"k": 6, "l": 7, "m": 8, "n": 9}]
+
+
+@pytest.mark.parametrize(("flag", "expected"), [("", True), (" count_include_pad=true", True), (" count_include_pad=false", False)])
+def test_average_pooling_with_and_without_counting_the_padding(flag, expected):
+    net = loads(HEAD + f"avgpool 3x3/1 same{flag} as p\n")
+    attrs = net.node("p").attrs
+    assert isinstance(attrs, ir.PoolAttrs)
+    assert (attrs.padding, attrs.count_include_pad) == ((1, 1), expected)
+
+
+def test_include_resolves_next_to_the_file_then_among_the_bundled_specs(tmp_path: Path):
+    (tmp_path / "mine.inc").write_text("block mine():\n  conv 1x1 8\n", encoding="utf-8")
+    spec = tmp_path / "net.inc"
+    spec.write_text(
+        'network t\ninput 3x299x299\ninclude "mine.inc"\ninclude "blocks/inception_v4.inc"\n'
+        "defaults:\n  conv bn eps=0.001\nmine()\nconv 3x3/2 64 V\nmixed_3a()\n",
+        encoding="utf-8",
+    )
+    net = load(spec)
+    assert net.node(net.output).shape == (160, 74, 74)
+    assert conv(net, "mixed_3a1.conv").bn_eps == 0.001
+
+
+def test_an_included_file_may_not_hold_layers(tmp_path: Path):
+    (tmp_path / "lib.inc").write_text("block b():\n  conv 1x1 8\nconv 1x1 8\n", encoding="utf-8")
+    spec = tmp_path / "net.inc"
+    spec.write_text(HEAD + 'include "lib.inc"\nb()\n', encoding="utf-8")
+    err = pytest.raises(SpecError, load, spec).value
+    assert err.message.startswith("an included file may only define blocks and tables")
+    assert err.file is not None and err.file.endswith("lib.inc")
+
+
+def test_repeat_row_shows_a_per_copy_figure_only_when_the_copies_agree():
+    from incdsl.report import params_table, render_text
+
+    text = HEAD + "block b():\n  conv 1x1 4\n2 x b\n2 x b\n"
+    first, second = params_table(loads(text)).rows
+    assert [c.params for c in first.copies] == [36, 20]  # 8 then 4 input channels
+    assert first.per_copy is None
+    assert second.per_copy is not None and second.per_copy.params == 20
+    table = render_text(params_table(loads(text)))
+    assert table.count("each)") == 1 and "40 (20 each)" in table
