@@ -122,8 +122,10 @@ def _table_cells(tree: ast.SpecFile, text: str) -> dict[int, _TableCells]:
             if isinstance(stmt, ast.Stmt) and stmt.rows is not None and isinstance(stmt.links[0], ast.Item):
                 head = stmt.links[0]
                 header = [head.head, *_cells_of(head.terms, lines)]
+                if head.head == "table" and len(header) > 1:  # `table NAME col...`: the name is no column
+                    header[:2] = [f"table {header[1]}"]
                 rows = {r.span.line: [r.label, *_cells_of(r.terms, lines)] for r in stmt.rows}
-                found[head.span.line] = _TableCells(head.head, header, rows)
+                found[head.span.line] = _TableCells(header[0], header, rows)
             if stmt.body:
                 visit(stmt.body)
 

@@ -124,6 +124,17 @@ def _paper_notes(row: TableRow) -> list[str]:
     return [n for n in notes if n]
 
 
+def _instance_name(nodes: list[ir.Node]) -> str:
+    """The module a group of nodes lives in (``features.6`` for a copy of a block)."""
+    paths = [n.name.split(":")[0].split(".") for n in nodes]
+    common = []
+    for parts in zip(*paths, strict=False):
+        if len(set(parts)) > 1:
+            break
+        common.append(parts[0])
+    return ".".join(common)
+
+
 def _row_type(row: ir.Row, principal: ir.Node) -> str:
     if row.kind == "block" and row.label is not None and row.table is not None:
         return f"{row.block} ({row.label})"
@@ -171,7 +182,7 @@ def _build_row(net: ir.Network, row: ir.Row, nodes: list[ir.Node], costs: dict[s
             copies.append(
                 TableRow(
                     kind="copy",
-                    type=f"{row.block} [{index}]",
+                    type=_instance_name(group) or f"{row.block} [{index}]",
                     patch="",
                     output=group[-1].shape or (0, 0, 0),
                     depth=_depth(group),

@@ -58,11 +58,11 @@ def cli(capsys: pytest.CaptureFixture[str]):
     return invoke
 
 
-def _without_spans(value):
+def without_spans(value):
     if isinstance(value, dict):
-        return {k: _without_spans(v) for k, v in value.items() if k not in ("span", "origin")}
+        return {k: without_spans(v) for k, v in value.items() if not k.endswith("span") and k != "origin"}
     if isinstance(value, list):
-        return [_without_spans(v) for v in value]
+        return [without_spans(v) for v in value]
     return value
 
 
@@ -72,6 +72,6 @@ def same_network():
     from incdsl import loads
 
     def compare(a: str, b: str, file: str) -> bool:
-        return _without_spans(loads(a, file=file).to_json()) == _without_spans(loads(b, file=file).to_json())
+        return without_spans(loads(a, file=file).to_json()) == without_spans(loads(b, file=file).to_json())
 
     return compare

@@ -6,9 +6,11 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import without_spans
 
 from incdsl import bundled_specs
 from incdsl.fmt import format_spec
+from incdsl.syntax import parse
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "LANGUAGE.md"
 DOC_EXAMPLES = re.findall(r"```inc\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S)
@@ -18,6 +20,8 @@ def _comments(text: str) -> list[str]:
     return [c.strip() for c in re.findall(r"#[^\n]*", re.sub(r'"[^"\n]*"', "", text))]
 
 
+SPECS = Path(__file__).resolve().parent.parent / "specs"
+LIBRARIES = sorted((SPECS / "blocks").glob("*.inc"))
 CORPUS = [(str(path), path.read_text(encoding="utf-8")) for path in bundled_specs().values()]
 CORPUS += [(f"LANGUAGE.md[{i}]", text) for i, text in enumerate(DOC_EXAMPLES)]
 
@@ -30,10 +34,28 @@ def test_formatting_keeps_the_network_and_the_comments(file, text, same_network)
     assert _comments(formatted) == _comments(text)
 
 
-@pytest.mark.parametrize("name", sorted(bundled_specs()))
-def test_bundled_specs_are_formatted(name, cli):
-    code, _, err = cli("fmt", "--check", str(bundled_specs()[name]))
+@pytest.mark.parametrize("path", [*bundled_specs().values(), *LIBRARIES], ids=lambda p: p.name)
+def test_bundled_specs_and_block_libraries_are_formatted(path, cli):
+    code, _, err = cli("fmt", "--check", str(path))
     assert code == 0, err
+
+
+@pytest.mark.parametrize("path", LIBRARIES, ids=lambda p: p.name)
+def test_formatting_a_block_library_keeps_its_syntax_tree(path):
+    text = path.read_text(encoding="utf-8")
+    formatted = format_spec(text, str(path))
+    assert format_spec(formatted, str(path)) == formatted
+    assert _comments(formatted) == _comments(text)
+    assert _tree(formatted) == _tree(text)
+
+
+def _tree(text: str):
+    return without_spans(parse(text).model_dump(mode="json")["stmts"])
+
+
+def test_parameter_tables_align_under_their_columns():
+    text = "table filters k l\n  v4 192 224\n  resnet_v1 96 8\n"
+    assert format_spec(text) == "table filters    k    l\n  v4           192  224\n  resnet_v1     96    8\n"
 
 
 def test_messy_spec_is_normalised(same_network):
