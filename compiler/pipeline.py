@@ -1,34 +1,88 @@
 """From a validated network to a backend's output: the passes, in order, then the backend.
 
-The torch backend runs no passes (it is the reference); ``fuse=True`` asks
-for the inference passes (see ``compiler/passes``).
+The torch backend runs no passes (it is the reference). ``fuse=True`` on the
+torch backend, and the triton backend always, run the inference passes below
+for eval mode; training mode always runs the spec's layers as written.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from incdsl import ir
 
+from .passes import fold_batch_norm, fuse_parallel_1x1, fuse_pool_into_1x1, plan_concat_buffers
+
 BACKENDS = ("torch", "triton")
+
+#: The Triton kernels a compiled network can use; ``kernels=`` picks among them.
+#: ``conv`` (implicit-GEMM k×k convs) is not on by default: cuDNN may beat it,
+#: and only a GPU benchmark (bench/) can say.
+TRITON_KERNELS = ("fused_1x1", "pool_conv", "conv")
+DEFAULT_TRITON_KERNELS = ("fused_1x1", "pool_conv")
+
+Pass = Callable[[ir.Network], ir.Network]
 
 
 class BackendUnavailable(RuntimeError):
     """The backend cannot run on this machine; the message says what is missing."""
 
 
-def _check_backend(backend: str) -> None:
+def inference_passes(backend: str, kernels: Iterable[str] = DEFAULT_TRITON_KERNELS) -> list[Pass]:
+    """The passes, in order, that prepare a network for a backend's eval mode."""
+    if backend == "torch":
+        return [fold_batch_norm, fuse_parallel_1x1]
+    passes: list[Pass] = [fold_batch_norm]
+    if "pool_conv" in kernels:
+        passes.append(fuse_pool_into_1x1)
+    if "fused_1x1" in kernels:
+        passes.append(fuse_parallel_1x1)
+    return [*passes, plan_concat_buffers]
+
+
+def run_passes(net: ir.Network, passes: Iterable[Pass]) -> ir.Network:
+    for p in passes:
+        net = p(net)
+    return net
+
+
+def _check_kernels(kernels: Iterable[str] | str) -> tuple[str, ...]:
+    chosen = TRITON_KERNELS if kernels == "all" else tuple(kernels)
+    unknown = sorted(set(chosen) - set(TRITON_KERNELS))
+    if unknown:
+        raise ValueError(f"unknown Triton kernel(s) {', '.join(unknown)}; choose among {', '.join(TRITON_KERNELS)}")
+    return chosen
+
+
+def compile_network(
+    net: ir.Network,
+    backend: str = "torch",
+    *,
+    fuse: bool = False,
+    kernels: Iterable[str] | str = DEFAULT_TRITON_KERNELS,
+    **options: Any,
+):
+    """A validated network → an ``nn.Module``.
+
+    ``fuse`` (torch backend): eval folds batch norm and runs each group of
+    parallel 1×1 convs as one conv. ``kernels`` (triton backend): which of
+    :data:`TRITON_KERNELS` to use, or ``"all"``.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if backend == "triton":
-        raise BackendUnavailable("the triton backend is not available in this version")
-
-
-def compile_network(net: ir.Network, backend: str = "torch", **options: Any):
-    """A validated network → an ``nn.Module``."""
-    _check_backend(backend)
     if options:
         raise TypeError(f"unexpected options for the {backend} backend: {', '.join(sorted(options))}")
+    if backend == "triton":
+        from .triton.module import TritonNetwork, check_available
+
+        chosen = _check_kernels(kernels)
+        check_available()
+        return TritonNetwork(net, run_passes(net, inference_passes("triton", chosen)), chosen)
+    if fuse:
+        from .torch.fused import FusedNetwork
+
+        return FusedNetwork(net, run_passes(net, inference_passes("torch")))
     from .torch.lower import lower
 
     return lower(net)
@@ -36,7 +90,8 @@ def compile_network(net: ir.Network, backend: str = "torch", **options: Any):
 
 def generate_source(net: ir.Network, backend: str = "torch") -> str:
     """Python source that defines the compiled network as an ``nn.Module`` class."""
-    _check_backend(backend)
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     from .torch.codegen import generate
 
     return generate(net)

@@ -43,6 +43,9 @@ class ConvAttrs(_Attrs):
     bias: bool = True
     bn_eps: float | None = None
     act: Literal["relu"] | None = "relu"
+    #: Set by the fold-BN pass: the batch norm (with this eps) that the spec puts
+    #: after the conv is folded into its weights and bias, for inference.
+    folded_bn_eps: float | None = None
 
 
 class PoolAttrs(_Attrs):
@@ -110,8 +113,37 @@ class AddAttrs(_Attrs):
     act: Literal["relu"] | None = None
 
 
+class FusedMember(_Attrs):
+    """One conv of a fused group: its parameters live at module ``name``."""
+
+    name: str
+    conv: ConvAttrs
+
+
+class Conv1x1GroupAttrs(_Attrs):
+    """Made by the fusion passes: 1×1 convs that read the same tensor, as one GEMM
+    ``[N·H·W, Cin] × [Cin, ΣCout]`` whose output columns are the members' outputs
+    in order; ``pool`` (stride 1, same size) is applied to the operand first."""
+
+    op: Literal["conv1x1_group"] = "conv1x1_group"
+    members: tuple[FusedMember, ...]
+    pool: PoolAttrs | None = None
+
+    @property
+    def out_channels(self) -> int:
+        return sum(m.conv.out_channels for m in self.members)
+
+
+class SliceAttrs(_Attrs):
+    """Channels ``[start, stop)`` of the input (a fused group's member)."""
+
+    op: Literal["slice"] = "slice"
+    start: int
+    stop: int
+
+
 Attrs = Annotated[
-    InputAttrs | ConvAttrs | PoolAttrs | AdaptiveAvgPoolAttrs | LRNAttrs | DropoutAttrs | LinearAttrs | FlattenAttrs | ReLUAttrs | SoftmaxAttrs | ConcatAttrs | AddAttrs,
+    InputAttrs | ConvAttrs | PoolAttrs | AdaptiveAvgPoolAttrs | LRNAttrs | DropoutAttrs | LinearAttrs | FlattenAttrs | ReLUAttrs | SoftmaxAttrs | ConcatAttrs | AddAttrs | Conv1x1GroupAttrs | SliceAttrs,
     Field(discriminator="op"),
 ]
 
@@ -133,6 +165,9 @@ class Node(BaseModel):
     row: int | None = None
     #: For repeated blocks (``4 x inception_a``), which copy this node is in.
     repeat_index: int | None = None
+    #: Set by the concat-buffer pass: ``(concat, offset)`` when this value is
+    #: computed straight into channels ``offset…`` of that concat's output.
+    storage: tuple[str, int] | None = None
 
     @property
     def op(self) -> str:

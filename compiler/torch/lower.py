@@ -9,6 +9,7 @@ drift apart in what they build.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,7 +194,7 @@ class IncNetwork(nn.Module):
         self._aux_steps = p.aux_steps
         self._logits = p.logits
         self._aux = p.aux
-        self._last_use = _last_uses(p.steps)
+        self._last_use = last_uses(p.steps)
 
     def extra_repr(self) -> str:
         c, h, w = self._input_shape
@@ -230,7 +231,7 @@ class IncNetwork(nn.Module):
         return runtime.TrainOutput(logits, heads)
 
 
-def _last_uses(steps: list[Step]) -> dict[str, int]:
+def last_uses(steps: Sequence[Step | ir.Node]) -> dict[str, int]:
     """Where each value is read for the last time (so eval can free it)."""
     last: dict[str, int] = {}
     for i, step in enumerate(steps):

@@ -1,0 +1,102 @@
+"""The compile report: what the inference passes did to a network and what
+each backend runs, read off the passed IR (``incdsl compile --backend triton``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from incdsl import ir
+
+from .torch.fused import eval_program
+
+
+def _place(node: ir.Node) -> str:
+    if node.storage is None:
+        return "scratch"
+    concat, offset = node.storage
+    assert node.shape is not None
+    return f"{concat}[{offset}:{offset + node.shape[0]}]"
+
+
+def _gemm(group: ir.Node, cin: int) -> str:
+    assert group.shape is not None
+    _, h, w = group.shape
+    return f"[N·{h}·{w}, {cin}] × [{cin}, {group.shape[0]}]"
+
+
+def compile_report(net: ir.Network, passed: ir.Network, backend: str, kernels: tuple[str, ...] = ()) -> str:
+    """A few screens of text: passes, fusion groups with their GEMM shapes and
+    destinations, and what runs as Triton kernels and what stays in torch."""
+    program = eval_program(passed)
+    groups = [n for n in program if isinstance(n.attrs, ir.Conv1x1GroupAttrs)]
+    fused = [g for g in groups if g.attrs.pool is None]  # type: ignore[union-attr]
+    pooled = [g for g in groups if g.attrs.pool is not None]  # type: ignore[union-attr]
+    folded = sum(1 for n in net.nodes if isinstance(n.attrs, ir.ConvAttrs) and n.attrs.bn_eps is not None)
+    concats = [n for n in program if n.op == "concat"]
+    inputs = sum(len(c.inputs) for c in concats)
+    in_place = sum(1 for n in passed.nodes if n.storage is not None)
+    c, h, w = net.input_shape
+    lines = [
+        f"{net.name} → {backend} backend, input N×{c}×{h}×{w}, eval mode"
+        + (f"; kernels: {', '.join(kernels)}" if kernels else ""),
+        "passes:",
+        f"  fold_batch_norm       {folded} conv+BN pairs folded",
+    ]
+    if backend == "triton":
+        lines.append(f"  fuse_pool_into_1x1    {len(pooled)} pool projections")
+    members = sum(len(g.attrs.members) for g in fused)  # type: ignore[union-attr]
+    lines.append(f"  fuse_parallel_1x1     {len(fused)} groups of {members} convs")
+    if backend == "triton":
+        lines.append(f"  plan_concat_buffers   {in_place} of {inputs} concat inputs written in place")
+    if fused:
+        lines.append("fused 1×1 groups, one GEMM each ([N·H·W, Cin] × [Cin, ΣCout]):")
+        for g in fused:
+            cin = passed.node(g.inputs[0]).shape[0]  # type: ignore[index]
+            routes = ", ".join(
+                f"{m.name} {m.conv.out_channels} → {_place(passed.node(m.name))}"
+                for m in g.attrs.members  # type: ignore[union-attr]
+            )
+            lines.append(f"  {g.name}  {_gemm(g, cin)}  {routes}")
+    if pooled:
+        lines.append("pool projections, the pool taken while loading the GEMM operand:")
+        for g in pooled:
+            pool = g.attrs.pool  # type: ignore[union-attr]
+            member = g.attrs.members[0]  # type: ignore[union-attr]
+            cin = passed.node(g.inputs[0]).shape[0]  # type: ignore[index]
+            lines.append(
+                f"  {member.name}  {pool.op} {pool.kernel[0]}x{pool.kernel[1]} → {_gemm(g, cin)}"
+                f" → {_place(passed.node(member.name))}"
+            )
+    lines.extend(_launches(program, backend, kernels))
+    return "\n".join(lines) + "\n"
+
+
+def _launches(program: list[ir.Node], backend: str, kernels: tuple[str, ...]) -> list[str]:
+    triton_ops: Counter[str] = Counter()
+    torch_ops: Counter[str] = Counter()
+    for node in program:
+        a = node.attrs
+        if isinstance(a, ir.Conv1x1GroupAttrs) and backend == "triton":
+            triton_ops["pool conv1x1" if a.pool else "fused conv1x1 group"] += 1
+        elif isinstance(a, ir.ConvAttrs) and backend == "triton" and "conv" in kernels:
+            triton_ops["conv"] += 1
+        elif isinstance(a, ir.ConvAttrs):
+            torch_ops[f"conv {a.kernel[0]}x{a.kernel[1]}"] += 1
+        elif isinstance(a, ir.Conv1x1GroupAttrs):
+            torch_ops["conv 1x1 (fused group)"] += 1
+        elif node.op not in ("input", "slice", "concat", "flatten", "dropout"):
+            torch_ops[node.op] += 1
+    lines = []
+    if triton_ops:
+        lines.append(
+            f"Triton launches per forward: {sum(triton_ops.values())} ("
+            + ", ".join(f"{n} {op}" for op, n in triton_ops.most_common())
+            + ")"
+        )
+    lines.append(
+        f"torch ops per forward: {sum(torch_ops.values())} ("
+        + ", ".join(f"{n} {op}" for op, n in torch_ops.most_common())
+        + ")"
+    )
+    return lines

@@ -1,0 +1,155 @@
+"""The torch backend with the inference passes (``incdsl.compile(..., fuse=True)``).
+
+Training runs the spec's layers exactly as :class:`~.lower.IncNetwork` does
+(batch norm live, aux heads on). Eval runs the network after the passes:
+batch norm folded into the convs, and each group of parallel 1×1 convs as one
+``conv2d`` over the concatenated weights whose output is sliced per branch.
+Weights are prepared from the parameters on the first eval call and again
+whenever a parameter changes, so ``load_state_dict`` works as on any module.
+Eval is for inference: it runs under prepared (detached) weights, so no
+gradient reaches the parameters from it.
+
+:class:`InferenceEval` is a mixin over any module that has the spec's
+submodules (the lowering's :class:`~.lower.IncNetwork`, or a class generated
+by ``incdsl compile -o``); the Triton backend's mixin overrides how convs,
+groups and concats run.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import networkx as nx
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from incdsl import ir
+
+from . import runtime
+from .lower import IncNetwork, last_uses
+from .weights import conv_weights, group_weights, weights_version
+
+
+def eval_program(passed: ir.Network) -> list[ir.Node]:
+    """The nodes the logits depend on, in execution order (aux heads and a trailing softmax left out)."""
+    needed = nx.ancestors(passed.graph, passed.logits) | {passed.logits}
+    return [n for n in passed.nodes if n.name in needed]
+
+
+def pool(x: torch.Tensor, attrs: ir.PoolAttrs) -> torch.Tensor:
+    if attrs.op == "maxpool":
+        return F.max_pool2d(x, attrs.kernel, attrs.stride, attrs.padding, ceil_mode=attrs.ceil)
+    return F.avg_pool2d(
+        x, attrs.kernel, attrs.stride, attrs.padding, ceil_mode=attrs.ceil, count_include_pad=attrs.count_include_pad
+    )
+
+
+class InferenceEval(nn.Module):
+    """Eval mode runs a passed IR (see the module's docstring); training mode is the base class's.
+
+    Put it before the network class in the bases and call :meth:`setup_inference`
+    after the network's ``__init__``.
+    """
+
+    def setup_inference(self, passed: ir.Network) -> None:
+        self._nodes = {n.name: n for n in passed.nodes}
+        self._logits_name = passed.logits
+        self._program = eval_program(passed)
+        self._program_last_read = last_uses(self._program)
+        self._prepared: dict[str, Any] = {}
+        self._prepared_for: tuple[tuple[int, int], ...] | None = None
+
+    @property
+    def program(self) -> list[ir.Node]:
+        """The eval-mode program: nodes of the passed IR, in execution order."""
+        return list(self._program)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | runtime.TrainOutput:
+        if self.training:
+            return super().forward(x)
+        with torch.no_grad():
+            self._prepare()
+            env: dict[Any, torch.Tensor] = {}
+            for i, node in enumerate(self._program):
+                if node.name not in env:  # a fused kernel may have produced it already
+                    value = self._compute(node, env, x)
+                    if value is not None:
+                        env[node.name] = value
+                for name in node.inputs:
+                    if self._program_last_read.get(name) == i:
+                        env.pop(name, None)
+            return env[self._logits_name]
+
+    # --- weights ------------------------------------------------------------
+
+    def _prepare(self) -> None:
+        version = weights_version(self)
+        if version == self._prepared_for:
+            return
+        self._prepared = {node.name: self._prepare_node(node) for node in self._program if _has_weights(node)}
+        self._prepared_for = weights_version(self)
+
+    def _prepare_node(self, node: ir.Node) -> Any:
+        a = node.attrs
+        if isinstance(a, ir.Conv1x1GroupAttrs):
+            return group_weights(self, a)
+        assert isinstance(a, ir.ConvAttrs)
+        return conv_weights(self, node.name, a)
+
+    # --- ops ----------------------------------------------------------------
+
+    def _compute(self, node: ir.Node, env: dict[Any, torch.Tensor], x: torch.Tensor) -> torch.Tensor | None:
+        """The node's value; None when the node stored its outputs in ``env`` itself."""
+        a = node.attrs
+        xs = [env[name] for name in node.inputs]
+        if isinstance(a, ir.InputAttrs):
+            return self._input(x)
+        if isinstance(a, ir.ConvAttrs):
+            return self._conv(node, xs[0], env)
+        if isinstance(a, ir.Conv1x1GroupAttrs):
+            return self._group(node, xs[0], env)
+        if isinstance(a, ir.SliceAttrs):
+            return xs[0][:, a.start : a.stop]
+        if isinstance(a, ir.ConcatAttrs):
+            return self._concat(node, xs, env)
+        if isinstance(a, ir.AddAttrs):
+            return runtime.residual(xs[0], xs[1], a.scale, a.act == "relu")
+        module = self.get_submodule(node.name)
+        y = module(torch.flatten(xs[0], 1) if isinstance(a, ir.LinearAttrs) else xs[0])
+        return F.relu(y) if getattr(a, "act", None) == "relu" else y
+
+    def _input(self, x: torch.Tensor) -> torch.Tensor:
+        return x
+
+    def _conv(self, node: ir.Node, x: torch.Tensor, env: dict[Any, torch.Tensor]) -> torch.Tensor:
+        a = node.attrs
+        assert isinstance(a, ir.ConvAttrs)
+        weight, bias = self._prepared[node.name]
+        y = F.conv2d(x, weight, bias, a.stride, a.padding)
+        return F.relu_(y) if a.act == "relu" else y
+
+    def _group(self, node: ir.Node, x: torch.Tensor, env: dict[Any, torch.Tensor]) -> torch.Tensor | None:
+        a = node.attrs
+        assert isinstance(a, ir.Conv1x1GroupAttrs)
+        weight, bias, floor = self._prepared[node.name]
+        y = F.conv2d(pool(x, a.pool) if a.pool else x, weight, bias)
+        acts = {m.conv.act for m in a.members}
+        if acts == {"relu"}:
+            return F.relu_(y)
+        return torch.maximum(y, floor[:, None, None]) if "relu" in acts else y
+
+    def _concat(self, node: ir.Node, xs: list[torch.Tensor], env: dict[Any, torch.Tensor]) -> torch.Tensor:
+        return torch.cat(xs, 1)
+
+
+def _has_weights(node: ir.Node) -> bool:
+    return isinstance(node.attrs, ir.ConvAttrs | ir.Conv1x1GroupAttrs)
+
+
+class FusedNetwork(InferenceEval, IncNetwork):
+    """The torch lowering whose eval mode runs the torch inference passes' IR."""
+
+    def __init__(self, net: ir.Network, passed: ir.Network) -> None:
+        super().__init__(net)
+        self.setup_inference(passed)

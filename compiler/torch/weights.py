@@ -1,0 +1,55 @@
+"""Inference weights for the passes' nodes, computed from a compiled network's
+parameters: batch norm folded in, the members of a fused group concatenated.
+
+The parameters stay where the torch lowering puts them (at the spec's names),
+so a fused or Triton-compiled network loads the reference ``state_dict`` as is.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from incdsl import ir
+
+from .runtime import ConvBN
+
+
+def conv_weights(model: nn.Module, name: str, attrs: ir.ConvAttrs) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(weight, bias)`` of conv ``name`` as inference computes it; the bias is never None.
+
+    With ``folded_bn_eps`` set, the batch norm after the conv is folded in:
+    ``W·s`` and ``β + (b − μ)·s`` with ``s = γ / √(σ² + ε)``, in float32, then
+    cast back to the parameters' dtype.
+    """
+    module = model.get_submodule(name)
+    conv, bn = (module.conv, module.bn) if isinstance(module, ConvBN) else (module, None)
+    weight = conv.weight.detach()
+    bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(weight[:, 0, 0, 0])
+    if attrs.folded_bn_eps is None:
+        return weight, bias
+    assert bn is not None and bn.running_var is not None and bn.running_mean is not None
+    scale = bn.weight.detach().float() / torch.sqrt(bn.running_var.float() + attrs.folded_bn_eps)
+    folded_w = weight.float() * scale[:, None, None, None]
+    folded_b = bn.bias.detach().float() + (bias.float() - bn.running_mean.float()) * scale
+    return folded_w.to(weight.dtype), folded_b.to(weight.dtype)
+
+
+def group_weights(
+    model: nn.Module, attrs: ir.Conv1x1GroupAttrs
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A fused group's ``(weight [ΣCout, Cin, 1, 1], bias, floor)``: ``floor`` is 0 for
+    a member's columns with ReLU and −∞ without, so ``max(y, floor)`` is each one's activation."""
+    weights, biases, floors = [], [], []
+    for member in attrs.members:
+        w, b = conv_weights(model, member.name, member.conv)
+        weights.append(w)
+        biases.append(b)
+        floors.append(torch.full_like(b, 0.0 if member.conv.act == "relu" else float("-inf")))
+    return torch.cat(weights), torch.cat(biases), torch.cat(floors)
+
+
+def weights_version(model: nn.Module) -> tuple[tuple[int, int], ...]:
+    """Changes whenever a parameter or buffer is replaced or modified in place
+    (``load_state_dict``, an optimizer step, ``.to()``), so prepared weights know when they are stale."""
+    return tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
