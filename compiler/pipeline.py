@@ -88,10 +88,28 @@ def compile_network(
     return lower(net)
 
 
-def generate_source(net: ir.Network, backend: str = "torch") -> str:
-    """Python source that defines the compiled network as an ``nn.Module`` class."""
+def compile_report(net: ir.Network, backend: str, kernels: Iterable[str] | str = DEFAULT_TRITON_KERNELS) -> str:
+    """What the inference passes do to ``net`` and what the backend runs (``incdsl compile`` prints it)."""
+    from .report import compile_report as report
+
+    chosen = _check_kernels(kernels) if backend == "triton" else ()
+    return report(net, run_passes(net, inference_passes(backend, chosen)), backend, chosen)
+
+
+def generate_source(net: ir.Network, backend: str = "torch", kernels: Iterable[str] | str = DEFAULT_TRITON_KERNELS) -> str:
+    """Python source that defines the compiled network as an ``nn.Module`` class.
+
+    The torch backend's source needs only torch. The triton backend's adds a
+    subclass whose eval mode runs incdsl's Triton kernels, so it needs incdsl
+    (with triton) to import.
+    """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     from .torch.codegen import generate
 
-    return generate(net)
+    source = generate(net)
+    if backend == "triton":
+        from .triton.codegen import triton_footer
+
+        source += triton_footer(net, _check_kernels(kernels))
+    return source

@@ -92,13 +92,24 @@ def _parser() -> argparse.ArgumentParser:
 
     compile_cmd = sub.add_parser(
         "compile",
-        help="compile a spec to PyTorch source (or check that the Triton backend can run)",
-        description="Compile a spec with a backend. With -o, write Python source that defines the "
-        "network as an nn.Module and needs only torch; without it, print the source.",
+        help="compile a spec to a PyTorch module, or with Triton kernels",
+        description="Compile a spec with a backend. torch: with -o, write Python source that defines the "
+        "network as an nn.Module and needs only torch; without it, print the source. triton: print the "
+        "compile report (fusion groups with their GEMM shapes, kernels, what stays in torch); with -o, also "
+        "write the module, whose eval mode runs the Triton kernels. The triton backend needs a CUDA GPU, or "
+        "TRITON_INTERPRET=1 to run its kernels in Triton's CPU interpreter.",
     )
     _add_spec(compile_cmd)
     compile_cmd.add_argument("--backend", choices=["torch", "triton"], default="torch")
     compile_cmd.add_argument("-o", "--output", metavar="FILE.py", help="write the generated module here")
+    compile_cmd.add_argument(
+        "--kernels",
+        metavar="K[,K…]",
+        help="triton: the kernels to use, from fused_1x1, pool_conv, conv, or `all` (default fused_1x1,pool_conv)",
+    )
+    compile_cmd.add_argument(
+        "--report", action="store_true", help="torch: print what the inference passes (fuse=True) do, not the source"
+    )
 
     draw = sub.add_parser(
         "draw",
@@ -177,13 +188,27 @@ def _ir_text(net: ir.Network) -> str:
 
 
 def _compile(net: ir.Network, args: argparse.Namespace) -> int:
-    from .compiler.pipeline import BackendUnavailable, generate_source
+    from .compiler.pipeline import DEFAULT_TRITON_KERNELS, BackendUnavailable, compile_report, generate_source
 
+    kernels = DEFAULT_TRITON_KERNELS if args.kernels is None else args.kernels
+    if args.kernels not in (None, "all"):
+        kernels = tuple(k.strip() for k in args.kernels.split(","))
     try:
-        source = generate_source(net, backend=args.backend)
+        if args.backend == "triton":
+            from .compiler.triton.module import check_available
+
+            check_available()
+        if args.backend == "triton" or args.report:
+            sys.stdout.write(compile_report(net, args.backend, kernels))
+            if not args.output:
+                return 0
+        source = generate_source(net, backend=args.backend, kernels=kernels)
     except BackendUnavailable as err:
         print(f"incdsl: {err}", file=sys.stderr)
         return EXIT_BACKEND
+    except ValueError as err:  # an unknown kernel name
+        print(f"incdsl compile: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
     if args.output:
         target = Path(args.output)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -316,6 +316,20 @@ class Network(BaseModel):
         }
 
 
+def network_from_json(data: dict[str, Any]) -> Network:
+    """The network :meth:`Network.to_json` dumped (a generated Triton module embeds one)."""
+    nodes = [Node.model_validate(n) for n in data["nodes"]]
+    return Network(
+        name=data["name"],
+        input_shape=tuple(data["input_shape"]),  # type: ignore[arg-type]
+        graph=Network.build_graph(nodes),
+        output=data["output"],
+        aux=tuple(AuxHead.model_validate(h) for h in data.get("aux", ())),
+        rows=tuple(Row.model_validate(r) for r in data.get("rows", ())),
+        tables=tuple(Table.model_validate(t) for t in data.get("tables", ())),
+    )
+
+
 def _strip_softmax(net: Network, name: str) -> str:
     node = net.node(name)
     return node.inputs[0] if node.op == "softmax" else name

@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import torch
+
+# Without a GPU, Triton kernels run in its interpreter, which is chosen when a
+# kernel is defined: set it before any test imports the kernels.
+if not torch.cuda.is_available():
+    os.environ.setdefault("TRITON_INTERPRET", "1")
 
 from incdsl.cli import run
 
@@ -75,3 +82,22 @@ def same_network():
         return without_spans(loads(a, file=file).to_json()) == without_spans(loads(b, file=file).to_json())
 
     return compare
+
+
+def _randomise_bn(model: torch.nn.Module, seed: int = 0) -> None:
+    """Non-trivial batch-norm statistics and affine terms, so that eval-mode
+    conventions (eps, affine, folding) are really tested."""
+    g = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
+            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
+            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+            m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
+
+
+@pytest.fixture(scope="session")
+def randomise_bn():
+    """``randomise_bn(model, seed=0)``: give every BatchNorm2d random statistics and affine terms."""
+    return _randomise_bn

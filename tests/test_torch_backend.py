@@ -19,18 +19,6 @@ from incdsl.compiler.torch.runtime import TrainOutput
 from incdsl.cost import total
 
 
-def _randomise_bn(model: nn.Module, seed: int = 0) -> None:
-    """Give batch norm non-trivial statistics, so eval-mode conventions (eps, affine) are really tested."""
-    g = torch.Generator().manual_seed(seed)
-    for m in model.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            n = m.num_features
-            m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
-            m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
-
-
 def _count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
@@ -97,10 +85,10 @@ def test_training_the_paper_googlenet_lowers_the_loss(googlenet_ir):
 
 
 @pytest.fixture(scope="module")
-def torchvision_pair():
+def torchvision_pair(randomise_bn):
     torch.manual_seed(0)
     reference = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True)
-    _randomise_bn(reference)
+    randomise_bn(reference)
     ours = incdsl.compile("specs/compat/torchvision_googlenet.inc")
     return reference, ours
 
@@ -154,11 +142,11 @@ def _import_generated(source: str, path: Path):
 
 
 @pytest.mark.parametrize("spec", ["specs/googlenet.inc", "specs/compat/torchvision_googlenet.inc"])
-def test_generated_source_equals_the_in_memory_module(spec, tmp_path):
+def test_generated_source_equals_the_in_memory_module(spec, tmp_path, randomise_bn):
     net = incdsl.load(spec)
     torch.manual_seed(0)
     ours = incdsl.compile(net)
-    _randomise_bn(ours)
+    randomise_bn(ours)
     module = _import_generated(generate(net), tmp_path / f"gen_{net.name}.py")
     generated = getattr(module, class_name(net.name))()
     assert list(generated.state_dict()) == list(ours.state_dict())

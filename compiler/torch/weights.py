@@ -12,8 +12,6 @@ from torch import nn
 
 from incdsl import ir
 
-from .runtime import ConvBN
-
 
 def conv_weights(model: nn.Module, name: str, attrs: ir.ConvAttrs) -> tuple[torch.Tensor, torch.Tensor]:
     """``(weight, bias)`` of conv ``name`` as inference computes it; the bias is never None.
@@ -23,7 +21,8 @@ def conv_weights(model: nn.Module, name: str, attrs: ir.ConvAttrs) -> tuple[torc
     cast back to the parameters' dtype.
     """
     module = model.get_submodule(name)
-    conv, bn = (module.conv, module.bn) if isinstance(module, ConvBN) else (module, None)
+    # A ConvBN: the lowering's, or the copy a generated source carries.
+    conv, bn = (module, None) if isinstance(module, nn.Conv2d) else (module.conv, module.bn)
     weight = conv.weight.detach()
     bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(weight[:, 0, 0, 0])
     if attrs.folded_bn_eps is None:

@@ -105,7 +105,7 @@ def _conv_nhwc_kernel(
                     )
                 w_ptrs = w_ptr + ((kh * KW + kw) * C + c)[:, None] * N + cols[None, :]
                 w = tl.load(w_ptrs, mask=c_ok[:, None] & col_ok[None, :], other=0.0)
-                if IEEE:
+                if IEEE:  # noqa: SIM108 - a constexpr branch, kept as a statement for Triton
                     acc = tl.dot(a, w, acc, input_precision="ieee")
                 else:
                     acc = tl.dot(a, w, acc)

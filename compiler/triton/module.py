@@ -42,6 +42,14 @@ def check_available() -> None:
         )
 
 
+def passed_for_triton(network: dict[str, Any] | ir.Network, kernels: Iterable[str] = DEFAULT_TRITON_KERNELS) -> ir.Network:
+    """The network (or its JSON) after the triton backend's passes."""
+    from ..pipeline import inference_passes, run_passes
+
+    net = ir.network_from_json(network) if isinstance(network, dict) else network
+    return run_passes(net, inference_passes("triton", tuple(kernels)))
+
+
 _POOL_KIND = {("maxpool", True): 1, ("maxpool", False): 1, ("avgpool", False): 2, ("avgpool", True): 3}
 
 

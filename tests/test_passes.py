@@ -1,0 +1,161 @@
+"""The inference passes, IR → IR: what each does to the bundled networks, and
+that a network after them computes what it did before (torch backend, eval)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import incdsl
+from incdsl import ir
+from incdsl.compiler.passes import fold_batch_norm, fuse_parallel_1x1, fuse_pool_into_1x1, plan_concat_buffers
+from incdsl.compiler.pipeline import inference_passes, run_passes
+
+
+def _groups(net: ir.Network, pooled: bool = False) -> list[ir.Node]:
+    return [
+        n for n in net.nodes if isinstance(n.attrs, ir.Conv1x1GroupAttrs) and (n.attrs.pool is not None) == pooled
+    ]
+
+
+def test_fold_batch_norm_marks_every_bn_conv():
+    net = incdsl.load("inception_v4")
+    folded = fold_batch_norm(net)
+    before = {n.name: n.attrs for n in net.nodes if isinstance(n.attrs, ir.ConvAttrs)}
+    after = {n.name: n.attrs for n in folded.nodes if isinstance(n.attrs, ir.ConvAttrs)}
+    assert before.keys() == after.keys()
+    assert all(a.bn_eps is None and a.folded_bn_eps == before[name].bn_eps for name, a in after.items())
+    assert sum(1 for a in before.values() if a.bn_eps is not None) == 149
+
+
+@pytest.mark.parametrize(
+    ("spec", "sizes"),
+    [
+        ("googlenet", [3] * 9),
+        # stem Mixed_4a, 4 × A, 7 × B, Reduction-B, 3 × C
+        ("inception_v4", [2] + [3] * 4 + [3] * 7 + [2] + [3] * 3),
+        ("inception_v3", [3, 3, 3, 3, 3, 3, 3, 2, 3, 3]),
+    ],
+)
+def test_fuse_parallel_1x1_groups(spec, sizes):
+    net = fuse_parallel_1x1(fold_batch_norm(incdsl.load(spec)))
+    groups = _groups(net)
+    assert [len(g.attrs.members) for g in groups] == sizes
+    for g in groups:
+        widths = [m.conv.out_channels for m in g.attrs.members]
+        assert g.shape[0] == sum(widths)
+        # every member is now a slice of the group, under its own name, in order
+        starts = [0, *torch.tensor(widths).cumsum(0).tolist()]
+        for member, start, stop in zip(g.attrs.members, starts, starts[1:], strict=False):
+            s = net.node(member.name)
+            assert (s.op, s.inputs, s.attrs.start, s.attrs.stop) == ("slice", (g.name,), start, stop)
+
+
+def test_googlenet_groups_are_each_modules_three_reductions():
+    net = fuse_parallel_1x1(incdsl.load("googlenet"))
+    first = _groups(net)[0]
+    assert first.name == "inception_3a:conv1x1_group"
+    assert [m.name for m in first.attrs.members] == [
+        "inception_3a.branch1",
+        "inception_3a.branch2.0",
+        "inception_3a.branch3.0",
+    ]
+    assert first.shape == (64 + 96 + 16, 28, 28)
+    # the pool projection reads the pooled tensor: not in the group
+    assert net.node("inception_3a.branch4.1").op == "conv"
+
+
+def test_live_batch_norm_and_aux_heads_stay_out():
+    net = incdsl.load("inception_v4")
+    assert _groups(fuse_parallel_1x1(net)) == []  # BN not folded yet
+    googlenet = incdsl.load("googlenet")
+    fused = fuse_parallel_1x1(googlenet)
+    aux_rows = {h.row for h in googlenet.aux}
+    assert all(n.op == "conv" for n in fused.nodes if n.row in aux_rows and n.name.endswith(".1"))
+
+
+def test_fuse_pool_into_1x1():
+    net = fuse_pool_into_1x1(incdsl.load("googlenet"))
+    pooled = _groups(net, pooled=True)
+    assert len(pooled) == 9
+    proj = pooled[0]
+    assert proj.inputs == ("maxpool2",)
+    assert proj.attrs.pool.op == "maxpool" and proj.attrs.pool.kernel == (3, 3)
+    assert "inception_3a.branch4.0" not in net  # the pooled tensor is never made
+    v4 = fuse_pool_into_1x1(fold_batch_norm(incdsl.load("inception_v4")))
+    pools = [g.attrs.pool for g in _groups(v4, pooled=True)]
+    assert len(pools) == 14 and all(p.op == "avgpool" and not p.count_include_pad for p in pools)
+
+
+def test_plan_concat_buffers_places_every_branch_output():
+    net = run_passes(incdsl.load("googlenet"), inference_passes("triton"))
+    concat = net.node("inception_3a:concat")
+    assert [net.node(i).storage for i in concat.inputs] == [
+        ("inception_3a:concat", 0),
+        ("inception_3a:concat", 64),
+        ("inception_3a:concat", 192),
+        ("inception_3a:concat", 224),
+    ]
+    assert net.node("inception_3a.branch2.0").storage is None  # a reduction: scratch
+
+
+def test_nested_concats_are_placed_in_their_parent():
+    net = run_passes(incdsl.load("inception_v4"), inference_passes("triton"))
+    inner = [n for n in net.nodes if n.op == "concat" and n.storage is not None]
+    assert inner, "Inception-C's split branches concat into the block's concat"
+    for node in inner:
+        parent = net.node(node.storage[0])
+        assert parent.op == "concat" and node.name in parent.inputs
+
+
+def test_plan_leaves_the_input_and_repeated_inputs_alone():
+    # The language makes neither; build the IR by hand.
+    net = incdsl.loads("network t\ninput 4x8x8\nconv 1x1 4 as a\n", file="t.inc")
+    cat = ir.Node(
+        name="cat:concat",
+        attrs=ir.ConcatAttrs(branches=("x", "a1", "a2")),
+        inputs=("input", "a", "a"),
+        shape=(12, 8, 8),
+    )
+    planned = plan_concat_buffers(net.with_nodes([*net.nodes, cat], output="cat:concat"))
+    assert planned.node("input").storage is None
+    assert planned.node("a").storage is None
+
+
+@pytest.mark.parametrize("spec", ["googlenet", "compat/torchvision_googlenet", "inception_v3"])
+def test_fused_torch_eval_equals_the_reference(spec, randomise_bn):
+    torch.manual_seed(0)
+    net = incdsl.load(spec)
+    reference = incdsl.compile(net)
+    randomise_bn(reference)
+    fused = incdsl.compile(net, fuse=True)
+    fused.load_state_dict(reference.state_dict(), strict=True)
+    reference.eval()
+    fused.eval()
+    x = torch.randn(2, *net.input_shape)
+    with torch.no_grad():
+        diff = (reference(x) - fused(x)).abs().max().item()
+    assert diff < 1e-4
+
+
+def test_fused_weights_follow_the_parameters(randomise_bn):
+    torch.manual_seed(0)
+    model = incdsl.compile("examples/mini_googlenet", fuse=True).eval()
+    reference = incdsl.compile("examples/mini_googlenet").eval()
+    x = torch.randn(2, 1, 32, 32)
+    before = model(x)
+    randomise_bn(reference, seed=3)
+    model.load_state_dict(reference.state_dict())
+    after = model(x)
+    assert not torch.allclose(before, after)
+    assert torch.allclose(after, reference(x), atol=1e-5)
+
+
+def test_fused_training_mode_is_the_reference():
+    torch.manual_seed(0)
+    model = incdsl.compile("examples/mini_googlenet", fuse=True).train()
+    out = model(torch.randn(4, 1, 32, 32))
+    assert out.aux and out.aux[0].weight == 0.3
+    out.loss(nn.functional.cross_entropy, torch.tensor([0, 1, 2, 3])).backward()
+    assert model.get_submodule("inception_3a.branch1").conv.weight.grad is not None
