@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import platform
 import statistics
@@ -68,7 +69,9 @@ def timer(device: str, warmup: int, reps: int) -> Callable[[Callable[[], object]
     return measure
 
 
-def _variants(name: str, spec: str, device: str, dtype: torch.dtype, compile_modes: bool) -> dict[str, torch.nn.Module]:
+def _variants(
+    name: str, spec: str, device: str, dtype: torch.dtype, compile_modes: bool, triton: bool
+) -> dict[str, torch.nn.Module]:
     spec_net = incdsl.load(spec)
     reference = NETWORKS[name][1]()
     models: dict[str, torch.nn.Module] = {"eager (reference)": reference}
@@ -77,7 +80,7 @@ def _variants(name: str, spec: str, device: str, dtype: torch.dtype, compile_mod
         models["torch.compile max-autotune"] = torch.compile(NETWORKS[name][1](), mode="max-autotune")
     models["incdsl torch"] = incdsl.compile(spec_net)
     models["incdsl torch --fuse"] = incdsl.compile(spec_net, fuse=True)
-    if device == "cuda":
+    if triton:
         models["incdsl triton"] = incdsl.compile(spec_net, backend="triton")
         models["incdsl triton (all kernels)"] = incdsl.compile(spec_net, backend="triton", kernels="all")
     state = reference.state_dict()
@@ -97,7 +100,7 @@ def bench_networks(args, measure) -> list[dict]:
         shape = incdsl.load(spec).input_shape
         for dtype_name in args.dtypes:
             dtype = getattr(torch, dtype_name)
-            models = _variants(name, spec, args.device, dtype, args.device == "cuda" and not args.no_compile)
+            models = _variants(name, spec, args.device, dtype, args.device == "cuda" and not args.no_compile, args.triton)
             for batch in args.batches:
                 x = torch.randn(batch, *shape, device=args.device, dtype=dtype).contiguous(
                     memory_format=torch.channels_last
@@ -106,7 +109,7 @@ def bench_networks(args, measure) -> list[dict]:
                     expected = models["eager (reference)"](x).float()
                     for label, model in models.items():
                         diff = (model(x).float() - expected).abs().max().item()
-                        ms = measure(lambda model=model: model(x))
+                        ms = measure(functools.partial(model, x))
                         rows.append(
                             {"network": name, "dtype": dtype_name, "batch": batch, "variant": label, "ms": ms,
                              "max_abs_diff_vs_eager": diff}
@@ -115,10 +118,32 @@ def bench_networks(args, measure) -> list[dict]:
     return rows
 
 
-def bench_groups(args, measure) -> list[dict]:
-    """Each fused 1×1 group alone: its separate convs, the fused kernel, and cuBLAS on the same GEMM."""
+def _time_group(
+    measure, device: str, dtype: torch.dtype, batch: int, cin: int, h: int, w: int, widths: list[int], triton: bool
+) -> dict[str, float]:
     from incdsl.compiler.triton.kernels import conv_nhwc, pack_weight
 
+    opts = {"device": device, "dtype": dtype}
+    x = torch.randn(batch, cin, h, w, **opts).contiguous(memory_format=torch.channels_last)
+    ws = [torch.randn(c, cin, 1, 1, **opts) / cin**0.5 for c in widths]
+    bs = [torch.randn(c, **opts) for c in widths]
+    weight, bias = torch.cat(ws), torch.cat(bs)
+    floor = torch.zeros_like(bias)
+    packed = pack_weight(weight)
+    outs = [torch.empty(batch, c, h, w, **opts).contiguous(memory_format=torch.channels_last) for c in widths]
+    a2d = x.permute(0, 2, 3, 1).reshape(-1, cin)
+    times = {
+        "separate convs": measure(lambda: [F.relu(F.conv2d(x, wi, bi)) for wi, bi in zip(ws, bs, strict=True)]),
+        "one conv (torch --fuse)": measure(lambda: F.relu(F.conv2d(x, weight, bias))),
+        "one GEMM (addmm, cuBLAS on GPU)": measure(lambda: F.relu(torch.addmm(bias, a2d, packed))),
+    }
+    if triton:
+        times["triton fused"] = measure(lambda: conv_nhwc(x, packed, bias, floor, outs))
+    return times
+
+
+def bench_groups(args, measure) -> list[dict]:
+    """Each fused 1×1 group alone: its separate convs, one conv, one GEMM (cuBLAS on a GPU) and the Triton kernel."""
     rows = []
     for name in args.nets:
         net = incdsl.load(NETWORKS[name][0])
@@ -136,27 +161,42 @@ def bench_groups(args, measure) -> list[dict]:
                     if key in seen:
                         continue
                     seen.add(key)
-                    opts = {"device": args.device, "dtype": dtype}
-                    x = torch.randn(batch, cin, h, w, **opts).contiguous(memory_format=torch.channels_last)
-                    ws = [torch.randn(c, cin, 1, 1, **opts) / cin**0.5 for c in widths]
-                    bs = [torch.randn(c, **opts) for c in widths]
-                    weight, bias = torch.cat(ws), torch.cat(bs)
-                    floor = torch.zeros_like(bias)
-                    packed = pack_weight(weight)
-                    outs = [torch.empty(batch, c, h, w, **opts).contiguous(memory_format=torch.channels_last) for c in widths]
-                    a2d = x.permute(0, 2, 3, 1).reshape(-1, cin)
-                    times = {
-                        "separate convs": measure(lambda: [F.relu(F.conv2d(x, wi, bi)) for wi, bi in zip(ws, bs, strict=True)]),
-                        "one conv (torch --fuse)": measure(lambda: F.relu(F.conv2d(x, weight, bias))),
-                        "one GEMM (addmm, cuBLAS on GPU)": measure(lambda: F.relu(torch.addmm(bias, a2d, packed))),
-                    }
-                    if args.device == "cuda":
-                        times["triton fused"] = measure(lambda: conv_nhwc(x, packed, bias, floor, outs))
+                    times = _time_group(measure, args.device, dtype, batch, cin, h, w, widths, args.triton)
                     gemm = f"[{batch}·{h}·{w}, {cin}]×[{cin}, {sum(widths)}]"
                     row = {"network": name, "group": group.name, "gemm": gemm, "dtype": dtype_name, "batch": batch, **{k: v for k, v in times.items()}}
                     rows.append(row)
                     print(f"{name:<20} {group.name:<32} {gemm:<28} {dtype_name:<8} " + "  ".join(f"{k} {v:.3f}" for k, v in times.items()), flush=True)
     return rows
+
+
+def markdown(results: dict) -> str:
+    """The results as the tables BENCHMARKS.md quotes: networks (ms, and speed-up over eager) and groups."""
+    lines = [f"Device: {results['device']}, torch {results['torch']}, {results['date']}.", ""]
+    nets = results["networks"]
+    variants = list(dict.fromkeys(r["variant"] for r in nets))
+    lines += [
+        "| network | dtype | batch | " + " | ".join(variants) + " |",
+        "| --- | --- | ---: | " + " | ".join("---:" for _ in variants) + " |",
+    ]
+    for key in dict.fromkeys((r["network"], r["dtype"], r["batch"]) for r in nets):
+        ms = {r["variant"]: r["ms"] for r in nets if (r["network"], r["dtype"], r["batch"]) == key}
+        eager = ms["eager (reference)"]
+        cells = [f"{ms[v]:.2f} ms ({eager / ms[v]:.2f}×)" if v in ms else "—" for v in variants]
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
+    if results["groups"]:
+        timed = [k for k in results["groups"][0] if k not in ("network", "group", "gemm", "dtype", "batch")]
+        lines += [
+            "",
+            "| network | group | GEMM | dtype | " + " | ".join(timed) + " | separate ÷ fused |",
+            "| --- | --- | --- | --- | " + " | ".join("---:" for _ in timed) + " | ---: |",
+        ]
+        fused = "triton fused" if "triton fused" in timed else "one conv (torch --fuse)"
+        for g in results["groups"]:
+            cells = " | ".join(f"{g[k]:.3f}" for k in timed)
+            lines.append(
+                f"| {g['network']} | {g['group']} | {g['gemm']} | {g['dtype']} | {cells} | {g['separate convs'] / g[fused]:.2f}× |"
+            )
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -168,9 +208,18 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=None)
     parser.add_argument("--no-compile", action="store_true", help="leave out torch.compile (it takes minutes)")
     parser.add_argument("--skip-groups", action="store_true")
-    parser.add_argument("--out", type=Path, help="JSON file (default bench/results/DEVICE-DATE.json)")
+    parser.add_argument("--out", type=Path, help="JSON file (default OUT_DIR/DEVICE-DATE.json)")
+    parser.add_argument("--out-dir", type=Path, default=RESULTS, help="where the default JSON file goes (bench/results)")
+    parser.add_argument(
+        "--triton", action="store_true", help="time the triton backend on the CPU too (with TRITON_INTERPRET=1: slow)"
+    )
+    parser.add_argument("--markdown", type=Path, metavar="JSON", help="print a results file as markdown tables, run nothing")
     args = parser.parse_args()
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text(encoding="utf-8"))), end="")
+        return
     gpu = args.device == "cuda"
+    args.triton = args.triton or gpu
     args.batches = args.batches or ([1, 32, 256] if gpu else [1, 8])
     args.dtypes = args.dtypes or (["float16", "bfloat16"] if gpu else ["float32"])
     measure = timer(args.device, warmup=10 if gpu else 2, reps=args.reps or (50 if gpu else 5))
@@ -184,9 +233,11 @@ def main() -> None:
         "groups": [] if args.skip_groups else bench_groups(args, measure),
     }
     slug = "".join(c if c.isalnum() else "-" for c in device_name).strip("-").lower()
-    out = args.out or RESULTS / f"{slug}-{results['date']}.json"
+    out = args.out or args.out_dir / f"{slug}-{results['date']}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    print()
+    print(markdown(results), end="")
     print(f"wrote {out}")
 
 

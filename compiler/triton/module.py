@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from incdsl import ir
+from incdsl.progress import progress
 
 from ..pipeline import DEFAULT_TRITON_KERNELS, BackendUnavailable
 from ..torch.fused import InferenceEval
@@ -67,6 +68,17 @@ class TritonEval(InferenceEval):
     def setup_triton(self, passed: ir.Network, kernels: Iterable[str] = DEFAULT_TRITON_KERNELS) -> None:
         self.setup_inference(passed)
         self._kernels = tuple(kernels)
+        self._warm_shapes: set[tuple[int, ...]] = set()
+
+    def forward(self, x: torch.Tensor):
+        shape = tuple(x.shape)
+        if self.training or shape in self._warm_shapes:
+            return super().forward(x)
+        # A new input shape compiles and autotunes the kernels for its GEMM sizes: seconds to minutes.
+        with progress(f"compiling and autotuning Triton kernels for input {'×'.join(map(str, shape))}"):
+            out = super().forward(x)
+        self._warm_shapes.add(shape)
+        return out
 
     @property
     def kernels(self) -> tuple[str, ...]:
