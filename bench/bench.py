@@ -187,15 +187,15 @@ def markdown(results: dict) -> str:
         timed = [k for k in results["groups"][0] if k not in ("network", "group", "gemm", "dtype", "batch")]
         lines += [
             "",
-            "| network | group | GEMM | dtype | " + " | ".join(timed) + " | separate ÷ fused |",
-            "| --- | --- | --- | --- | " + " | ".join("---:" for _ in timed) + " | ---: |",
+            "| network | group | GEMM | dtype | " + " | ".join(f"{k} (ms)" for k in timed) + " | separate ÷ fused | fused ÷ GEMM |",
+            "| --- | --- | --- | --- | " + " | ".join("---:" for _ in timed) + " | ---: | ---: |",
         ]
         fused = "triton fused" if "triton fused" in timed else "one conv (torch --fuse)"
+        gemm = "one GEMM (addmm, cuBLAS on GPU)"
         for g in results["groups"]:
             cells = " | ".join(f"{g[k]:.3f}" for k in timed)
-            lines.append(
-                f"| {g['network']} | {g['group']} | {g['gemm']} | {g['dtype']} | {cells} | {g['separate convs'] / g[fused]:.2f}× |"
-            )
+            ratios = f"{g['separate convs'] / g[fused]:.2f}× | {g[fused] / g[gemm]:.2f}×"
+            lines.append(f"| {g['network']} | {g['group']} | {g['gemm']} | {g['dtype']} | {cells} | {ratios} |")
     return "\n".join(lines) + "\n"
 
 

@@ -36,6 +36,8 @@ def test_fold_batch_norm_marks_every_bn_conv():
         # stem Mixed_4a, 4 × A, 7 × B, Reduction-B, 3 × C
         ("inception_v4", [2] + [3] * 4 + [3] * 7 + [2] + [3] * 3),
         ("inception_v3", [3, 3, 3, 3, 3, 3, 3, 2, 3, 3]),
+        # Mixed_5b, 10 × Block35, 20 × Block17 (1×1 192 and 128), Mixed_7a, 10 × Block8
+        ("inception_resnet_v2", [3] + [3] * 10 + [2] * 20 + [3] + [2] * 10),
     ],
 )
 def test_fuse_parallel_1x1_groups(spec, sizes):

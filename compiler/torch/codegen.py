@@ -72,7 +72,7 @@ def _statement(step: Step, names: _Names) -> str:
         x = f"torch.flatten({args[0]}, 1)" if step.kind == "linear" else args[0]
         expr = f"{_access(step.module)}({x})"
         if step.relu:
-            expr = f"F.relu({expr})"
+            expr = f"F.relu_({expr})"
     return f"{names[step.name]} = {expr}"
 
 

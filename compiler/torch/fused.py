@@ -117,7 +117,7 @@ class InferenceEval(nn.Module):
             return runtime.residual(xs[0], xs[1], a.scale, a.act == "relu")
         module = self.get_submodule(node.name)
         y = module(torch.flatten(xs[0], 1) if isinstance(a, ir.LinearAttrs) else xs[0])
-        return F.relu(y) if getattr(a, "act", None) == "relu" else y
+        return F.relu_(y) if getattr(a, "act", None) == "relu" else y
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return x

@@ -212,7 +212,7 @@ class IncNetwork(nn.Module):
                 x = torch.flatten(xs[0], 1) if step.kind == "linear" else xs[0]
                 y = module(x)
                 if step.relu:
-                    y = F.relu(y)
+                    y = F.relu_(y)  # the output of a conv, BN, linear or add: fresh, and not saved for backward
             env[step.name] = y
             if last_use is not None:
                 for name in step.inputs:

@@ -37,7 +37,7 @@ class Group(nn.Module):
 def residual(shortcut: torch.Tensor, branch: torch.Tensor, scale: float, relu: bool) -> torch.Tensor:
     """``act(shortcut + scale * branch)``, the Inception-ResNet residual unit."""
     out = branch * scale + shortcut
-    return F.relu(out) if relu else out
+    return F.relu_(out) if relu else out
 
 
 class AuxOutput(NamedTuple):
