@@ -161,3 +161,19 @@ def test_fused_training_mode_is_the_reference():
     assert out.aux and out.aux[0].weight == 0.3
     out.loss(nn.functional.cross_entropy, torch.tensor([0, 1, 2, 3])).backward()
     assert model.get_submodule("inception_3a.branch1").conv.weight.grad is not None
+
+
+def test_fused_weights_follow_in_place_edits_and_moves():
+    torch.manual_seed(0)
+    model = incdsl.compile("examples/mini_googlenet", fuse=True).eval()
+    reference = incdsl.compile("examples/mini_googlenet").eval()
+    reference.load_state_dict(model.state_dict())
+    x = torch.randn(2, 1, 32, 32)
+    model(x)
+    with torch.no_grad():  # as an optimizer step would, in place
+        for module in (model, reference):
+            module.get_submodule("inception_3a.branch1").conv.weight.mul_(3)
+    assert torch.allclose(model(x), reference(x), atol=1e-5)
+    model.double()
+    assert model(x.double()).dtype == torch.float64
+    assert torch.allclose(model(x.double()).float(), reference(x), atol=1e-4)

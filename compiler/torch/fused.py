@@ -5,7 +5,9 @@ Training runs the spec's layers exactly as :class:`~.lower.IncNetwork` does
 batch norm folded into the convs, and each group of parallel 1×1 convs as one
 ``conv2d`` over the concatenated weights whose output is sliced per branch.
 Weights are prepared from the parameters on the first eval call and again
-whenever a parameter changes, so ``load_state_dict`` works as on any module.
+whenever a parameter or buffer changes in place (``load_state_dict``, an
+optimizer step), moves (``.to()``, ``.half()``), or ``.eval()``/``.train()``
+is called (which also notices replaced submodules).
 Eval is for inference: it runs under prepared (detached) weights, so no
 gradient reaches the parameters from it.
 
@@ -28,7 +30,7 @@ from incdsl import ir
 
 from . import runtime
 from .lower import IncNetwork, last_uses
-from .weights import conv_weights, group_weights, weights_version
+from .weights import conv_weights, group_weights
 
 
 def eval_program(passed: ir.Network) -> list[ir.Node]:
@@ -58,7 +60,16 @@ class InferenceEval(nn.Module):
         self._program = eval_program(passed)
         self._program_last_read = last_uses(self._program)
         self._prepared: dict[str, Any] = {}
-        self._prepared_for: tuple[tuple[int, int], ...] | None = None
+        self._prepared_for: tuple[int, ...] | None = None
+        self._tracked: list[torch.Tensor] | None = None
+
+    def train(self, mode: bool = True):
+        self._tracked = None  # re-read which tensors hold the weights on the next eval call
+        return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._tracked = None
+        return super()._apply(fn, *args, **kwargs)
 
     @property
     def program(self) -> list[ir.Node]:
@@ -84,11 +95,15 @@ class InferenceEval(nn.Module):
     # --- weights ------------------------------------------------------------
 
     def _prepare(self) -> None:
-        version = weights_version(self)
+        if self._tracked is None:
+            self._tracked = [*self.parameters(), *self.buffers()]
+            self._prepared_for = None
+        # In-place changes bump a tensor's version counter: a cheap test on every call.
+        version = tuple(t._version for t in self._tracked)
         if version == self._prepared_for:
             return
         self._prepared = {node.name: self._prepare_node(node) for node in self._program if _has_weights(node)}
-        self._prepared_for = weights_version(self)
+        self._prepared_for = version
 
     def _prepare_node(self, node: ir.Node) -> Any:
         a = node.attrs

@@ -47,8 +47,3 @@ def group_weights(
         floors.append(torch.full_like(b, 0.0 if member.conv.act == "relu" else float("-inf")))
     return torch.cat(weights), torch.cat(biases), torch.cat(floors)
 
-
-def weights_version(model: nn.Module) -> tuple[tuple[int, int], ...]:
-    """Changes whenever a parameter or buffer is replaced or modified in place
-    (``load_state_dict``, an optimizer step, ``.to()``), so prepared weights know when they are stale."""
-    return tuple((t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))

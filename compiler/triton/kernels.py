@@ -21,6 +21,7 @@ pixels, with a row stride. :func:`conv_nhwc` is the host wrapper and
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Sequence
 
@@ -209,11 +210,11 @@ def conv_nhwc(
     if x.stride(1) != 1 and x.shape[1] > 1:
         x = x.contiguous(memory_format=torch.channels_last)
     batch, channels, height, width = x.shape
-    _, out_h, out_w = outs[0].shape[0], outs[0].shape[2], outs[0].shape[3]
+    out_h, out_w = outs[0].shape[2:]
     n_cols = packed_weight.shape[1]
     strides = [pixel_row_stride(o) for o in outs]
     assert None not in strides, "destinations must be channels-last (or channel slices of channels-last tensors)"
-    ends = [int(e) for e in torch.tensor([o.shape[1] for o in outs]).cumsum(0).tolist()]
+    ends = list(itertools.accumulate(o.shape[1] for o in outs))
     assert ends[-1] == n_cols, f"outputs hold {ends[-1]} channels, the weights make {n_cols}"
     ptrs = list(outs) + [outs[0]] * (MAX_OUTPUTS - len(outs))
     strides = strides + [0] * (MAX_OUTPUTS - len(outs))

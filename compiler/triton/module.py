@@ -106,7 +106,7 @@ class TritonEval(InferenceEval):
 
     def _compute(self, node: ir.Node, env: dict[Any, torch.Tensor], x: torch.Tensor) -> torch.Tensor | None:
         y = super()._compute(node, env, x)
-        if y is None or node.storage is None or node.op == "input":
+        if y is None or node.storage is None:
             return y
         place = self._place(node, env, y)
         if not (place.data_ptr() == y.data_ptr() and place.stride() == y.stride()):
