@@ -83,6 +83,8 @@ def _variants(
     if triton:
         models["incdsl triton"] = incdsl.compile(spec_net, backend="triton")
         models["incdsl triton (all kernels)"] = incdsl.compile(spec_net, backend="triton", kernels="all")
+        if device == "cuda":
+            models["incdsl triton + CUDA graphs"] = incdsl.compile(spec_net, backend="triton", cuda_graphs=True)
     state = reference.state_dict()
     for label, model in models.items():
         if label.startswith("incdsl"):

@@ -61,16 +61,21 @@ def compile_network(
     *,
     fuse: bool = False,
     kernels: Iterable[str] | str = DEFAULT_TRITON_KERNELS,
+    cuda_graphs: bool = False,
     **options: Any,
 ):
     """A validated network → an ``nn.Module``.
 
     ``fuse`` (torch backend): eval folds batch norm and runs each group of
     parallel 1×1 convs as one conv. ``kernels`` (triton backend): which of
-    :data:`TRITON_KERNELS` to use, or ``"all"``.
+    :data:`TRITON_KERNELS` to use, or ``"all"``; ``cuda_graphs`` (triton
+    backend): from the second eval call at an input shape on, replay the
+    whole forward as one captured CUDA graph.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if cuda_graphs and backend != "triton":
+        raise TypeError("cuda_graphs= applies to the triton backend")
     if options:
         raise TypeError(f"unexpected options for the {backend} backend: {', '.join(sorted(options))}")
     if backend == "triton":
@@ -78,7 +83,7 @@ def compile_network(
 
         chosen = _check_kernels(kernels)
         check_available()
-        return TritonNetwork(net, run_passes(net, inference_passes("triton", chosen)), chosen)
+        return TritonNetwork(net, run_passes(net, inference_passes("triton", chosen)), chosen, cuda_graphs)
     if fuse:
         from .torch.fused import FusedNetwork
 

@@ -185,3 +185,24 @@ def test_compile_writes_a_triton_module(cli, tmp_path, randomise_bn):
     x = torch.randn(2, 1, 32, 32)
     with torch.no_grad():
         assert (generated.eval()(x) - reference.eval()(x)).abs().max().item() < 1e-4
+
+
+def test_cuda_graphs_replay_the_eval_program(randomise_bn):
+    # On the CPU (the interpreter) the option changes nothing; on a GPU the second
+    # call captures a graph and later calls replay it, recaptured when weights change.
+    torch.manual_seed(0)
+    reference = incdsl.compile("examples/mini_googlenet")
+    randomise_bn(reference)
+    model = incdsl.compile("examples/mini_googlenet", backend="triton", cuda_graphs=True)
+    model.load_state_dict(reference.state_dict())
+    reference.eval().to(DEVICE)
+    model.eval().to(DEVICE)
+    for step in range(4):
+        x = torch.randn(2, 1, 32, 32, device=DEVICE)
+        if step == 3:
+            with torch.no_grad():
+                for m in (model, reference):
+                    m.get_submodule("inception_3a.branch1").conv.weight.mul_(2)
+        with torch.no_grad():
+            assert (model(x) - reference(x)).abs().max().item() < 1e-4
+    assert len(model._graphs) == (1 if DEVICE == "cuda" else 0)

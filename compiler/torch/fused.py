@@ -77,8 +77,10 @@ class InferenceEval(nn.Module):
         return list(self._program)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor | runtime.TrainOutput:
-        if self.training:
-            return super().forward(x)
+        return super().forward(x) if self.training else self._infer(x)
+
+    def _infer(self, x: torch.Tensor) -> torch.Tensor:
+        """Run the eval program on ``x``."""
         with torch.no_grad():
             self._prepare()
             env: dict[Any, torch.Tensor] = {}

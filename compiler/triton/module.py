@@ -65,20 +65,64 @@ def _pool_code(pool: ir.PoolAttrs | None) -> tuple[int, int]:
 class TritonEval(InferenceEval):
     """Eval through the Triton kernels; see the module's docstring."""
 
-    def setup_triton(self, passed: ir.Network, kernels: Iterable[str] = DEFAULT_TRITON_KERNELS) -> None:
+    def setup_triton(
+        self, passed: ir.Network, kernels: Iterable[str] = DEFAULT_TRITON_KERNELS, cuda_graphs: bool = False
+    ) -> None:
         self.setup_inference(passed)
         self._kernels = tuple(kernels)
-        self._warm_shapes: set[tuple[int, ...]] = set()
+        self._cuda_graphs = cuda_graphs
+        self._warm: set[tuple[Any, ...]] = set()
+        self._graphs: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
     def forward(self, x: torch.Tensor):
-        shape = tuple(x.shape)
-        if self.training or shape in self._warm_shapes:
+        if self.training:
             return super().forward(x)
-        # A new input shape compiles and autotunes the kernels for its GEMM sizes: seconds to minutes.
-        with progress(f"compiling and autotuning Triton kernels for input {'×'.join(map(str, shape))}"):
-            out = super().forward(x)
-        self._warm_shapes.add(shape)
-        return out
+        key = (tuple(x.shape), x.dtype, x.device)
+        if key not in self._warm:
+            # A new input shape compiles and autotunes the kernels for its GEMM sizes: seconds to minutes.
+            with progress(f"compiling and autotuning Triton kernels for input {'×'.join(map(str, x.shape))}"):
+                out = self._infer(x)
+            self._warm.add(key)
+            return out
+        if self._cuda_graphs and x.is_cuda:
+            return self._replay(x, key)
+        return self._infer(x)
+
+    def train(self, mode: bool = True):
+        self._graphs.clear()
+        return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):
+        self._graphs.clear()
+        return super()._apply(fn, *args, **kwargs)
+
+    # --- CUDA graphs: one launch sequence per input shape, replayed ------------
+
+    def _replay(self, x: torch.Tensor, key: tuple[Any, ...]) -> torch.Tensor:
+        """Run the captured graph for ``key``; capture it first, or again when the weights changed
+        (a graph holds the prepared weights' addresses)."""
+        with torch.no_grad():
+            self._prepare()
+        entry = self._graphs.get(key)
+        if entry is None or entry[0] != self._prepared_for:
+            entry = self._graphs[key] = self._capture(x)
+        _, static_in, graph, static_out = entry
+        static_in.copy_(x)
+        graph.replay()
+        return static_out.clone()
+
+    def _capture(self, x: torch.Tensor) -> tuple[Any, ...]:
+        static_in = x.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):  # warm-up off the default stream, as capture wants
+            for _ in range(2):
+                self._infer(static_in)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            static_out = self._infer(static_in)
+        return (self._prepared_for, static_in, graph, static_out)
 
     @property
     def kernels(self) -> tuple[str, ...]:
@@ -174,6 +218,12 @@ class TritonEval(InferenceEval):
 class TritonNetwork(TritonEval, IncNetwork):
     """A network compiled by the triton backend (``incdsl.compile(spec, backend="triton")``)."""
 
-    def __init__(self, net: ir.Network, passed: ir.Network, kernels: Iterable[str] = DEFAULT_TRITON_KERNELS) -> None:
+    def __init__(
+        self,
+        net: ir.Network,
+        passed: ir.Network,
+        kernels: Iterable[str] = DEFAULT_TRITON_KERNELS,
+        cuda_graphs: bool = False,
+    ) -> None:
         super().__init__(net)
-        self.setup_triton(passed, kernels)
+        self.setup_triton(passed, kernels, cuda_graphs)
