@@ -41,9 +41,16 @@ def inference_passes(backend: str, kernels: Iterable[str] = DEFAULT_TRITON_KERNE
     return [*passes, plan_concat_buffers]
 
 
-def run_passes(net: ir.Network, passes: Iterable[Pass]) -> ir.Network:
+def run_passes(net: ir.Network, passes: Iterable[Pass], verify: bool = False) -> ir.Network:
+    """Apply ``passes`` in order; with ``verify``, check the IR's invariants before and after each."""
+    from .verify import verify as check
+
+    if verify:
+        check(net)
     for p in passes:
         net = p(net)
+        if verify:
+            check(net, after=p.__name__)
     return net
 
 

@@ -177,3 +177,25 @@ def test_fused_weights_follow_in_place_edits_and_moves():
     model.double()
     assert model(x.double()).dtype == torch.float64
     assert torch.allclose(model(x.double()).float(), reference(x), atol=1e-4)
+
+
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+@pytest.mark.parametrize("spec", incdsl.bundled_specs())
+def test_every_pass_keeps_the_ir_invariants(spec, backend):
+    net = incdsl.load(spec)
+    passed = run_passes(net, inference_passes(backend, ("fused_1x1", "pool_conv", "conv")), verify=True)
+    # the passes never touch the parameters: the same modules hold them
+    assert {m.name for n in passed.nodes if isinstance(n.attrs, ir.Conv1x1GroupAttrs) for m in n.attrs.members} <= {
+        n.name for n in net.nodes if n.op == "conv"
+    }
+
+
+def test_the_verifier_catches_a_misplaced_value():
+    from incdsl.compiler.verify import verify
+
+    net = run_passes(incdsl.load("googlenet"), inference_passes("triton"))
+    node = net.node("inception_3a.branch2.1")
+    wrong = node.model_copy(update={"storage": ("inception_3a:concat", 0)})
+    broken = net.with_nodes([wrong if n.name == node.name else n for n in net.nodes])
+    with pytest.raises(AssertionError, match="stored at channel 0 of `inception_3a:concat`, which reads it at \\[64\\]"):
+        verify(broken, after="a test")
