@@ -206,3 +206,17 @@ def test_cuda_graphs_replay_the_eval_program(randomise_bn):
         with torch.no_grad():
             assert (model(x) - reference(x)).abs().max().item() < 1e-4
     assert len(model._graphs) == (1 if DEVICE == "cuda" else 0)
+
+
+@pytest.mark.parametrize("spec", ["inception_resnet_v2", "googlenet"])
+def test_generated_module_carries_the_whole_network(spec):
+    import json
+
+    from incdsl.compiler.triton.codegen import _compact
+    from incdsl.ir import network_from_json
+
+    net = incdsl.load(spec)
+    back = network_from_json(json.loads(_compact(net)))
+    strip = {"span", "origin"}
+    assert [n.model_dump(exclude=strip) for n in back.nodes] == [n.model_dump(exclude=strip) for n in net.nodes]
+    assert (back.output, back.aux, back.input_shape) == (net.output, net.aux, net.input_shape)

@@ -15,13 +15,20 @@ from ..torch.codegen import class_name
 
 
 def _compact(net: ir.Network) -> str:
-    data = net.to_json()
-    data["rows"], data["tables"] = [], []
-    for node in data["nodes"]:
-        node["span"] = node["origin"] = None
-    lines = ",\n".join(f"    {json.dumps(n, separators=(',', ':'))}" for n in data["nodes"])
-    head = {k: v for k, v in data.items() if k != "nodes"}
-    return f"{json.dumps(head, separators=(',', ':'))[:-1]},\"nodes\":[\n{lines}\n]}}"
+    """``net`` as JSON, one node a line, without spans and default values."""
+    head = {"name": net.name, "input_shape": list(net.input_shape), "output": net.output}
+    head["aux"] = [h.model_dump(mode="json") for h in net.aux]
+    nodes = [
+        {
+            **n.model_dump(mode="json", exclude_defaults=True, exclude={"span", "origin", "attrs"}),
+            "attrs": {"op": n.op, **n.attrs.model_dump(mode="json", exclude_defaults=True)},
+        }
+        for n in net.nodes
+    ]
+    lines = ",\n".join(f"    {json.dumps(n, separators=(',', ':'))}" for n in nodes)
+    text = f"{json.dumps(head, separators=(',', ':'))[:-1]},\"nodes\":[\n{lines}\n]}}"
+    assert "'''" not in text and "\\" not in text  # names are identifiers: safe in a raw triple-quoted string
+    return text
 
 
 def triton_footer(net: ir.Network, kernels: tuple[str, ...]) -> str:
@@ -42,9 +49,9 @@ def triton_footer(net: ir.Network, kernels: tuple[str, ...]) -> str:
             f"class {base}Triton(TritonEval, {base}):",
             f'    """{base} whose eval mode runs the Triton kernels; training mode is {base}\'s."""',
             "",
-            f"    def __init__(self, kernels: tuple[str, ...] = {kernels!r}) -> None:",
+            f"    def __init__(self, kernels: tuple[str, ...] = {kernels!r}, cuda_graphs: bool = False) -> None:",
             "        super().__init__()",
-            "        self.setup_triton(passed_for_triton(NETWORK, kernels), kernels)",
+            "        self.setup_triton(passed_for_triton(NETWORK, kernels), kernels, cuda_graphs)",
             "",
         ]
     )
