@@ -12,15 +12,21 @@ from typing import Any
 
 from incdsl import ir
 
-from .passes import fold_batch_norm, fuse_parallel_1x1, fuse_pool_into_1x1, plan_concat_buffers
+from .passes import (
+    fold_batch_norm,
+    fuse_parallel_1x1,
+    fuse_pool_into_1x1,
+    fuse_residual_into_1x1,
+    plan_concat_buffers,
+)
 
 BACKENDS = ("torch", "triton")
 
 #: The Triton kernels a compiled network can use; ``kernels=`` picks among them.
 #: ``conv`` (implicit-GEMM k×k convs) is not on by default: cuDNN may beat it,
 #: and only a GPU benchmark (bench/) can say.
-TRITON_KERNELS = ("fused_1x1", "pool_conv", "conv")
-DEFAULT_TRITON_KERNELS = ("fused_1x1", "pool_conv")
+TRITON_KERNELS = ("fused_1x1", "pool_conv", "residual_1x1", "conv")
+DEFAULT_TRITON_KERNELS = ("fused_1x1", "pool_conv", "residual_1x1")
 
 Pass = Callable[[ir.Network], ir.Network]
 
@@ -36,6 +42,8 @@ def inference_passes(backend: str, kernels: Iterable[str] = DEFAULT_TRITON_KERNE
     passes: list[Pass] = [fold_batch_norm]
     if "pool_conv" in kernels:
         passes.append(fuse_pool_into_1x1)
+    if "residual_1x1" in kernels:
+        passes.append(fuse_residual_into_1x1)
     if "fused_1x1" in kernels:
         passes.append(fuse_parallel_1x1)
     return [*passes, plan_concat_buffers]

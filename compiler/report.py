@@ -30,8 +30,9 @@ def compile_report(net: ir.Network, passed: ir.Network, backend: str, kernels: t
     destinations, and what runs as Triton kernels and what stays in torch."""
     program = eval_program(passed)
     groups = [n for n in program if isinstance(n.attrs, ir.Conv1x1GroupAttrs)]
-    fused = [g for g in groups if g.attrs.pool is None]  # type: ignore[union-attr]
+    residual = [g for g in groups if g.attrs.residual is not None]  # type: ignore[union-attr]
     pooled = [g for g in groups if g.attrs.pool is not None]  # type: ignore[union-attr]
+    fused = [g for g in groups if g not in residual and g not in pooled]
     folded = sum(1 for n in net.nodes if isinstance(n.attrs, ir.ConvAttrs) and n.attrs.bn_eps is not None)
     concats = [n for n in program if n.op == "concat"]
     inputs = sum(len(c.inputs) for c in concats)
@@ -41,14 +42,15 @@ def compile_report(net: ir.Network, passed: ir.Network, backend: str, kernels: t
         f"{net.name} → {backend} backend, input N×{c}×{h}×{w}, eval mode"
         + (f"; kernels: {', '.join(kernels)}" if kernels else ""),
         "passes:",
-        f"  fold_batch_norm       {folded} conv+BN pairs folded",
+        f"  fold_batch_norm         {folded} conv+BN pairs folded",
     ]
     if backend == "triton":
-        lines.append(f"  fuse_pool_into_1x1    {len(pooled)} pool projections")
+        lines.append(f"  fuse_pool_into_1x1      {len(pooled)} pool projections")
+        lines.append(f"  fuse_residual_into_1x1  {len(residual)} residual adds")
     members = sum(len(g.attrs.members) for g in fused)  # type: ignore[union-attr]
-    lines.append(f"  fuse_parallel_1x1     {len(fused)} groups of {members} convs")
+    lines.append(f"  fuse_parallel_1x1       {len(fused)} groups of {members} convs")
     if backend == "triton":
-        lines.append(f"  plan_concat_buffers   {in_place} of {inputs} concat inputs written in place")
+        lines.append(f"  plan_concat_buffers     {in_place} of {inputs} concat inputs written in place")
     if fused:
         lines.append("fused 1×1 groups, one GEMM each ([N·H·W, Cin] × [Cin, ΣCout]):")
         for g in fused:
@@ -68,6 +70,14 @@ def compile_report(net: ir.Network, passed: ir.Network, backend: str, kernels: t
                 f"  {member.name}  {pool.op} {pool.kernel[0]}x{pool.kernel[1]} → {_gemm(g, cin)}"
                 f" → {_place(passed.node(member.name))}"
             )
+    if residual:
+        lines.append("residual filter expansions, the scaled add (and ReLU) in the GEMM's epilogue:")
+        for g in residual:
+            add = g.attrs.residual  # type: ignore[union-attr]
+            member = g.attrs.members[0]  # type: ignore[union-attr]
+            cin = passed.node(g.inputs[0]).shape[0]  # type: ignore[index]
+            act = "relu(" if add.act == "relu" else "("
+            lines.append(f"  {g.name}  {act}{g.inputs[1]} + {add.scale:g} · {_gemm(g, cin)} {member.name})")
     lines.extend(_launches(program, backend, kernels))
     return "\n".join(lines) + "\n"
 
@@ -78,7 +88,8 @@ def _launches(program: list[ir.Node], backend: str, kernels: tuple[str, ...]) ->
     for node in program:
         a = node.attrs
         if isinstance(a, ir.Conv1x1GroupAttrs) and backend == "triton":
-            triton_ops["pool conv1x1" if a.pool else "fused conv1x1 group"] += 1
+            kind = "pool conv1x1" if a.pool else "residual conv1x1" if a.residual else "fused conv1x1 group"
+            triton_ops[kind] += 1
         elif isinstance(a, ir.ConvAttrs) and backend == "triton" and "conv" in kernels:
             triton_ops["conv"] += 1
         elif isinstance(a, ir.ConvAttrs):

@@ -33,8 +33,12 @@ def verify(net: ir.Network, after: str = "elaboration") -> None:
             check(node.shape == (a.stop - a.start, *inputs[0][1:]), node, "slice shape")
         if isinstance(a, ir.Conv1x1GroupAttrs):
             check(node.shape == (a.out_channels, *inputs[0][1:]), node, "group shape is not ΣCout × H × W of its input")
-            slices = [net.node(c) for c in net.consumers(node.name)]
-            check(all(s.op == "slice" for s in slices), node, "a group is read only through slices")
+            if a.residual is None:
+                slices = [net.node(c) for c in net.consumers(node.name)]
+                check(all(s.op == "slice" for s in slices), node, "a group is read only through slices")
+            else:
+                check(len(a.members) == 1 and a.members[0].conv.act is None, node, "a residual group is one linear conv")
+                check(inputs[1] == node.shape, node, "the shortcut's shape is not the output's")
         if isinstance(a, ir.ConcatAttrs):
             check(node.shape[0] == sum(s[0] for s in inputs), node, "concat width is not the sum of its inputs'")
             check(all(s[1:] == node.shape[1:] for s in inputs), node, "concat inputs differ in size")

@@ -123,11 +123,15 @@ class FusedMember(_Attrs):
 class Conv1x1GroupAttrs(_Attrs):
     """Made by the fusion passes: 1×1 convs that read the same tensor, as one GEMM
     ``[N·H·W, Cin] × [Cin, ΣCout]`` whose output columns are the members' outputs
-    in order; ``pool`` (stride 1, same size) is applied to the operand first."""
+    in order (read through ``slice`` nodes); ``pool`` (stride 1, same size) is
+    applied to the operand first. With ``residual``, the one member's output goes
+    into that residual add, ``act(inputs[1] + scale · conv(inputs[0]))``, and the
+    node's value is the add's."""
 
     op: Literal["conv1x1_group"] = "conv1x1_group"
     members: tuple[FusedMember, ...]
     pool: PoolAttrs | None = None
+    residual: AddAttrs | None = None
 
     @property
     def out_channels(self) -> int:

@@ -9,7 +9,13 @@ from torch import nn
 
 import incdsl
 from incdsl import ir
-from incdsl.compiler.passes import fold_batch_norm, fuse_parallel_1x1, fuse_pool_into_1x1, plan_concat_buffers
+from incdsl.compiler.passes import (
+    fold_batch_norm,
+    fuse_parallel_1x1,
+    fuse_pool_into_1x1,
+    fuse_residual_into_1x1,
+    plan_concat_buffers,
+)
 from incdsl.compiler.pipeline import inference_passes, run_passes
 
 
@@ -199,3 +205,19 @@ def test_the_verifier_catches_a_misplaced_value():
     broken = net.with_nodes([wrong if n.name == node.name else n for n in net.nodes])
     with pytest.raises(AssertionError, match="stored at channel 0 of `inception_3a:concat`, which reads it at \\[64\\]"):
         verify(broken, after="a test")
+
+
+@pytest.mark.parametrize("spec", ["inception_resnet_v2", "inception_resnet_v1", "paper/inception_resnet_v2"])
+def test_fuse_residual_takes_every_residual_add(spec):
+    net = fold_batch_norm(incdsl.load(spec))
+    adds = [n for n in net.nodes if n.op == "add"]
+    fused = fuse_residual_into_1x1(net)
+    groups = [n for n in fused.nodes if isinstance(n.attrs, ir.Conv1x1GroupAttrs)]
+    assert [g.name for g in groups] == [a.name for a in adds]  # under the add's name: readers unchanged
+    for group, add in zip(groups, adds, strict=True):
+        conv = net.node(add.inputs[1])
+        assert group.attrs.residual == add.attrs and group.attrs.members[0].name == conv.name
+        assert group.inputs == (conv.inputs[0], add.inputs[0])
+        assert conv.name not in fused
+    if spec == "inception_resnet_v2":
+        assert groups[-1].attrs.residual.act is None  # TF-slim's last Block8 has no ReLU

@@ -73,6 +73,20 @@ def test_pool_is_taken_while_loading(pool):
     assert error < 1e-4 and untouched
 
 
+def test_residual_add_in_the_epilogue():
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 24, 5, 7, generator=g).to(DEVICE).contiguous(memory_format=torch.channels_last)
+    shortcut = torch.randn(2, 40, 5, 7, generator=g).to(DEVICE).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(40, 24, 1, 1, generator=g).to(DEVICE) / 5
+    bias = torch.randn(40, generator=g).to(DEVICE)
+    for floor_value in (0.0, float("-inf")):  # with and without the ReLU after the add
+        floor = torch.full((40,), floor_value, device=DEVICE)
+        (expected,) = conv_nhwc_reference(x, weight, bias, floor, [40], residual=(shortcut, 0.17))
+        out = _channels_last(2, 40, 5, 7)
+        conv_nhwc(x, pack_weight(weight), bias, floor, [out], residual=(shortcut, 0.17))
+        assert (out - expected).abs().max().item() < 1e-4
+
+
 @pytest.mark.parametrize(
     ("kernel", "stride", "padding"),
     [((3, 3), (1, 1), (1, 1)), ((5, 5), (1, 1), (2, 2)), ((1, 7), (1, 1), (0, 3)), ((7, 1), (1, 1), (3, 0)), ((3, 3), (2, 2), (0, 0))],
@@ -134,6 +148,11 @@ def test_inception_v4_matches_the_torch_backend(randomise_bn):
     assert _compare(randomise_bn, "inception_v4", "3x75x75", 1) < 1e-4
 
 
+def test_inception_resnet_v2_matches_the_torch_backend(randomise_bn):
+    # every Block35/17/8 runs its filter expansion and residual add as one kernel
+    assert _compare(randomise_bn, "inception_resnet_v2", "3x75x75", 1) < 1e-4
+
+
 def test_every_kernel_matches_on_a_small_network(randomise_bn):
     assert _compare(randomise_bn, "examples/mini_googlenet", None, 2, kernels="all") < 1e-4
 
@@ -165,7 +184,7 @@ def test_without_a_gpu_the_backend_says_how_to_run_it(cli, monkeypatch):
 def test_compile_report(cli):
     code, out, err = cli("compile", "googlenet", "--backend", "triton")
     assert code == 0, err
-    assert "fuse_parallel_1x1     9 groups of 27 convs" in out
+    assert "fuse_parallel_1x1       9 groups of 27 convs" in out
     assert "inception_3a:conv1x1_group  [N·28·28, 192] × [192, 176]" in out
     assert "inception_3a.branch1 64 → inception_3a:concat[0:64]" in out
     assert "Triton launches per forward: 18" in out

@@ -151,6 +151,8 @@ class InferenceEval(nn.Module):
         assert isinstance(a, ir.Conv1x1GroupAttrs)
         weight, bias, floor = self._prepared[node.name]
         y = F.conv2d(pool(x, a.pool) if a.pool else x, weight, bias)
+        if a.residual is not None:
+            return runtime.residual(env[node.inputs[1]], y, a.residual.scale, a.residual.act == "relu")
         acts = {m.conv.act for m in a.members}
         if acts == {"relu"}:
             return F.relu_(y)

@@ -38,12 +38,14 @@ def group_weights(
     model: nn.Module, attrs: ir.Conv1x1GroupAttrs
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A fused group's ``(weight [ΣCout, Cin, 1, 1], bias, floor)``: ``floor`` is 0 for
-    a member's columns with ReLU and −∞ without, so ``max(y, floor)`` is each one's activation."""
+    a member's columns with ReLU and −∞ without, so ``max(y, floor)`` is each one's
+    activation (with a residual add, the add's, applied after it)."""
     weights, biases, floors = [], [], []
     for member in attrs.members:
         w, b = conv_weights(model, member.name, member.conv)
+        act = attrs.residual.act if attrs.residual is not None else member.conv.act
         weights.append(w)
         biases.append(b)
-        floors.append(torch.full_like(b, 0.0 if member.conv.act == "relu" else float("-inf")))
+        floors.append(torch.full_like(b, 0.0 if act == "relu" else float("-inf")))
     return torch.cat(weights), torch.cat(biases), torch.cat(floors)
 

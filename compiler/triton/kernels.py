@@ -9,11 +9,14 @@ One kernel covers the three cases the backend uses:
   module's concat output, or a scratch tensor for a 3×3/5×5 reduction);
 - the pool-proj branch: the same GEMM with a k×k stride-1 max or average pool
   taken on the fly while loading the operand (``POOL``);
+- an Inception-ResNet filter expansion: the 1×1 GEMM with the residual add in
+  its epilogue (``RESIDUAL``);
 - any k×k conv (stride, padding, asymmetric kernels), the operand gathered
   per kernel tap (an implicit GEMM with ``K = kh·kw·Cin``).
 
-The epilogue adds the bias and applies ``max(y, floor)`` per column (floor 0
-is ReLU, −∞ is linear), in fp32, then casts to the destination's dtype.
+The epilogue adds the bias, then with ``RESIDUAL`` computes ``r + scale·y``
+from the shortcut ``r``, then applies ``max(y, floor)`` per column (floor 0 is
+ReLU, −∞ is linear), all in fp32, and casts to the destination's dtype.
 Destinations are channels-last tensors or channel slices of them: rows are
 pixels, with a row stride. :func:`conv_nhwc` is the host wrapper and
 :func:`conv_nhwc_reference` the same computation in torch, for tests.
@@ -54,19 +57,20 @@ def _configs() -> list[triton.Config]:
     ]
 
 
-@triton.autotune(configs=_configs(), key=["M", "N", "C", "KH", "KW", "POOL", "NUM_OUT"])
+@triton.autotune(configs=_configs(), key=["M", "N", "C", "KH", "KW", "POOL", "NUM_OUT", "RESIDUAL"])
 @triton.jit
 def _conv_nhwc_kernel(
-    x_ptr, w_ptr, b_ptr, floor_ptr,
+    x_ptr, w_ptr, b_ptr, floor_ptr, res_ptr,
     y0_ptr, y1_ptr, y2_ptr, y3_ptr,
     M, N, C, H, W, OH, OW,
     sx_n, sx_h, sx_w,
     sy0, sy1, sy2, sy3,
     end0, end1, end2,
+    s_res, res_scale,
     KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
     PH: tl.constexpr, PW: tl.constexpr,
     POOL: tl.constexpr, PK: tl.constexpr,
-    NUM_OUT: tl.constexpr, IEEE: tl.constexpr,
+    NUM_OUT: tl.constexpr, RESIDUAL: tl.constexpr, IEEE: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):  # fmt: skip
     # Grouped tile order: GROUP_M row tiles share each column tile's weights in L2.
@@ -113,7 +117,12 @@ def _conv_nhwc_kernel(
 
     bias = tl.load(b_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
     floor = tl.load(floor_ptr + cols, mask=col_ok, other=0.0).to(tl.float32)
-    y = tl.maximum(acc + bias[None, :], floor[None, :])
+    y = acc + bias[None, :]
+    if RESIDUAL:
+        r_ptrs = res_ptr + (rows * s_res)[:, None] + cols[None, :]
+        shortcut = tl.load(r_ptrs, mask=row_ok[:, None] & col_ok[None, :], other=0.0).to(tl.float32)
+        y = shortcut + res_scale * y
+    y = tl.maximum(y, floor[None, :])
     # Each column range goes to its own destination, at its own row stride.
     _store_range(y0_ptr, y, rows, cols, row_ok, sy0, 0, end0)
     if NUM_OUT > 1:
@@ -191,15 +200,18 @@ def conv_nhwc(
     stride: tuple[int, int] = (1, 1),
     padding: tuple[int, int] = (0, 0),
     pool: tuple[int, int] = (POOL_NONE, 1),
+    residual: tuple[torch.Tensor, float] | None = None,
 ) -> None:
     """Run the conv of ``x`` (N, C, H, W, channel stride 1) and store the output
     columns, in order, into ``outs`` (each N, Ci, OH, OW, with ΣCi = Cout).
 
     ``packed_weight`` comes from :func:`pack_weight`; ``floor`` is the per-column
-    activation floor; ``pool = (POOL_*, k)`` pools the operand first (1×1 only).
-    More than four outputs take more than one launch.
+    activation floor; ``pool = (POOL_*, k)`` pools the operand first (1×1 only);
+    ``residual = (shortcut, scale)`` makes the output ``shortcut + scale · conv``
+    before the floor (one output). More than four outputs take more than one launch.
     """
     if len(outs) > MAX_OUTPUTS:
+        assert residual is None, "a residual conv has one output"
         widths = [o.shape[1] for o in outs[:MAX_OUTPUTS]]
         split = sum(widths)
         conv_nhwc(x, packed_weight[:, :split], bias[:split], floor[:split], outs[:MAX_OUTPUTS], kernel, stride, padding, pool)
@@ -220,17 +232,23 @@ def conv_nhwc(
     strides = strides + [0] * (MAX_OUTPUTS - len(outs))
     ends = (ends + [n_cols] * MAX_OUTPUTS)[:3]
     m = batch * out_h * out_w
+    shortcut, scale = residual if residual is not None else (outs[0], 0.0)  # unread without RESIDUAL
+    s_res = pixel_row_stride(shortcut)
+    if residual is not None and (s_res is None or shortcut.stride(1) != 1):
+        shortcut = shortcut.contiguous(memory_format=torch.channels_last)
+        s_res = pixel_row_stride(shortcut)
 
     def grid(meta):
         return (triton.cdiv(m, meta["BLOCK_M"]) * triton.cdiv(n_cols, meta["BLOCK_N"]),)
 
     _conv_nhwc_kernel[grid](
-        x, packed_weight, bias, floor, *ptrs,
+        x, packed_weight, bias, floor, shortcut, *ptrs,
         m, n_cols, channels, height, width, out_h, out_w,
         x.stride(0), x.stride(2), x.stride(3),
-        *strides, *ends,
+        *strides, *ends, s_res, float(scale),
         KH=kernel[0], KW=kernel[1], SH=stride[0], SW=stride[1], PH=padding[0], PW=padding[1],
-        POOL=pool[0], PK=pool[1], NUM_OUT=len(outs), IEEE=x.dtype == torch.float32,
+        POOL=pool[0], PK=pool[1], NUM_OUT=len(outs), RESIDUAL=residual is not None,
+        IEEE=x.dtype == torch.float32,
     )  # fmt: skip
 
 
@@ -243,6 +261,7 @@ def conv_nhwc_reference(
     stride: tuple[int, int] = (1, 1),
     padding: tuple[int, int] = (0, 0),
     pool: tuple[int, int] = (POOL_NONE, 1),
+    residual: tuple[torch.Tensor, float] | None = None,
 ) -> list[torch.Tensor]:
     """What :func:`conv_nhwc` computes, in torch (``weight`` unpacked, [Cout, Cin, kh, kw])."""
     kind, k = pool
@@ -251,5 +270,7 @@ def conv_nhwc_reference(
     elif kind in (POOL_AVG, POOL_AVG_WITH_PAD):
         x = F.avg_pool2d(x, k, 1, k // 2, count_include_pad=kind == POOL_AVG_WITH_PAD)
     y = F.conv2d(x, weight, bias, stride, padding)
+    if residual is not None:
+        y = residual[0] + residual[1] * y
     y = torch.maximum(y, floor[:, None, None])
     return list(torch.split(y, list(widths), dim=1))

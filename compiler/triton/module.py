@@ -190,12 +190,16 @@ class TritonEval(InferenceEval):
         conv_nhwc(x, weight, bias, floor, [out], a.kernel, a.stride, a.padding)
         return out
 
-    def _group(self, node: ir.Node, x: torch.Tensor, env: dict[Any, torch.Tensor]) -> None:
+    def _group(self, node: ir.Node, x: torch.Tensor, env: dict[Any, torch.Tensor]) -> torch.Tensor | None:
         from .kernels import conv_nhwc
 
         a = node.attrs
         assert isinstance(a, ir.Conv1x1GroupAttrs)
         weight, bias, floor = self._prepared[node.name]
+        if a.residual is not None:
+            out = self._place(node, env, x)
+            conv_nhwc(x, weight, bias, floor, [out], residual=(env[node.inputs[1]], a.residual.scale))
+            return out
         outs = []
         for member in a.members:
             out = self._place(self._nodes[member.name], env, x)
