@@ -58,6 +58,7 @@ def _run(batch, cin, h, w, widths, kernel=(1, 1), stride=(1, 1), padding=(0, 0),
         (2, 19, 5, 3, [5, 11, 3]),  # odd channel counts, odd grid
         (1, 33, 1, 1, [7, 9]),  # a 1×1 grid
         (3, 70, 4, 6, [1, 65, 130]),  # columns spanning several tiles
+        (2, 40, 13, 12, [50, 90]),  # rows spanning several tiles, in grouped order
         (1, 8, 5, 5, [3, 4, 5, 6, 7, 2]),  # more destinations than one launch takes
     ],
 )

@@ -40,7 +40,7 @@ MAX_OUTPUTS = 4
 def _configs() -> list[triton.Config]:
     if os.environ.get("TRITON_INTERPRET") == "1":
         # The interpreter runs each program in numpy: few, large tiles; nothing to tune.
-        return [triton.Config({"BLOCK_M": 64, "BLOCK_N": 64, "BLOCK_K": 32, "GROUP_M": 8})]
+        return [triton.Config({"BLOCK_M": 128, "BLOCK_N": 128, "BLOCK_K": 64, "GROUP_M": 8})]
     return [
         triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "BLOCK_K": bk, "GROUP_M": 8}, num_stages=s, num_warps=w)
         for bm, bn, bk, s, w in [
