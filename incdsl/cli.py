@@ -105,7 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     compile_cmd.add_argument(
         "--kernels",
         metavar="K[,K…]",
-        help="triton: the kernels to use, from fused_1x1, pool_conv, conv, or `all` (default fused_1x1,pool_conv)",
+        help="triton: the kernels to use, from fused_1x1, pool_conv, residual_1x1, conv, or `all` "
+        "(default fused_1x1,pool_conv,residual_1x1)",
     )
     compile_cmd.add_argument(
         "--report", action="store_true", help="torch: print what the inference passes (fuse=True) do, not the source"
