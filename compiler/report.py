@@ -19,10 +19,32 @@ def _place(node: ir.Node) -> str:
     return f"{concat}[{offset}:{offset + node.shape[0]}]"
 
 
-def _gemm(group: ir.Node, cin: int) -> str:
+def _gemm(net: ir.Network, group: ir.Node) -> str:
     assert group.shape is not None
     _, h, w = group.shape
+    cin = net.node(group.inputs[0]).shape[0]  # type: ignore[index]
     return f"[N·{h}·{w}, {cin}] × [{cin}, {group.shape[0]}]"
+
+
+def _fused_line(net: ir.Network, g: ir.Node) -> str:
+    a = g.attrs
+    assert isinstance(a, ir.Conv1x1GroupAttrs)
+    routes = ", ".join(f"{m.name} {m.conv.out_channels} → {_place(net.node(m.name))}" for m in a.members)
+    return f"{g.name}  {_gemm(net, g)}  {routes}"
+
+
+def _pooled_line(net: ir.Network, g: ir.Node) -> str:
+    a = g.attrs
+    assert isinstance(a, ir.Conv1x1GroupAttrs) and a.pool is not None
+    member = a.members[0].name
+    return f"{member}  {a.pool.op} {a.pool.kernel[0]}x{a.pool.kernel[1]} → {_gemm(net, g)} → {_place(net.node(member))}"
+
+
+def _residual_line(net: ir.Network, g: ir.Node) -> str:
+    a = g.attrs
+    assert isinstance(a, ir.Conv1x1GroupAttrs) and a.residual is not None
+    act = "relu" if a.residual.act == "relu" else ""
+    return f"{g.name}  {act}({g.inputs[1]} + {a.residual.scale:g} · {_gemm(net, g)} {a.members[0].name})"
 
 
 def compile_report(net: ir.Network, passed: ir.Network, backend: str, kernels: tuple[str, ...] = ()) -> str:
@@ -51,33 +73,15 @@ def compile_report(net: ir.Network, passed: ir.Network, backend: str, kernels: t
     lines.append(f"  fuse_parallel_1x1       {len(fused)} groups of {members} convs")
     if backend == "triton":
         lines.append(f"  plan_concat_buffers     {in_place} of {inputs} concat inputs written in place")
-    if fused:
-        lines.append("fused 1×1 groups, one GEMM each ([N·H·W, Cin] × [Cin, ΣCout]):")
-        for g in fused:
-            cin = passed.node(g.inputs[0]).shape[0]  # type: ignore[index]
-            routes = ", ".join(
-                f"{m.name} {m.conv.out_channels} → {_place(passed.node(m.name))}"
-                for m in g.attrs.members  # type: ignore[union-attr]
-            )
-            lines.append(f"  {g.name}  {_gemm(g, cin)}  {routes}")
-    if pooled:
-        lines.append("pool projections, the pool taken while loading the GEMM operand:")
-        for g in pooled:
-            pool = g.attrs.pool  # type: ignore[union-attr]
-            member = g.attrs.members[0]  # type: ignore[union-attr]
-            cin = passed.node(g.inputs[0]).shape[0]  # type: ignore[index]
-            lines.append(
-                f"  {member.name}  {pool.op} {pool.kernel[0]}x{pool.kernel[1]} → {_gemm(g, cin)}"
-                f" → {_place(passed.node(member.name))}"
-            )
-    if residual:
-        lines.append("residual filter expansions, the scaled add (and ReLU) in the GEMM's epilogue:")
-        for g in residual:
-            add = g.attrs.residual  # type: ignore[union-attr]
-            member = g.attrs.members[0]  # type: ignore[union-attr]
-            cin = passed.node(g.inputs[0]).shape[0]  # type: ignore[index]
-            act = "relu(" if add.act == "relu" else "("
-            lines.append(f"  {g.name}  {act}{g.inputs[1]} + {add.scale:g} · {_gemm(g, cin)} {member.name})")
+    sections = [
+        ("fused 1×1 groups, one GEMM each ([N·H·W, Cin] × [Cin, ΣCout]):", fused, _fused_line),
+        ("pool projections, the pool taken while loading the GEMM operand:", pooled, _pooled_line),
+        ("residual filter expansions, the scaled add (and ReLU) in the GEMM's epilogue:", residual, _residual_line),
+    ]
+    for title, members, describe in sections:
+        if members:
+            lines.append(title)
+            lines.extend(f"  {describe(passed, g)}" for g in members)
     lines.extend(_launches(program, backend, kernels))
     return "\n".join(lines) + "\n"
 
