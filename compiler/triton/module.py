@@ -51,15 +51,15 @@ def passed_for_triton(network: dict[str, Any] | ir.Network, kernels: Iterable[st
     return run_passes(net, inference_passes("triton", tuple(kernels)))
 
 
-_POOL_KIND = {("maxpool", True): 1, ("maxpool", False): 1, ("avgpool", False): 2, ("avgpool", True): 3}
-
-
 def _pool_code(pool: ir.PoolAttrs | None) -> tuple[int, int]:
-    from .kernels import POOL_NONE
+    """The kernel's ``(POOL, PK)`` for a group's pool prologue."""
+    from .kernels import POOL_AVG, POOL_AVG_WITH_PAD, POOL_MAX, POOL_NONE
 
     if pool is None:
         return (POOL_NONE, 1)
-    return (_POOL_KIND[(pool.op, pool.count_include_pad)], pool.kernel[0])
+    if pool.op == "maxpool":
+        return (POOL_MAX, pool.kernel[0])
+    return (POOL_AVG_WITH_PAD if pool.count_include_pad else POOL_AVG, pool.kernel[0])
 
 
 class TritonEval(InferenceEval):
