@@ -240,3 +240,15 @@ def test_generated_module_carries_the_whole_network(spec):
     strip = {"span", "origin"}
     assert [n.model_dump(exclude=strip) for n in back.nodes] == [n.model_dump(exclude=strip) for n in net.nodes]
     assert (back.output, back.aux, back.input_shape) == (net.output, net.aux, net.input_shape)
+
+
+def test_torch_report_and_kernel_choice_on_the_command_line(cli):
+    code, out, err = cli("compile", "inception_v4", "--report")
+    assert code == 0, err
+    assert "inception_v4 → torch backend" in out and "fuse_parallel_1x1       16 groups of 46 convs" in out
+    assert "class " not in out  # the report instead of the source
+    code, out, err = cli("compile", "googlenet", "--backend", "triton", "--kernels", "fused_1x1,winograd")
+    assert code == 2 and "unknown Triton kernel(s) winograd" in err
+    code, out, err = cli("compile", "googlenet", "--backend", "triton", "--kernels", "all")
+    # 9 groups + 9 pool projections + 21 convs (conv1, conv2, conv3 and two per module)
+    assert code == 0 and "Triton launches per forward: 39" in out
