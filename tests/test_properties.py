@@ -1,6 +1,7 @@
 """Property tests: random valid networks built from the language's constructs parse,
 validate, and lower to modules whose every layer produces the shape the IR inferred;
-`fmt` leaves each of them the same network.
+`fmt` leaves each of them the same network; the inference passes keep them valid and
+the fused torch and Triton backends compute what the plain torch backend does.
 
 The generator tracks channels and sizes as it writes, so every spec it makes is valid;
 whitespace and comments are sprinkled at random to exercise the formatter.
