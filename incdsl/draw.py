@@ -77,20 +77,6 @@ class Module:
 # --- what to draw ------------------------------------------------------------
 
 
-def _scope(names: Iterable[str]) -> str:
-    """The longest dotted scope shared by node names (``inception_3a`` for its branches and concat)."""
-    parts = []
-    for name in names:
-        base, colon, _ = name.partition(":")
-        parts.append(base.split(".") if colon else base.split(".")[:-1])
-    common: list[str] = []
-    for level in zip(*parts, strict=False):
-        if len(set(level)) > 1:
-            break
-        common.append(level[0])
-    return ".".join(common)
-
-
 def modules(net: ir.Network) -> list[Module]:
     """The block instances of the main path, in order.
 
@@ -105,7 +91,7 @@ def modules(net: ir.Network) -> list[Module]:
     found = []
     for (row_index, copy), nodes in groups.items():
         row = net.rows[row_index]
-        scope = _scope(n.name for n in nodes) or f"{row.block}[{copy}]"
+        scope = ir.common_scope(n.name for n in nodes) or f"{row.block}[{copy}]"
         title = f"{row.block} ({row.label})" if row.label else f"{row.block} ({scope})"
         found.append(Module(scope, title, row.label, row_index, tuple(nodes)))
     return found
@@ -353,7 +339,7 @@ def _merge_repeats(found: list[Module]) -> list[Module]:
             continue
         nodes = tuple(n for m in copies for n in m.nodes)
         block = copies[0].title.partition(" (")[0]
-        scope = _scope(n.name for n in nodes) or f"{copies[0].scope}…{copies[-1].scope}"
+        scope = ir.common_scope(n.name for n in nodes) or f"{copies[0].scope}…{copies[-1].scope}"
         merged.append(Module(scope, f"{len(copies)} × {block}", None, copies[0].row, nodes))
     return merged
 

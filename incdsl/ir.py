@@ -14,7 +14,7 @@ have names with a ``:`` that no module name can contain.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Annotated, Any, Literal
 
 import networkx as nx
@@ -318,6 +318,20 @@ class Network(BaseModel):
             "rows": [r.model_dump(mode="json") for r in self.rows],
             "tables": [t.model_dump(mode="json") for t in self.tables],
         }
+
+
+def common_scope(names: Iterable[str]) -> str:
+    """The longest dotted scope shared by node names (``inception_3a`` for its branches and concat)."""
+    parts = []
+    for name in names:
+        base, colon, _ = name.partition(":")
+        parts.append(base.split(".") if colon else base.split(".")[:-1])
+    common: list[str] = []
+    for level in zip(*parts, strict=False):
+        if len(set(level)) > 1:
+            break
+        common.append(level[0])
+    return ".".join(common)
 
 
 def network_from_json(data: dict[str, Any]) -> Network:

@@ -37,6 +37,11 @@ def fuse_parallel_1x1(net: ir.Network) -> ir.Network:
     return replace_with_groups(net, groups, suffix="conv1x1_group")
 
 
+def observed(net: ir.Network) -> set[str]:
+    """Values read from outside the graph (the output, the aux heads' inputs): a fusion keeps them."""
+    return {net.output, *(h.input for h in net.aux)}
+
+
 def replace_with_groups(
     net: ir.Network, groups: list[list[ir.Node]], suffix: str, pools: dict[str, ir.Node] | None = None
 ) -> ir.Network:
@@ -57,7 +62,7 @@ def replace_with_groups(
         if node.name in first:
             members = first[node.name]
             pool = pools.get(node.name)
-            group = _group_node(members, _unique(f"{_scope(members)}:{suffix}", taken), pool)
+            group = _group_node(members, _unique(f"{ir.common_scope(m.name for m in members)}:{suffix}", taken), pool)
             out.append(group)
             start = 0
             for m in members:
@@ -88,17 +93,6 @@ def _group_node(members: list[ir.Node], name: str, pool: ir.Node | None) -> ir.N
             "span": (pool or lead).span,
         }
     )
-
-
-def _scope(members: list[ir.Node]) -> str:
-    """The longest common module path of the members (``inception_3a``)."""
-    paths = [m.name.split(".") for m in members]
-    common: list[str] = []
-    for parts in zip(*paths, strict=False):
-        if len(set(parts)) != 1:
-            break
-        common.append(parts[0])
-    return ".".join(common)
 
 
 def _unique(name: str, taken: set[str]) -> str:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from incdsl import ir
 
-from .fuse_1x1 import fusable_1x1, replace_with_groups
+from .fuse_1x1 import fusable_1x1, observed, replace_with_groups
 
 
 def fuse_pool_into_1x1(net: ir.Network) -> ir.Network:
     """``pool kxk/1 same → conv 1x1`` → one ``conv1x1_group`` with ``pool`` set."""
-    kept = {net.output, *(h.input for h in net.aux)}
+    kept = observed(net)
     pools: dict[str, ir.Node] = {}
     for node in net.nodes:
         readers = net.consumers(node.name)

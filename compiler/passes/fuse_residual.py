@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from incdsl import ir
 
-from .fuse_1x1 import fusable_1x1
+from .fuse_1x1 import fusable_1x1, observed
 
 
 def fuse_residual_into_1x1(net: ir.Network) -> ir.Network:
     """Each residual add whose branch is a linear 1×1 conv read by nothing else →
     a ``conv1x1_group`` with ``residual`` set, under the add's name."""
-    kept = {net.output, *(h.input for h in net.aux)}
+    kept = observed(net)
     groups: dict[str, ir.Node] = {}
     for node in net.nodes:
         if not isinstance(node.attrs, ir.AddAttrs):

@@ -34,6 +34,11 @@ def conv_weights(model: nn.Module, name: str, attrs: ir.ConvAttrs) -> tuple[torc
     return folded_w.to(weight.dtype), folded_b.to(weight.dtype)
 
 
+def activation_floor(bias: torch.Tensor, act: str | None) -> torch.Tensor:
+    """Per output column, 0 for ReLU and −∞ for linear: ``max(y, floor)`` applies the activation."""
+    return torch.full_like(bias, 0.0 if act == "relu" else float("-inf"))
+
+
 def group_weights(
     model: nn.Module, attrs: ir.Conv1x1GroupAttrs
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -46,6 +51,5 @@ def group_weights(
         act = attrs.residual.act if attrs.residual is not None else member.conv.act
         weights.append(w)
         biases.append(b)
-        floors.append(torch.full_like(b, 0.0 if act == "relu" else float("-inf")))
+        floors.append(activation_floor(b, act))
     return torch.cat(weights), torch.cat(biases), torch.cat(floors)
-

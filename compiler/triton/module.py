@@ -25,6 +25,7 @@ from incdsl.progress import progress
 from ..pipeline import DEFAULT_TRITON_KERNELS, BackendUnavailable
 from ..torch.fused import InferenceEval
 from ..torch.lower import IncNetwork
+from ..torch.weights import activation_floor
 
 
 def check_available() -> None:
@@ -141,8 +142,7 @@ class TritonEval(InferenceEval):
             return pack_weight(weight), bias, floor
         if self._triton_conv(node):
             weight, bias = prepared
-            floor = torch.full_like(bias, 0.0 if a.act == "relu" else float("-inf"))  # type: ignore[union-attr]
-            return pack_weight(weight), bias, floor
+            return pack_weight(weight), bias, activation_floor(bias, a.act)  # type: ignore[union-attr]
         return prepared
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
