@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test golden lint clean
+.PHONY: demo test golden lint gpu-sim clean
 
 $(STAMP): pyproject.toml requirements/constraints-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,12 @@ golden: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# bench/gpu.sh on a stand-in for a lent GPU machine (Python 3.12, torch 2.11, the
+# carried wheels), without a GPU, up to its first CUDA call; see BENCHMARKS.md.
+# Not part of `make test`: the first run downloads a few GB into ~/.cache.
+gpu-sim:
+	bash bench/gpu_sim.sh
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache
