@@ -76,7 +76,8 @@ def compile_network(
     *,
     fuse: bool = False,
     kernels: Iterable[str] | str = DEFAULT_TRITON_KERNELS,
-    cuda_graphs: bool = False,
+    cuda_graphs: bool | None = None,
+    autotune: bool | None = None,
     **options: Any,
 ):
     """A validated network → an ``nn.Module``.
@@ -84,13 +85,16 @@ def compile_network(
     ``fuse`` (torch backend): eval folds batch norm and runs each group of
     parallel 1×1 convs as one conv. ``kernels`` (triton backend): which of
     :data:`TRITON_KERNELS` to use, or ``"all"``; ``cuda_graphs`` (triton
-    backend): from the second eval call at an input shape on, replay the
-    whole forward as one captured CUDA graph.
+    backend, on by default): from the second eval call at an input shape on,
+    replay the whole forward as one captured CUDA graph; ``autotune`` (triton
+    backend, off by default): time each launch's candidate configs at a new
+    shape instead of taking the default for its class (results are cached on
+    disk). Compiling needs no GPU; running the triton backend's eval does.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
-    if cuda_graphs and backend != "triton":
-        raise TypeError("cuda_graphs= applies to the triton backend")
+    if backend != "triton" and (cuda_graphs is not None or autotune is not None):
+        raise TypeError("cuda_graphs= and autotune= apply to the triton backend")
     if options:
         raise TypeError(f"unexpected options for the {backend} backend: {', '.join(sorted(options))}")
     if backend == "triton":
@@ -98,7 +102,8 @@ def compile_network(
 
         chosen = _check_kernels(kernels)
         check_available()
-        return TritonNetwork(net, run_passes(net, inference_passes("triton", chosen)), chosen, cuda_graphs)
+        passed = run_passes(net, inference_passes("triton", chosen))
+        return TritonNetwork(net, passed, chosen, cuda_graphs is not False, bool(autotune))
     if fuse:
         from .torch.fused import FusedNetwork
 

@@ -8,7 +8,7 @@ from collections import Counter
 
 from incdsl import ir
 
-from .torch.fused import eval_program
+from .program import eval_program
 
 
 def _place(node: ir.Node) -> str:

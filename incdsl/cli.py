@@ -198,7 +198,7 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
         if args.backend == "triton":
             from .compiler.triton.module import check_available
 
-            check_available()
+            check_available()  # the triton package; compiling needs no GPU
         if args.backend == "triton" or args.report:
             sys.stdout.write(compile_report(net, args.backend, kernels))
             if not args.output:

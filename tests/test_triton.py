@@ -1,8 +1,12 @@
-"""The Triton backend: the kernel against torch's conv per branch, whole networks
-against the torch backend on the same weights, and the command line.
+"""The Triton backend: each kernel against torch per branch and per config, the
+launch plan's arena, whole networks against the torch backend on the same
+weights, the module's behaviour, and the command line.
 
 Without a GPU the kernels run in Triton's interpreter (conftest sets
-TRITON_INTERPRET=1), so shapes stay small; on a GPU the same tests run for real.
+TRITON_INTERPRET=1), so shapes stay small; on a GPU the same tests run for
+real, with fp32 in IEEE precision (conftest turns TF32 off) so that 1e-4
+tolerances hold. That the kernels compile for sm_90 and sm_80 within the
+targets' limits is tests/test_aot.py's business.
 """
 
 from __future__ import annotations
@@ -11,44 +15,60 @@ import pytest
 import torch
 
 import incdsl
-from incdsl.compiler.pipeline import BackendUnavailable
-from incdsl.compiler.triton.kernels import (
+from incdsl.compiler.triton.conv import (
     POOL_AVG,
     POOL_AVG_WITH_PAD,
     POOL_MAX,
-    POOL_NONE,
-    conv_nhwc,
-    conv_nhwc_reference,
+    conv,
+    conv_reference,
     pack_weight,
+    pool_projection_reference,
 )
+from incdsl.compiler.triton.gemm import gemm, gemm_reference
+from incdsl.compiler.triton.launch import Config
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+INTERPRETED = not torch.cuda.is_available()
+
+#: Small tiles so that the small test shapes still span several tiles in each direction.
+SMALL = Config(16, 16, 16, 4, 2)
 
 
-def _channels_last(*shape: int, dtype=torch.float32) -> torch.Tensor:
-    return torch.empty(*shape, dtype=dtype, device=DEVICE).to(memory_format=torch.channels_last)
+def _channels_last(*shape: int, dtype=torch.float32, fill: float | None = None) -> torch.Tensor:
+    t = torch.empty(*shape, dtype=dtype, device=DEVICE).to(memory_format=torch.channels_last)
+    return t.fill_(fill) if fill is not None else t
 
 
-def _run(batch, cin, h, w, widths, kernel=(1, 1), stride=(1, 1), padding=(0, 0), pool=(POOL_NONE, 1), dtype=torch.float32, seed=0):
-    """Run the kernel with the first output a channel slice of a wider (concat) buffer;
-    return the max abs error against torch and whether the buffer's other channels were left alone."""
+def _inputs(batch, cin, h, w, cout, kernel=(1, 1), dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
-    cout = sum(widths)
     x = torch.randn(batch, cin, h, w, generator=g).to(DEVICE, dtype).contiguous(memory_format=torch.channels_last)
     weight = (torch.randn(cout, cin, *kernel, generator=g) / (cin * kernel[0] * kernel[1]) ** 0.5).to(DEVICE, dtype)
-    bias = torch.randn(cout, generator=g).to(DEVICE, dtype)
-    relu = [i % 2 == 0 for i in range(len(widths))]  # alternate ReLU and linear members
-    floor = torch.cat([torch.full((c,), 0.0 if r else float("-inf")) for c, r in zip(widths, relu, strict=True)])
-    floor = floor.to(DEVICE, dtype)
-    expected = conv_nhwc_reference(x.float(), weight.float(), bias.float(), floor.float(), widths, stride, padding, pool)
-    oh, ow = expected[0].shape[2:]
-    sentinel = 1234.5
-    buffer = _channels_last(batch, widths[0] + 7, oh, ow, dtype=dtype).fill_(sentinel)
-    outs = [buffer[:, 3 : 3 + widths[0]]] + [_channels_last(batch, c, oh, ow, dtype=dtype) for c in widths[1:]]
-    conv_nhwc(x, pack_weight(weight), bias, floor, outs, kernel, stride, padding, pool)
-    error = max((o.float() - e).abs().max().item() for o, e in zip(outs, expected, strict=True))
-    untouched = bool((buffer[:, :3] == sentinel).all() and (buffer[:, 3 + widths[0] :] == sentinel).all())
-    return error, untouched
+    bias = torch.randn(cout, generator=g).to(DEVICE)
+    return x, weight, bias
+
+
+def _floor(widths: list[int]) -> torch.Tensor:
+    """ReLU and linear members in turn: 0 and −∞ as the activation floor."""
+    return torch.cat([torch.full((c,), 0.0 if i % 2 == 0 else float("-inf")) for i, c in enumerate(widths)]).to(DEVICE)
+
+
+def _outs(batch, widths, h, w, dtype=torch.float32):
+    """Destinations: the first a channel slice of a wider (concat) buffer full of a sentinel."""
+    buffer = _channels_last(batch, widths[0] + 7, h, w, dtype=dtype, fill=1234.5)
+    outs = [buffer[:, 3 : 3 + widths[0]]] + [_channels_last(batch, c, h, w, dtype=dtype) for c in widths[1:]]
+    return buffer, outs
+
+
+def _untouched(buffer: torch.Tensor, width: int) -> bool:
+    """The buffer's channels around the first destination still hold the sentinel."""
+    return bool((buffer[:, :3] == 1234.5).all() and (buffer[:, 3 + width :] == 1234.5).all())
+
+
+def _error(outs, expected) -> float:
+    return max((o.float() - e.float()).abs().max().item() for o, e in zip(outs, expected, strict=True))
+
+
+# --- the 1×1 GEMM ---------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -59,45 +79,34 @@ def _run(batch, cin, h, w, widths, kernel=(1, 1), stride=(1, 1), padding=(0, 0),
         (1, 33, 1, 1, [7, 9]),  # a 1×1 grid
         (3, 70, 4, 6, [1, 65, 130]),  # columns spanning several tiles
         (2, 40, 13, 12, [50, 90]),  # rows spanning several tiles, in grouped order
-        (1, 8, 5, 5, [3, 4, 5, 6, 7, 2]),  # more destinations than one launch takes
+        (1, 8, 5, 5, [3, 4, 5, 6, 7, 2]),  # six destinations in one launch
     ],
 )
-def test_fused_1x1_matches_torch_per_branch(batch, cin, h, w, widths):
-    error, untouched = _run(batch, cin, h, w, widths)
-    assert error < 1e-4
-    assert untouched, "a store went outside its channel slice"
+@pytest.mark.parametrize(
+    ("config", "tma"),
+    [(SMALL, False), (SMALL, True), (Config(16, 32, 16, 4, 2, split_k=3), False), (Config(32, 16, 16, 4, 2, split_k=2), True)],
+    ids=["pointers", "tma", "split-k", "split-k-tma"],
+)
+def test_gemm_matches_torch_per_branch(batch, cin, h, w, widths, config, tma):
+    x, weight, bias = _inputs(batch, cin, h, w, sum(widths))
+    floor = _floor(widths)
+    expected = gemm_reference(x, weight, bias, floor, widths)
+    buffer, outs = _outs(batch, widths, h, w)
+    gemm(x, pack_weight(weight), bias, floor, outs, config, tma=tma)
+    assert _error(outs, expected) < 1e-4
+    assert _untouched(buffer, widths[0]), "a store went outside its channel slice"
 
 
-@pytest.mark.parametrize("pool", [POOL_MAX, POOL_AVG, POOL_AVG_WITH_PAD])
-def test_pool_is_taken_while_loading(pool):
-    error, untouched = _run(2, 20, 9, 7, [10], pool=(pool, 3))
-    assert error < 1e-4 and untouched
-
-
-def test_residual_add_in_the_epilogue():
-    g = torch.Generator().manual_seed(1)
-    x = torch.randn(2, 24, 5, 7, generator=g).to(DEVICE).contiguous(memory_format=torch.channels_last)
-    shortcut = torch.randn(2, 40, 5, 7, generator=g).to(DEVICE).contiguous(memory_format=torch.channels_last)
-    weight = torch.randn(40, 24, 1, 1, generator=g).to(DEVICE) / 5
-    bias = torch.randn(40, generator=g).to(DEVICE)
+@pytest.mark.parametrize("config", [SMALL, Config(16, 16, 16, 4, 2, split_k=4)], ids=["whole-k", "split-k"])
+def test_residual_add_in_the_epilogue(config):
+    x, weight, bias = _inputs(2, 24, 5, 7, 40, seed=1)
+    shortcut = _inputs(2, 40, 5, 7, 1, seed=2)[0]
     for floor_value in (0.0, float("-inf")):  # with and without the ReLU after the add
         floor = torch.full((40,), floor_value, device=DEVICE)
-        (expected,) = conv_nhwc_reference(x, weight, bias, floor, [40], residual=(shortcut, 0.17))
+        (expected,) = gemm_reference(x, weight, bias, floor, [40], residual=(shortcut, 0.17))
         out = _channels_last(2, 40, 5, 7)
-        conv_nhwc(x, pack_weight(weight), bias, floor, [out], residual=(shortcut, 0.17))
-        assert (out - expected).abs().max().item() < 1e-4
-
-
-@pytest.mark.parametrize(
-    ("kernel", "stride", "padding"),
-    [((3, 3), (1, 1), (1, 1)), ((5, 5), (1, 1), (2, 2)), ((1, 7), (1, 1), (0, 3)), ((7, 1), (1, 1), (3, 0)), ((3, 3), (2, 2), (0, 0))],
-)
-def test_implicit_gemm_conv(kernel, stride, padding):
-    error, untouched = _run(2, 17, 9, 11, [13], kernel, stride, padding)
-    assert error < 1e-4 and untouched
-
-
-INTERPRETED = not torch.cuda.is_available()
+        gemm(x, pack_weight(weight), bias, floor, [out], config, residual=(shortcut, 0.17))
+        assert _error([out], [expected]) < 1e-4
 
 
 @pytest.mark.parametrize(
@@ -115,9 +124,73 @@ INTERPRETED = not torch.cuda.is_available()
 def test_half_precision_accumulates_in_fp32(dtype):
     # Inputs and outputs round to 8 (fp16: 11) significant bits; with fp32
     # accumulation over K = 192 the error stays near one output ulp.
-    error, untouched = _run(2, 192, 6, 6, [64, 96, 16], dtype=dtype)
-    tolerance = 2e-2 if dtype == torch.float16 else 1e-1
-    assert error < tolerance and untouched
+    widths = [64, 96, 16]
+    x, weight, bias = _inputs(2, 192, 6, 6, sum(widths), dtype=dtype)
+    floor = _floor(widths)
+    expected = gemm_reference(x.float(), weight.float(), bias, floor, widths)
+    buffer, outs = _outs(2, widths, 6, 6, dtype=dtype)
+    gemm(x, pack_weight(weight), bias, floor, outs, Config(32, 32, 32, 4, 2), tma=True)
+    assert _error(outs, expected) < (2e-2 if dtype == torch.float16 else 1e-1)
+    assert _untouched(buffer, widths[0])
+
+
+# --- pool projections and k×k convs ----------------------------------------------------
+
+
+@pytest.mark.parametrize("pool", [POOL_MAX, POOL_AVG, POOL_AVG_WITH_PAD])
+def test_pool_is_taken_while_loading(pool):
+    x, weight, bias = _inputs(2, 20, 9, 7, 10)
+    floor = _floor([10])
+    expected = pool_projection_reference(x, weight, bias, floor, (pool, 3))
+    buffer, outs = _outs(2, [10], 9, 7)
+    conv(x, pack_weight(weight), bias, floor, outs, SMALL, pool=(pool, 3))
+    assert _error(outs, [expected]) < 1e-4 and _untouched(buffer, 10)
+
+
+@pytest.mark.parametrize(
+    ("cin", "kernel", "stride", "padding"),
+    [
+        (17, (3, 3), (1, 1), (1, 1)),
+        (17, (5, 5), (1, 1), (2, 2)),
+        (16, (1, 7), (1, 1), (0, 3)),  # Cin a multiple of BLOCK_K: one tap per K tile
+        (16, (7, 1), (1, 1), (3, 0)),
+        (17, (3, 3), (2, 2), (0, 0)),
+        (3, (7, 7), (2, 2), (3, 3)),  # the stem: three channels, one flattened K loop over 147
+    ],
+)
+def test_implicit_gemm_conv(cin, kernel, stride, padding):
+    x, weight, bias = _inputs(2, cin, 9, 11, 13, kernel)
+    floor = _floor([13])
+    expected = conv_reference(x, weight, bias, floor, stride, padding)
+    buffer, outs = _outs(2, [13], *expected.shape[2:])
+    conv(x, pack_weight(weight), bias, floor, outs, SMALL, kernel, stride, padding)
+    assert _error(outs, [expected]) < 1e-4 and _untouched(buffer, 13)
+
+
+# --- the launch plan -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("spec", incdsl.bundled_specs())
+def test_arena_buffers_that_live_together_never_share_memory(spec):
+    from incdsl.compiler.pipeline import TRITON_KERNELS, inference_passes, run_passes
+    from incdsl.compiler.program import eval_program
+    from incdsl.compiler.triton.plan import arena_layout
+
+    passed = run_passes(incdsl.load(spec), inference_passes("triton", TRITON_KERNELS))
+    program = eval_program(passed)
+    layout = arena_layout(program, {n.name: n for n in passed.nodes}, 2, 2, triton_convs=True)
+    buffers = sorted(layout.offsets)
+    assert buffers, "the plan places nothing"
+    for i, a in enumerate(buffers):
+        assert layout.offsets[a] + layout.sizes[a] <= layout.total
+        for b in buffers[i + 1 :]:
+            (a0, a1), (b0, b1) = layout.spans[a], layout.spans[b]
+            if a0 <= b1 and b0 <= a1:  # alive at the same step
+                lo, hi = sorted([a, b], key=layout.offsets.get)
+                assert layout.offsets[lo] + layout.sizes[lo] <= layout.offsets[hi], (a, b)
+    # sharing memory is the point: the arena is smaller than the buffers side by side
+    if len(buffers) > 4:
+        assert layout.total < sum(layout.sizes.values())
 
 
 # --- whole networks against the torch backend on the same weights ----------------
@@ -132,9 +205,11 @@ def _compare(randomise_bn, spec: str, input: str | None, batch: int, **options) 
     model.load_state_dict(reference.state_dict(), strict=True)
     reference.eval().to(DEVICE)
     model.eval().to(DEVICE)
-    x = torch.randn(batch, *net.input_shape, device=DEVICE)
-    with torch.no_grad():
-        diff = (reference(x) - model(x)).abs().max().item()
+    diff = 0.0
+    for _ in range(3):  # builds the plan, then replays it (on a GPU: captures a graph, replays it)
+        x = torch.randn(batch, *net.input_shape, device=DEVICE)
+        with torch.no_grad():
+            diff = max(diff, (reference(x) - model(x)).abs().max().item())
     print(f"{spec} at {'x'.join(map(str, net.input_shape))}, triton vs torch backend: max abs difference {diff:.1e}")
     return diff
 
@@ -158,10 +233,14 @@ def test_every_kernel_matches_on_a_small_network(randomise_bn):
     assert _compare(randomise_bn, "examples/mini_googlenet", None, 2, kernels="all") < 1e-4
 
 
+# --- the module --------------------------------------------------------------------
+
+
 def test_training_mode_runs_the_spec_layers():
-    model = incdsl.compile("examples/mini_googlenet", backend="triton").train()
+    net = incdsl.load("examples/mini_googlenet")
+    model = incdsl.compile(net, backend="triton").train()
     out = model(torch.randn(2, 1, 32, 32))
-    assert [(a.name, a.weight) for a in out.aux] == [("aux", 0.3)] or len(out.aux) == 1
+    assert [(a.name, a.weight) for a in out.aux] == [(h.name, h.weight) for h in net.aux] == [("aux1", 0.3)]
 
 
 def test_unknown_kernel_is_refused():
@@ -169,17 +248,92 @@ def test_unknown_kernel_is_refused():
         incdsl.compile("googlenet", backend="triton", kernels=["winograd"])
 
 
-# --- the command line --------------------------------------------------------------
+def test_weights_are_prepared_again_after_load_state_dict_and_refresh(randomise_bn):
+    torch.manual_seed(0)
+    reference = incdsl.compile("examples/mini_googlenet").eval().to(DEVICE)
+    model = incdsl.compile("examples/mini_googlenet", backend="triton").eval().to(DEVICE)
+    x = torch.randn(2, 1, 32, 32, device=DEVICE)
+
+    def close() -> bool:
+        with torch.no_grad():
+            return (model(x) - reference(x)).abs().max().item() < 1e-4
+
+    model.load_state_dict(reference.state_dict())
+    assert close()
+    for _ in range(2):  # the plan replays (on a GPU, a captured graph) on the old weights' tensors
+        assert close()
+    randomise_bn(reference)
+    model.load_state_dict(reference.state_dict())  # new values into the same tensors: the plan holds
+    assert close()
+    plans = dict(model._plans)
+    with torch.no_grad():  # in place, as an EMA update would: not seen until refresh_weights()
+        for m in (model, reference):
+            m.get_submodule("inception_3a.branch1").conv.weight.mul_(2)
+    model.refresh_weights()
+    assert close()
+    assert model._plans == plans, "refreshing the weights rebuilt the plans"
 
 
-def test_without_a_gpu_the_backend_says_how_to_run_it(cli, monkeypatch):
+def test_inputs_the_plan_cannot_take_are_refused():
+    model = incdsl.compile("examples/mini_googlenet", backend="triton").eval().to(DEVICE)
+    with pytest.raises(ValueError, match=r"compiled for inputs N×1×32×32, got 2×1×31×32"):
+        model(torch.randn(2, 1, 31, 32, device=DEVICE))
+    with pytest.raises(TypeError, match="the input is torch.float64 and the weights are torch.float32"):
+        model(torch.randn(2, 1, 32, 32, device=DEVICE, dtype=torch.float64))
+
+
+def test_without_a_gpu_eval_refuses_clearly(monkeypatch):
+    # Compiling needs no GPU; running the kernels without one (and without the interpreter) does.
+    model = incdsl.compile("examples/mini_googlenet", backend="triton").eval()
+    monkeypatch.delenv("TRITON_INTERPRET", raising=False)
+    with pytest.raises(RuntimeError, match="eval mode runs on a CUDA GPU.*TRITON_INTERPRET=1"):
+        model(torch.randn(2, 1, 32, 32))
+
+
+def test_cuda_graphs_replay_the_plan(randomise_bn):
+    # On a GPU the second call captures the plan as a graph and later calls replay it;
+    # in the interpreter the plan itself replays.
+    torch.manual_seed(0)
+    reference = incdsl.compile("examples/mini_googlenet")
+    randomise_bn(reference)
+    model = incdsl.compile("examples/mini_googlenet", backend="triton")
+    model.load_state_dict(reference.state_dict())
+    reference.eval().to(DEVICE)
+    model.eval().to(DEVICE)
+    outputs = []
+    for _ in range(4):
+        x = torch.randn(2, 1, 32, 32, device=DEVICE)
+        with torch.no_grad():
+            y = model(x)
+            assert (y - reference(x)).abs().max().item() < 1e-4
+        outputs.append(y)
+    assert not torch.equal(outputs[-1], outputs[-2]), "a returned output was overwritten by the next call"
+    assert len(model._plans) == 1 and len(model._graphs) == (1 if DEVICE == "cuda" else 0)
+
+
+# --- generated source and the command line -----------------------------------------
+
+
+@pytest.mark.parametrize("spec", ["inception_resnet_v2", "googlenet"])
+def test_generated_module_carries_the_whole_network(spec):
+    import json
+
+    from incdsl.compiler.triton.codegen import _compact
+    from incdsl.ir import network_from_json
+
+    net = incdsl.load(spec)
+    back = network_from_json(json.loads(_compact(net)))
+    strip = {"span", "origin"}
+    assert [n.model_dump(exclude=strip) for n in back.nodes] == [n.model_dump(exclude=strip) for n in net.nodes]
+    assert (back.output, back.aux, back.input_shape) == (net.output, net.aux, net.input_shape)
+
+
+def test_compile_needs_no_gpu(cli, monkeypatch):
     monkeypatch.delenv("TRITON_INTERPRET", raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     code, out, err = cli("compile", "googlenet", "--backend", "triton")
-    assert code == 3 and out == ""
-    assert "needs a CUDA GPU" in err and "TRITON_INTERPRET=1" in err
-    with pytest.raises(BackendUnavailable):
-        incdsl.compile("googlenet", backend="triton")
+    assert code == 0, err
+    assert "Triton launches per forward" in out
 
 
 def test_compile_report(cli):
@@ -202,44 +356,11 @@ def test_compile_writes_a_triton_module(cli, tmp_path, randomise_bn):
     reference = incdsl.compile("examples/mini_googlenet")
     randomise_bn(reference)
     generated.load_state_dict(reference.state_dict(), strict=True)
-    x = torch.randn(2, 1, 32, 32)
-    with torch.no_grad():
-        assert (generated.eval()(x) - reference.eval()(x)).abs().max().item() < 1e-4
-
-
-def test_cuda_graphs_replay_the_eval_program(randomise_bn):
-    # On the CPU (the interpreter) the option changes nothing; on a GPU the second
-    # call captures a graph and later calls replay it, recaptured when weights change.
-    torch.manual_seed(0)
-    reference = incdsl.compile("examples/mini_googlenet")
-    randomise_bn(reference)
-    model = incdsl.compile("examples/mini_googlenet", backend="triton", cuda_graphs=True)
-    model.load_state_dict(reference.state_dict())
+    generated.eval().to(DEVICE)
     reference.eval().to(DEVICE)
-    model.eval().to(DEVICE)
-    for step in range(4):
-        x = torch.randn(2, 1, 32, 32, device=DEVICE)
-        if step == 3:
-            with torch.no_grad():
-                for m in (model, reference):
-                    m.get_submodule("inception_3a.branch1").conv.weight.mul_(2)
-        with torch.no_grad():
-            assert (model(x) - reference(x)).abs().max().item() < 1e-4
-    assert len(model._graphs) == (1 if DEVICE == "cuda" else 0)
-
-
-@pytest.mark.parametrize("spec", ["inception_resnet_v2", "googlenet"])
-def test_generated_module_carries_the_whole_network(spec):
-    import json
-
-    from incdsl.compiler.triton.codegen import _compact
-    from incdsl.ir import network_from_json
-
-    net = incdsl.load(spec)
-    back = network_from_json(json.loads(_compact(net)))
-    strip = {"span", "origin"}
-    assert [n.model_dump(exclude=strip) for n in back.nodes] == [n.model_dump(exclude=strip) for n in net.nodes]
-    assert (back.output, back.aux, back.input_shape) == (net.output, net.aux, net.input_shape)
+    x = torch.randn(2, 1, 32, 32, device=DEVICE)
+    with torch.no_grad():
+        assert (generated(x) - reference(x)).abs().max().item() < 1e-4
 
 
 def test_torch_report_and_kernel_choice_on_the_command_line(cli):

@@ -5,9 +5,12 @@ Training runs the spec's layers exactly as :class:`~.lower.IncNetwork` does
 batch norm folded into the convs, and each group of parallel 1×1 convs as one
 ``conv2d`` over the concatenated weights whose output is sliced per branch.
 Weights are prepared from the parameters on the first eval call and again
-whenever a parameter or buffer changes in place (``load_state_dict``, an
-optimizer step), moves (``.to()``, ``.half()``), or ``.eval()``/``.train()``
-is called (which also notices replaced submodules).
+after ``load_state_dict``, a move (``.to()``, ``.half()``), ``.eval()`` or
+``.train()`` (which also notices replaced submodules), or
+``refresh_weights()``. With ``track_in_place`` (the torch backend's default)
+each call also compares the parameters' version counters, so in-place edits
+(an optimizer step, an EMA update) are seen without a call; the Triton
+backend leaves that per-call scan out of its steady state.
 Eval is for inference: it runs under prepared (detached) weights, so no
 gradient reaches the parameters from it.
 
@@ -21,22 +24,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import networkx as nx
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from incdsl import ir
 
+from ..program import eval_program, last_uses
 from . import runtime
-from .lower import IncNetwork, last_uses
+from .lower import IncNetwork
 from .weights import conv_weights, group_weights
-
-
-def eval_program(passed: ir.Network) -> list[ir.Node]:
-    """The nodes the logits depend on, in execution order (aux heads and a trailing softmax left out)."""
-    needed = nx.ancestors(passed.graph, passed.logits) | {passed.logits}
-    return [n for n in passed.nodes if n.name in needed]
 
 
 def pool(x: torch.Tensor, attrs: ir.PoolAttrs) -> torch.Tensor:
@@ -54,21 +51,29 @@ class InferenceEval(nn.Module):
     after the network's ``__init__``.
     """
 
-    def setup_inference(self, passed: ir.Network) -> None:
+    def setup_inference(self, passed: ir.Network, track_in_place: bool = True) -> None:
         self._nodes = {n.name: n for n in passed.nodes}
         self._logits_name = passed.logits
         self._program = eval_program(passed)
         self._program_last_read = last_uses(self._program)
         self._prepared: dict[str, Any] = {}
-        self._prepared_for: tuple[int, ...] | None = None
+        self._prepared_for: Any = None
+        self._weights_epoch = 0
+        self._track_in_place = track_in_place
         self._tracked: list[torch.Tensor] | None = None
+        self.register_load_state_dict_post_hook(_refresh_after_load)
+
+    def refresh_weights(self) -> None:
+        """Prepare the inference weights again on the next eval call (after editing parameters in place)."""
+        self._weights_epoch += 1
+        self._tracked = None  # re-read which tensors hold the weights
 
     def train(self, mode: bool = True):
-        self._tracked = None  # re-read which tensors hold the weights on the next eval call
+        self.refresh_weights()
         return super().train(mode)
 
     def _apply(self, fn, *args, **kwargs):
-        self._tracked = None
+        self.refresh_weights()
         return super()._apply(fn, *args, **kwargs)
 
     @property
@@ -96,16 +101,23 @@ class InferenceEval(nn.Module):
 
     # --- weights ------------------------------------------------------------
 
-    def _prepare(self) -> None:
+    def _weights_key(self) -> Any:
+        """Equal between two calls exactly when the prepared weights still hold."""
+        if not self._track_in_place:
+            return self._weights_epoch
         if self._tracked is None:
             self._tracked = [*self.parameters(), *self.buffers()]
-            self._prepared_for = None
-        # In-place changes bump a tensor's version counter: a cheap test on every call.
-        version = tuple(t._version for t in self._tracked)
-        if version == self._prepared_for:
-            return
+        # In-place changes bump a tensor's version counter.
+        return (self._weights_epoch, tuple(t._version for t in self._tracked))
+
+    def _prepare(self) -> bool:
+        """Prepare the weights if they changed; whether they did."""
+        key = self._weights_key()
+        if key == self._prepared_for:
+            return False
         self._prepared = {node.name: self._prepare_node(node) for node in self._program if _has_weights(node)}
-        self._prepared_for = version
+        self._prepared_for = key
+        return True
 
     def _prepare_node(self, node: ir.Node) -> Any:
         a = node.attrs
@@ -160,6 +172,10 @@ class InferenceEval(nn.Module):
 
     def _concat(self, node: ir.Node, xs: list[torch.Tensor], env: dict[Any, torch.Tensor]) -> torch.Tensor:
         return torch.cat(xs, 1)
+
+
+def _refresh_after_load(module: InferenceEval, incompatible_keys: Any) -> None:
+    module.refresh_weights()
 
 
 def _has_weights(node: ir.Node) -> bool:

@@ -9,7 +9,6 @@ drift apart in what they build.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +18,7 @@ from torch import nn
 
 from incdsl import ir
 
+from ..program import last_uses
 from . import runtime
 
 
@@ -229,15 +229,6 @@ class IncNetwork(nn.Module):
         self._run(self._aux_steps, env, None)
         heads = tuple(runtime.AuxOutput(name, env[out], weight) for name, out, weight in self._aux)
         return runtime.TrainOutput(logits, heads)
-
-
-def last_uses(steps: Sequence[Step | ir.Node]) -> dict[str, int]:
-    """Where each value is read for the last time (so eval can free it)."""
-    last: dict[str, int] = {}
-    for i, step in enumerate(steps):
-        for name in step.inputs:
-            last[name] = i
-    return last
 
 
 def lower(net: ir.Network) -> IncNetwork:

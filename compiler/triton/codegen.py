@@ -49,9 +49,9 @@ def triton_footer(net: ir.Network, kernels: tuple[str, ...]) -> str:
             f"class {base}Triton(TritonEval, {base}):",
             f'    """{base} whose eval mode runs the Triton kernels; training mode is {base}\'s."""',
             "",
-            f"    def __init__(self, kernels: tuple[str, ...] = {kernels!r}, cuda_graphs: bool = False) -> None:",
+            f"    def __init__(self, kernels: tuple[str, ...] = {kernels!r}, cuda_graphs: bool = True, autotune: bool = False) -> None:",
             "        super().__init__()",
-            "        self.setup_triton(passed_for_triton(NETWORK, kernels), kernels, cuda_graphs)",
+            "        self.setup_triton(passed_for_triton(NETWORK, kernels), kernels, cuda_graphs, autotune)",
             "",
         ]
     )

@@ -2,19 +2,24 @@
 (so reference weights load, and training runs the spec's layers), with an
 eval mode that runs the passed IR through the Triton kernels.
 
-Activations are channels-last from the input on. Each fused 1×1 group is one
-launch of :func:`~.kernels.conv_nhwc` storing every member straight to its
-place: the 1×1 branch into its slice of the module's concat buffer, the
-reductions into scratch. A pool-proj branch is one launch that pools while it
-loads. With the ``conv`` kernel, k×k convs are Triton launches too; without
-it they run through torch (cuDNN on a GPU) and are copied into their concat
-slice. A concat whose inputs were all stored in place costs nothing.
+Eval prepares a launch plan (:mod:`.plan`) per input shape, dtype and device
+on the first call and replays it afterwards: no per-node dispatch and no
+autotuner look-up per call. On a GPU the plan is captured as a CUDA graph on
+the second call and replayed from the third (``cuda_graphs=False`` opts out).
+Configs come from the tuning cache when a shape was tuned (``autotune=True``,
+or :meth:`TritonEval.tune`), else from the default for the shape's class.
+
+Inference weights (batch norm folded, each group's weights packed) are
+prepared again after ``load_state_dict``, ``.to()``/``.half()``, a
+``train()``/``eval()`` switch or :meth:`refresh_weights` — not by scanning
+every parameter on each call; an in-place edit of a parameter while in eval
+mode needs ``refresh_weights()``. Refreshed weights are copied into the
+tensors the plans and graphs already hold, so nothing is rebuilt.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -25,23 +30,26 @@ from incdsl.progress import progress
 from ..pipeline import DEFAULT_TRITON_KERNELS, BackendUnavailable
 from ..torch.fused import InferenceEval
 from ..torch.lower import IncNetwork
-from ..torch.weights import activation_floor
+from ..torch.weights import activation_floor, conv_weights, group_weights
 
 
 def check_available() -> None:
-    """Raise :class:`BackendUnavailable` unless Triton can run here (a CUDA GPU, or its interpreter)."""
+    """Raise :class:`BackendUnavailable` unless the triton package is installed (compiling needs no GPU)."""
     try:
         import triton  # noqa: F401
     except ImportError as err:
         raise BackendUnavailable(
             "the triton backend needs the triton package: pip install 'incdsl[triton]'"
         ) from err
-    if os.environ.get("TRITON_INTERPRET") != "1" and not torch.cuda.is_available():
-        raise BackendUnavailable(
-            "the triton backend needs a CUDA GPU, and torch sees none here. To run its kernels on the CPU "
-            "in Triton's interpreter (slow; for testing on small inputs), set TRITON_INTERPRET=1, "
-            "e.g. `TRITON_INTERPRET=1 incdsl compile SPEC --backend triton`"
-        )
+
+
+def no_gpu_message(x: torch.Tensor) -> str:
+    where = "torch sees no CUDA GPU here" if not torch.cuda.is_available() else f"this input is on {x.device}"
+    return (
+        f"the triton backend's eval mode runs on a CUDA GPU, and {where}. Move the model and its input "
+        "to the GPU (model.cuda(), x.cuda()); or, to test on the CPU, run the kernels in Triton's "
+        "interpreter (slow) by setting TRITON_INTERPRET=1 before importing incdsl"
+    )
 
 
 def passed_for_triton(network: dict[str, Any] | ir.Network, kernels: Iterable[str] = DEFAULT_TRITON_KERNELS) -> ir.Network:
@@ -52,171 +60,187 @@ def passed_for_triton(network: dict[str, Any] | ir.Network, kernels: Iterable[st
     return run_passes(net, inference_passes("triton", tuple(kernels)))
 
 
-def _pool_code(pool: ir.PoolAttrs | None) -> tuple[int, int]:
-    """The kernel's ``(POOL, PK)`` for a group's pool prologue."""
-    from .kernels import POOL_AVG, POOL_AVG_WITH_PAD, POOL_MAX, POOL_NONE
+class RuntimeChooser:
+    """Configs at run time: the tuned one for the shape's bucket, else the default for its class;
+    with ``tune``, an untuned shape is tuned first (each candidate timed on the GPU) and cached."""
 
-    if pool is None:
-        return (POOL_NONE, 1)
-    if pool.op == "maxpool":
-        return (POOL_MAX, pool.kernel[0])
-    return (POOL_AVG_WITH_PAD if pool.count_include_pad else POOL_AVG, pool.kernel[0])
+    def __init__(self, target: Any, cache: Any = None, tune: bool = False) -> None:
+        self.target = target
+        self.cache = cache
+        self.tune = tune
+
+    def __call__(self, shape: Any, itemsize: int, make: Callable[[Any], list[Any]]) -> list[Any]:
+        from .tuning import candidates, default_config, fastest
+
+        key = f"{self.target.name}:{itemsize}:{shape.bucket()}"
+        config = self.cache.get(key) if self.cache is not None else None
+        if config is None and self.tune:
+            config = fastest(candidates(shape, itemsize, self.target), lambda c: _time(make(c)))
+            self.cache.put(key, config)
+        return make(config or default_config(shape, itemsize, self.target))
+
+
+def _time(launches: list[Any]) -> float:
+    import triton.testing
+
+    def run() -> None:
+        for launch in launches:
+            launch()
+
+    return triton.testing.do_bench(run, warmup=5, rep=25, return_mode="median")
 
 
 class TritonEval(InferenceEval):
     """Eval through the Triton kernels; see the module's docstring."""
 
     def setup_triton(
-        self, passed: ir.Network, kernels: Iterable[str] = DEFAULT_TRITON_KERNELS, cuda_graphs: bool = False
+        self,
+        passed: ir.Network,
+        kernels: Iterable[str] = DEFAULT_TRITON_KERNELS,
+        cuda_graphs: bool = True,
+        autotune: bool = False,
     ) -> None:
-        self.setup_inference(passed)
+        self.setup_inference(passed, track_in_place=False)
         self._kernels = tuple(kernels)
         self._cuda_graphs = cuda_graphs
-        self._warm: set[tuple[Any, ...]] = set()
-        self._graphs: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-
-    def forward(self, x: torch.Tensor):
-        if self.training:
-            return super().forward(x)
-        key = (tuple(x.shape), x.dtype, x.device)
-        if key not in self._warm:
-            # A new input shape compiles and autotunes the kernels for its GEMM sizes: seconds to minutes.
-            with progress(f"compiling and autotuning Triton kernels for input {'×'.join(map(str, x.shape))}"):
-                out = self._infer(x)
-            self._warm.add(key)
-            return out
-        if self._cuda_graphs and x.is_cuda:
-            return self._replay(x, key)
-        return self._infer(x)
-
-    def train(self, mode: bool = True):
-        self._graphs.clear()
-        return super().train(mode)
-
-    def _apply(self, fn, *args, **kwargs):
-        self._graphs.clear()
-        return super()._apply(fn, *args, **kwargs)
-
-    # --- CUDA graphs: one launch sequence per input shape, replayed ------------
-
-    def _replay(self, x: torch.Tensor, key: tuple[Any, ...]) -> torch.Tensor:
-        """Run the captured graph for ``key``; capture it first, or again when the weights changed
-        (a graph holds the prepared weights' addresses)."""
-        with torch.no_grad():
-            self._prepare()
-        entry = self._graphs.get(key)
-        if entry is None or entry[0] != self._prepared_for:
-            entry = self._graphs[key] = self._capture(x)
-        _, static_in, graph, static_out = entry
-        static_in.copy_(x)
-        graph.replay()
-        return static_out.clone()
-
-    def _capture(self, x: torch.Tensor) -> tuple[Any, ...]:
-        static_in = x.clone()
-        side = torch.cuda.Stream()
-        side.wait_stream(torch.cuda.current_stream())
-        with torch.cuda.stream(side):  # warm-up off the default stream, as capture wants
-            for _ in range(2):
-                self._infer(static_in)
-        torch.cuda.current_stream().wait_stream(side)
-        graph = torch.cuda.CUDAGraph()
-        with torch.cuda.graph(graph):
-            static_out = self._infer(static_in)
-        return (self._prepared_for, static_in, graph, static_out)
+        self._autotune = autotune
+        self._plans: dict[tuple[Any, ...], Any] = {}
+        self._graphs: dict[tuple[Any, ...], tuple[Any, torch.Tensor]] = {}
 
     @property
     def kernels(self) -> tuple[str, ...]:
         return self._kernels
 
-    def _triton_conv(self, node: ir.Node) -> bool:
-        return "conv" in self._kernels and isinstance(node.attrs, ir.ConvAttrs)
+    def forward(self, x: torch.Tensor):
+        if self.training:
+            return super().forward(x)
+        return self._infer(x)
+
+    def tune(self, x: torch.Tensor) -> None:
+        """Time every candidate config of each launch at ``x``'s shape on this GPU, keep the fastest
+        (on disk, for later processes too) and use them from the next call on."""
+        with torch.no_grad():
+            self._prepare()
+            key = (tuple(x.shape), x.dtype, x.device)
+            self._graphs.pop(key, None)
+            self._plans[key] = self.build_plan(x, self._chooser(x, tune=True))
+
+    def _infer(self, x: torch.Tensor) -> torch.Tensor:
+        from .launch import interpreted
+
+        if not (x.is_cuda or x.is_meta or interpreted()):
+            raise RuntimeError(no_gpu_message(x))
+        self._check_input(x)
+        with torch.no_grad():
+            self._prepare()
+            key = (tuple(x.shape), x.dtype, x.device)
+            plan = self._plans.get(key)
+            if plan is None:
+                # Compiling (and with autotune, timing) the kernels for a new shape: seconds to minutes.
+                with progress(f"compiling Triton kernels for input {'×'.join(map(str, x.shape))}"):
+                    plan = self._plans[key] = self.build_plan(x, self._chooser(x, tune=self._autotune))
+                return plan.output()
+            if self._cuda_graphs and x.is_cuda:
+                return self._replay(plan, key, x)
+            return plan(x)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        expected = tuple(self._nodes[self._program[0].name].shape)  # type: ignore[arg-type]
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            c, h, w = expected
+            raise ValueError(
+                f"this network was compiled for inputs N×{c}×{h}×{w}, got {'×'.join(map(str, x.shape))}; "
+                "compile it for another size with incdsl.load(spec, input=...)"
+            )
+        dtype = next(self.parameters()).dtype
+        if x.dtype != dtype:
+            raise TypeError(f"the input is {x.dtype} and the weights are {dtype}: convert one to the other")
+
+    def _chooser(self, x: torch.Tensor, tune: bool) -> RuntimeChooser:
+        from .launch import interpreted
+        from .targets import TARGETS, target_of_capability
+        from .tuning import TuningCache
+
+        if interpreted() or not x.is_cuda:
+            return RuntimeChooser(TARGETS["sm_90"])
+        target = target_of_capability(*torch.cuda.get_device_capability(x.device))
+        return RuntimeChooser(target, TuningCache(torch.cuda.get_device_name(x.device)), tune)
+
+    def build_plan(self, x: torch.Tensor, choose: Any) -> Any:
+        """The launch plan for inputs like ``x``, built with ``choose`` picking each launch's config
+        (on the meta device this compiles the launches and runs nothing)."""
+        from .plan import build_plan
+
+        tma = getattr(choose, "target", None) is not None and choose.target.has_tma
+        return build_plan(
+            self, self._program, self._nodes, self._prepared, x, choose, triton_convs="conv" in self._kernels, tma=tma
+        )
+
+    # --- weights ----------------------------------------------------------------
+
+    def _prepare(self) -> bool:
+        """Prepare the weights if they changed; refreshed weights go into the tensors the plans hold."""
+        held = self._prepared
+        if not super()._prepare():
+            return False
+        if held and _same_layout(held, self._prepared):
+            for name, weights in self._prepared.items():
+                for old, new in zip(_tensors(held[name]), _tensors(weights), strict=True):
+                    old.copy_(new)
+            self._prepared = held
+        else:
+            self._plans.clear()
+            self._graphs.clear()
+        return True
 
     def _prepare_node(self, node: ir.Node) -> Any:
-        from .kernels import pack_weight
+        from .conv import pack_weight
+        from .plan import Weights
 
         a = node.attrs
-        prepared = super()._prepare_node(node)
         if isinstance(a, ir.Conv1x1GroupAttrs):
-            weight, bias, floor = prepared
-            return pack_weight(weight), bias, floor
-        if self._triton_conv(node):
-            weight, bias = prepared
-            return pack_weight(weight), bias, activation_floor(bias, a.act)  # type: ignore[union-attr]
-        return prepared
-
-    def _input(self, x: torch.Tensor) -> torch.Tensor:
-        return x.contiguous(memory_format=torch.channels_last)
-
-    def _compute(self, node: ir.Node, env: dict[Any, torch.Tensor], x: torch.Tensor) -> torch.Tensor | None:
-        y = super()._compute(node, env, x)
-        if y is None or node.storage is None:
-            return y
-        place = self._place(node, env, y)
-        if not (place.data_ptr() == y.data_ptr() and place.stride() == y.stride()):
-            place.copy_(y)
-        return place
-
-    # --- where values live ----------------------------------------------------
-
-    def _place(self, node: ir.Node, env: dict[Any, torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-        """The tensor ``node``'s value is written to: its slice of a concat buffer, or a new tensor."""
-        assert node.shape is not None
-        if node.storage is None:
-            return torch.empty(
-                (like.shape[0], *node.shape), dtype=like.dtype, device=like.device, memory_format=torch.channels_last
-            )
-        concat, offset = node.storage
-        return self._buffer(concat, env, like)[:, offset : offset + node.shape[0]]
-
-    def _buffer(self, concat: str, env: dict[Any, torch.Tensor], like: torch.Tensor) -> torch.Tensor:
-        # Kept in env under a tuple key, which no node name can be: it lives as long as this call.
-        key = ("buffer", concat)
-        if key not in env:
-            env[key] = self._place(self._nodes[concat], env, like)
-        return env[key]
-
-    # --- ops ------------------------------------------------------------------
-
-    def _conv(self, node: ir.Node, x: torch.Tensor, env: dict[Any, torch.Tensor]) -> torch.Tensor:
-        from .kernels import conv_nhwc
-
-        a = node.attrs
+            weight, bias, floor = group_weights(self, a)
+            return Weights(pack_weight(weight), bias.float(), floor.float())
         assert isinstance(a, ir.ConvAttrs)
-        if not self._triton_conv(node):
-            return super()._conv(node, x, env)
-        weight, bias, floor = self._prepared[node.name]
-        out = self._place(node, env, x)
-        conv_nhwc(x, weight, bias, floor, [out], a.kernel, a.stride, a.padding)
-        return out
+        weight, bias = conv_weights(self, node.name, a)
+        if "conv" in self._kernels:
+            return Weights(pack_weight(weight), bias.float(), activation_floor(bias, a.act).float())
+        return Weights(weight, bias)
 
-    def _group(self, node: ir.Node, x: torch.Tensor, env: dict[Any, torch.Tensor]) -> torch.Tensor | None:
-        from .kernels import conv_nhwc
+    # --- CUDA graphs: one launch sequence per input shape, replayed ------------
 
-        a = node.attrs
-        assert isinstance(a, ir.Conv1x1GroupAttrs)
-        weight, bias, floor = self._prepared[node.name]
-        if a.residual is not None:
-            out = self._place(node, env, x)
-            conv_nhwc(x, weight, bias, floor, [out], residual=(env[node.inputs[1]], a.residual.scale))
-            return out
-        outs = []
-        for member in a.members:
-            out = self._place(self._nodes[member.name], env, x)
-            env[member.name] = out
-            outs.append(out)
-        conv_nhwc(x, weight, bias, floor, outs, pool=_pool_code(a.pool))
-        return None
+    def _replay(self, plan: Any, key: tuple[Any, ...], x: torch.Tensor) -> torch.Tensor:
+        entry = self._graphs.get(key)
+        if entry is None:
+            entry = self._graphs[key] = _capture(plan)
+        graph, out = entry
+        plan.input_place.copy_(x)
+        graph.replay()
+        return out.clone()
 
-    def _concat(self, node: ir.Node, xs: list[torch.Tensor], env: dict[Any, torch.Tensor]) -> torch.Tensor:
-        out = self._buffer(node.name, env, xs[0])
-        offset = 0
-        for name, x in zip(node.inputs, xs, strict=True):
-            width = x.shape[1]
-            if self._nodes[name].storage != (node.name, offset):
-                out[:, offset : offset + width].copy_(x)
-            offset += width
-        return out
+
+def _capture(plan: Any) -> tuple[Any, torch.Tensor]:
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up off the default stream, as capture wants
+        for _ in range(2):
+            plan.run()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    with torch.cuda.graph(graph):
+        out = plan.run()
+    return graph, out
+
+
+def _tensors(weights: Any) -> list[torch.Tensor]:
+    return [t for t in (weights.weight, weights.bias, weights.floor) if t is not None]
+
+
+def _same_layout(old: dict[str, Any], new: dict[str, Any]) -> bool:
+    def layout(w: Any) -> list[Any]:
+        return [(t.shape, t.dtype, t.device) for t in _tensors(w)]
+
+    return old.keys() == new.keys() and all(layout(old[k]) == layout(new[k]) for k in old)
 
 
 class TritonNetwork(TritonEval, IncNetwork):
@@ -227,7 +251,8 @@ class TritonNetwork(TritonEval, IncNetwork):
         net: ir.Network,
         passed: ir.Network,
         kernels: Iterable[str] = DEFAULT_TRITON_KERNELS,
-        cuda_graphs: bool = False,
+        cuda_graphs: bool = True,
+        autotune: bool = False,
     ) -> None:
         super().__init__(net)
-        self.setup_triton(passed, kernels, cuda_graphs)
+        self.setup_triton(passed, kernels, cuda_graphs, autotune)

@@ -1,0 +1,32 @@
+"""The eval program of a passed network: the nodes its logits depend on, in
+execution order, and where each value is read for the last time. Pure IR
+logic, shared by the inference backends and the compile report (no torch).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import networkx as nx
+
+from incdsl import ir
+
+
+class _Reads(Protocol):
+    inputs: tuple[str, ...]
+
+
+def eval_program(passed: ir.Network) -> list[ir.Node]:
+    """The nodes the logits depend on, in execution order (aux heads and a trailing softmax left out)."""
+    needed = nx.ancestors(passed.graph, passed.logits) | {passed.logits}
+    return [n for n in passed.nodes if n.name in needed]
+
+
+def last_uses(steps: Sequence[_Reads]) -> dict[str, int]:
+    """Where each value is read for the last time (so a runner can free it)."""
+    last: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        for name in step.inputs:
+            last[name] = i
+    return last

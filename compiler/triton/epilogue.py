@@ -1,0 +1,136 @@
+"""What every kernel of the backend does with its fp32 accumulator tile: add
+the bias, then (Inception-ResNet) ``shortcut + scale·y``, then the per-column
+activation floor ``max(y, floor)`` (0 is ReLU, −∞ is linear), cast to the
+destinations' dtype, and store each column range to its own destination.
+
+Destinations are described by a small int64 table, one row per destination:
+``(offset, row_stride, start, stop)``: columns ``[start, stop)`` of the GEMM
+go to ``out_ptr + offset + row·row_stride + (col − start)``. A destination is
+a channels-last tensor or a channel slice of one (a branch's place in its
+concat buffer), so rows are pixels. Offsets are counted in elements from one
+base tensor, which lets a single launch write any number of destinations and
+lets a launch plan place all of them in one arena.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import triton
+import triton.language as tl
+
+#: Columns of a destination table row.
+TABLE_WIDTH = 4
+
+
+@triton.jit
+def finish_tile(
+    acc, rows, cols, M, N,
+    bias_ptr, floor_ptr, res_ptr, s_res, res_scale,
+    out_ptr, table_ptr, num_out, first_col,
+    RESIDUAL: tl.constexpr, ALIGN: tl.constexpr, BLOCK_N: tl.constexpr,
+):  # fmt: skip
+    """Bias, residual, floor and the stores of one ``[BLOCK_M, BLOCK_N]`` tile whose
+    columns start at ``first_col``. ``rows`` are int64; ``ALIGN`` is how many elements
+    every table entry is known to be a multiple of (16 bytes' worth, or 1)."""
+    row_ok = rows < M
+    col_ok = cols < N
+    y = acc + tl.load(bias_ptr + cols, mask=col_ok, other=0.0)[None, :]
+    if RESIDUAL:
+        r_ptrs = res_ptr + rows[:, None] * s_res + cols[None, :]
+        shortcut = tl.load(r_ptrs, mask=row_ok[:, None] & col_ok[None, :], other=0.0)
+        y = shortcut.to(tl.float32) + res_scale * y
+    y = tl.maximum(y, tl.load(floor_ptr + cols, mask=col_ok, other=0.0)[None, :])
+    y = y.to(out_ptr.dtype.element_ty)
+    for i in range(num_out):
+        start = tl.load(table_ptr + i * 4 + 2)
+        stop = tl.load(table_ptr + i * 4 + 3)
+        # Only the destinations whose columns this tile holds are stored.
+        if (start < first_col + BLOCK_N) & (stop > first_col):
+            offset = tl.load(table_ptr + i * 4)
+            stride = tl.load(table_ptr + i * 4 + 1)
+            if ALIGN > 1:  # offsets, strides and starts are multiples of 16 bytes: vector stores
+                offset = tl.multiple_of(offset, ALIGN)
+                stride = tl.multiple_of(stride, ALIGN)
+                start = tl.multiple_of(start, ALIGN)
+            ptrs = out_ptr + offset + rows[:, None] * stride + (cols - start)[None, :]
+            in_range = (cols >= start) & (cols < stop)
+            tl.store(ptrs, y, mask=row_ok[:, None] & in_range[None, :])
+
+
+@triton.jit
+def tile_of(pid, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_M: tl.constexpr):
+    """Program ``pid``'s (row tile, column tile), in grouped order: ``GROUP_M`` row
+    tiles in turn share each column tile's weights while they sit in L2."""
+    tiles_m = tl.cdiv(M, BLOCK_M)
+    tiles_n = tl.cdiv(N, BLOCK_N)
+    per_group = GROUP_M * tiles_n
+    first_m = (pid // per_group) * GROUP_M
+    group_rows = min(tiles_m - first_m, GROUP_M)
+    pid_m = first_m + (pid % per_group) % group_rows
+    pid_n = (pid % per_group) // group_rows
+    return pid_m, pid_n
+
+
+# --- host side ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Destinations:
+    """Where a launch's columns go: ``base`` is the kernel's ``out_ptr``, ``table`` its
+    destination table (on the device), ``align`` the ``ALIGN`` constexpr."""
+
+    base: torch.Tensor
+    table: torch.Tensor
+    count: int
+    align: int
+
+    @property
+    def args(self) -> dict[str, Any]:
+        return {"out_ptr": self.base, "table_ptr": self.table, "num_out": self.count, "ALIGN": self.align}
+
+
+def pixel_row_stride(t: torch.Tensor) -> int | None:
+    """The row stride when ``t`` (N, C, H, W) is a matrix of pixels with unit channel
+    stride (a channels-last tensor or a channel slice of one); else None."""
+    n, c, h, w = t.shape
+    s_n, s_c, s_h, s_w = t.stride()
+    if s_c != 1 and c > 1:
+        return None
+    if (h > 1 and s_h != w * s_w) or (n > 1 and s_n != h * w * s_w):
+        return None
+    return s_w if w > 1 or h > 1 or n > 1 else max(c, 1)
+
+
+def pixel_rows(t: torch.Tensor) -> torch.Tensor:
+    """``t`` (N, C, H, W, channels-last or a channel slice of one) as the matrix
+    ``[N·H·W, C]`` of its pixels, without a copy."""
+    stride = pixel_row_stride(t)
+    if stride is None:
+        raise ValueError("expected a channels-last tensor or a channel slice of one")
+    n, c, h, w = t.shape
+    return t.as_strided((n * h * w, c), (stride, 1))
+
+
+def destinations(outs: Sequence[torch.Tensor]) -> Destinations:
+    """The table for ``outs``, each (N, Ci, H, W) channels-last or a channel slice of one,
+    receiving consecutive column ranges of the GEMM in order."""
+    base = outs[0]
+    itemsize = base.element_size()
+    rows, start = [], 0
+    for out in outs:
+        if out.dtype != base.dtype:
+            raise ValueError("all destinations of one launch must have one dtype")
+        stride = pixel_row_stride(out)
+        if stride is None:
+            raise ValueError("destinations must be channels-last tensors or channel slices of them")
+        offset_bytes = out.data_ptr() - base.data_ptr()
+        rows.append((offset_bytes // itemsize, stride, start, start + out.shape[1]))
+        start += out.shape[1]
+    vector = 16 // itemsize
+    aligned = base.data_ptr() % 16 == 0 and all(v % vector == 0 for row in rows for v in row[:3])
+    table = torch.tensor(rows, dtype=torch.int64).to(base.device)
+    return Destinations(base, table, len(rows), vector if aligned else 1)

@@ -1,0 +1,231 @@
+"""The fused 1×1 group as one GEMM: ``[N·H·W, Cin] × [Cin, ΣCout]`` over
+channels-last activations, rows being pixels, so no index arithmetic per row.
+
+- ``TMA``: on sm_90 the operand tiles come through tensor descriptors (the
+  copy engine, zero-filled past the edges); elsewhere through masked loads.
+- ``PARTIAL``: split-K for small M (batch 1 at 7×7 or 8×8 makes a handful of
+  tiles for 132 SMs): each of ``splits`` programs per tile sums one K range
+  into an fp32 workspace, and :func:`_reduce_kernel` adds the ranges in a
+  fixed order (deterministic) and runs the epilogue.
+- the epilogue (:mod:`.epilogue`): bias, the Inception-ResNet residual add,
+  the activation floor, each member's columns stored to its own destination.
+
+:func:`gemm_reference` is the same computation in torch, for tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import triton
+import triton.language as tl
+
+from .epilogue import Destinations, destinations, finish_tile, pixel_rows, tile_of
+from .launch import Config, Launch
+
+
+@triton.jit
+def _gemm_kernel(
+    a, b, bias_ptr, floor_ptr, res_ptr, out_ptr, table_ptr, ws_ptr,
+    M, N, K, s_a, s_res, res_scale, num_out, k_per_split,
+    TMA: tl.constexpr, RESIDUAL: tl.constexpr, PARTIAL: tl.constexpr, ALIGN: tl.constexpr,
+    PRECISION: tl.constexpr,
+    BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
+):  # fmt: skip
+    pid_m, pid_n = tile_of(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
+    first_row = pid_m * BLOCK_M
+    first_col = pid_n * BLOCK_N
+    rows = first_row + tl.arange(0, BLOCK_M)
+    cols = first_col + tl.arange(0, BLOCK_N)
+    k_start = tl.program_id(1) * k_per_split
+    k_stop = min(K, k_start + k_per_split)
+
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    if TMA:
+        for k in range(k_start, k_stop, BLOCK_K):
+            acc = tl.dot(a.load([first_row, k]), b.load([k, first_col]), acc, input_precision=PRECISION)
+    else:
+        ks = tl.arange(0, BLOCK_K)
+        a_rows = a + rows.to(tl.int64)[:, None] * s_a
+        for k in range(k_start, k_stop, BLOCK_K):
+            k_ok = (k + ks) < k_stop
+            tile_a = tl.load(a_rows + (k + ks)[None, :], mask=(rows < M)[:, None] & k_ok[None, :], other=0.0)
+            tile_b = tl.load(
+                b + (k + ks)[:, None] * N + cols[None, :], mask=k_ok[:, None] & (cols < N)[None, :], other=0.0
+            )
+            acc = tl.dot(tile_a, tile_b, acc, input_precision=PRECISION)
+
+    if PARTIAL:
+        # This program's K range, summed; the reduce kernel finishes the tile.
+        offsets = (tl.program_id(1) * M + rows.to(tl.int64))[:, None] * N + cols[None, :]
+        tl.store(ws_ptr + offsets, acc, mask=(rows < M)[:, None] & (cols < N)[None, :])
+    else:
+        finish_tile(
+            acc, rows.to(tl.int64), cols, M, N, bias_ptr, floor_ptr, res_ptr, s_res, res_scale,
+            out_ptr, table_ptr, num_out, first_col, RESIDUAL, ALIGN, BLOCK_N,
+        )  # fmt: skip
+
+
+@triton.jit
+def _reduce_kernel(
+    ws_ptr, bias_ptr, floor_ptr, res_ptr, out_ptr, table_ptr,
+    M, N, splits, s_res, res_scale, num_out,
+    RESIDUAL: tl.constexpr, ALIGN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+):  # fmt: skip
+    """Sum the split-K partial tiles in order and run the epilogue."""
+    first_row = tl.program_id(0) * BLOCK_M
+    first_col = tl.program_id(1) * BLOCK_N
+    rows = (first_row + tl.arange(0, BLOCK_M)).to(tl.int64)
+    cols = first_col + tl.arange(0, BLOCK_N)
+    mask = (rows < M)[:, None] & (cols < N)[None, :]
+    offsets = rows[:, None] * N + cols[None, :]
+    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for s in range(splits):
+        acc += tl.load(ws_ptr + s * M * N + offsets, mask=mask, other=0.0)
+    finish_tile(
+        acc, rows, cols, M, N, bias_ptr, floor_ptr, res_ptr, s_res, res_scale,
+        out_ptr, table_ptr, num_out, first_col, RESIDUAL, ALIGN, BLOCK_N,
+    )  # fmt: skip
+
+
+#: The reduce kernel's tile: it is memory-bound and runs once per split group.
+REDUCE_BLOCK = (64, 64)
+
+
+def gemm_reference(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor,
+    floor: torch.Tensor,
+    widths: Sequence[int],
+    residual: tuple[torch.Tensor, float] | None = None,
+    pool: tuple[str, int, bool] | None = None,
+) -> list[torch.Tensor]:
+    """What the backend's 1×1 kernels compute, in torch: ``weight`` is [Cout, Cin, 1, 1];
+    ``pool = (op, k, count_include_pad)`` pools first (a pool projection)."""
+    if pool is not None:
+        op, k, with_pad = pool
+        if op == "maxpool":
+            x = F.max_pool2d(x, k, 1, k // 2)
+        else:
+            x = F.avg_pool2d(x, k, 1, k // 2, count_include_pad=with_pad)
+    y = F.conv2d(x, weight, bias)
+    if residual is not None:
+        y = residual[0] + residual[1] * y
+    y = torch.maximum(y, floor[:, None, None])
+    return list(torch.split(y, list(widths), dim=1))
+
+
+# --- host side ------------------------------------------------------------------
+
+
+def dot_precision(dtype: torch.dtype) -> str:
+    """``tl.dot``'s input precision for ``dtype``: for fp32, TF32 exactly when torch would use
+    it for a convolution here (``torch.backends.cudnn.conv.fp32_precision``, on by default);
+    IEEE otherwise. 16-bit operands ignore it."""
+    if dtype != torch.float32:
+        return "tf32"
+    conv = getattr(torch.backends.cudnn, "conv", None)
+    if conv is None or not hasattr(conv, "fp32_precision"):  # torch before the per-operator flags
+        return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
+    # "none" defers to the enclosing setting: cuDNN's, then the global one.
+    for setting in (conv, torch.backends.cudnn, torch.backends):
+        precision = getattr(setting, "fp32_precision", "none")
+        if precision != "none":
+            return "tf32" if precision == "tf32" else "ieee"
+    return "ieee"
+
+
+def _descriptor(t: torch.Tensor, block: tuple[int, int]) -> Any:
+    from triton.tools.tensor_descriptor import TensorDescriptor
+
+    return TensorDescriptor(t, list(t.shape), list(t.stride()), list(block))
+
+
+def tma_applies(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Whether the copy engine can load both operands: 16-byte aligned bases and row strides."""
+    return all(t.data_ptr() % 16 == 0 and (t.stride(0) * t.element_size()) % 16 == 0 for t in (a, b))
+
+
+def gemm_launches(
+    a: torch.Tensor,
+    b: torch.Tensor,
+    bias: torch.Tensor,
+    floor: torch.Tensor,
+    dest: Destinations,
+    config: Config,
+    *,
+    residual: tuple[torch.Tensor, float] | None = None,
+    tma: bool = False,
+    workspace: torch.Tensor | None = None,
+) -> list[Launch]:
+    """The launches of ``a [M, K] × b [K, N]`` (``a`` with unit column stride, ``b`` contiguous)
+    into ``dest``; ``bias`` and ``floor`` fp32 [N]; ``residual = (shortcut [M, N], scale)``.
+    With ``config.split_k > 1``, ``workspace`` holds at least ``split_k·M·N`` fp32."""
+    (m, k), n = a.shape, b.shape[1]
+    if residual is not None:
+        shortcut, scale = residual
+    else:
+        shortcut, scale = bias, 0.0  # never read
+    splits = config.split_k
+    k_per_split = triton.cdiv(triton.cdiv(k, config.block_k), splits) * config.block_k
+    if splits > 1 and (workspace is None or workspace.numel() < splits * m * n):
+        raise ValueError(f"split-K over {splits} ranges needs a workspace of {splits}·{m}·{n} floats")
+    operands = (
+        {"a": _descriptor(a, (config.block_m, config.block_k)), "b": _descriptor(b, (config.block_k, config.block_n))}
+        if tma
+        else {"a": a, "b": b}
+    )
+    epilogue = {
+        "bias_ptr": bias, "floor_ptr": floor, "res_ptr": shortcut,
+        "s_res": shortcut.stride(0) if residual is not None else 0, "res_scale": float(scale),
+        "RESIDUAL": residual is not None, **dest.args,
+    }  # fmt: skip
+    tiles = triton.cdiv(m, config.block_m) * triton.cdiv(n, config.block_n)
+    main = Launch(
+        _gemm_kernel,
+        (tiles, splits),
+        {
+            **operands, **epilogue, "ws_ptr": workspace if workspace is not None else bias,
+            "M": m, "N": n, "K": k, "s_a": a.stride(0), "k_per_split": k_per_split,
+            "TMA": tma, "PARTIAL": splits > 1, "PRECISION": dot_precision(a.dtype), **config.meta,
+        },  # fmt: skip
+        config.options,
+    )
+    if splits == 1:
+        return [main]
+    block_m, block_n = REDUCE_BLOCK
+    reduce = Launch(
+        _reduce_kernel,
+        (triton.cdiv(m, block_m), triton.cdiv(n, block_n)),
+        {"ws_ptr": workspace, **epilogue, "M": m, "N": n, "splits": splits, "BLOCK_M": block_m, "BLOCK_N": block_n},
+        {"num_warps": 4, "num_stages": 1},
+    )
+    return [main, reduce]
+
+
+def gemm(
+    x: torch.Tensor,
+    packed_weight: torch.Tensor,
+    bias: torch.Tensor,
+    floor: torch.Tensor,
+    outs: Sequence[torch.Tensor],
+    config: Config,
+    residual: tuple[torch.Tensor, float] | None = None,
+    tma: bool = False,
+) -> None:
+    """Run the 1×1 GEMM of ``x`` (N, C, H, W, channels-last) once, storing its columns in
+    order into ``outs`` (for tests and benchmarks; a launch plan builds its launches once)."""
+    a = pixel_rows(x)
+    m, n = a.shape[0], packed_weight.shape[1]
+    if residual is not None:
+        residual = (pixel_rows(residual[0]), residual[1])
+    workspace = torch.empty(config.split_k * m * n, dtype=torch.float32, device=x.device) if config.split_k > 1 else None
+    for launch in gemm_launches(
+        a, packed_weight, bias.float(), floor.float(), destinations(outs), config,
+        residual=residual, tma=tma and tma_applies(a, packed_weight), workspace=workspace,
+    ):  # fmt: skip
+        launch()

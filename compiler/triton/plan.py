@@ -1,0 +1,465 @@
+"""The eval forward of a Triton-compiled network, prepared once per input
+shape, dtype and device: a flat list of steps over numbered value slots.
+
+Building a plan runs the forward once, step by step, and keeps each step:
+
+- every value a Triton kernel writes (a fused group's members, a pool
+  projection, a residual block's output, a k×k conv with the ``conv`` kernel)
+  and every concat buffer lives in one arena, placed by liveness, so the
+  kernels' destination tables, grids and arguments are fixed once;
+- each Triton launch is compiled (or taken from Triton's cache) with the
+  config the :class:`Chooser` picks (a tuned choice, or the default for its
+  shape class), and replayed through the compiled kernel's launcher;
+- the rest (the stem's convs and pools without the ``conv`` kernel, LRN, the
+  head) are torch calls; their results go into their concat slices.
+
+A step that reads a value torch allocated on this call rebinds that one
+argument; everything else is bound once. With tensors on the meta device,
+building a plan compiles its launches and runs nothing (the AOT check).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+
+from incdsl import ir
+
+from ..program import last_uses
+from ..torch import runtime
+from .conv import POOL_AVG, POOL_AVG_WITH_PAD, POOL_MAX, POOL_NONE, conv_launch
+from .epilogue import Destinations, destinations, pixel_rows
+from .gemm import _descriptor, gemm_launches, tma_applies
+from .launch import Config, Launch
+from .tuning import Shape
+
+Step = Callable[[list[Any]], None]
+
+#: Arena offsets are rounded to this many bytes (TMA wants 16; 256 keeps rows on cache-line pairs).
+_ALIGN_BYTES = 256
+
+
+class Chooser(Protocol):
+    """Picks a config for a launch and returns the launches to keep (after tuning or compiling)."""
+
+    def __call__(self, shape: Shape, itemsize: int, make: Callable[[Config], list[Launch]]) -> list[Launch]: ...
+
+
+@dataclass(frozen=True)
+class Weights:
+    """A node's inference weights: ``weight`` packed [kh·kw·Cin, Cout] for a Triton kernel
+    (else torch's [Cout, Cin, kh, kw]); ``bias`` and ``floor`` fp32 for a kernel."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    floor: torch.Tensor | None = None
+
+
+class Plan:
+    """The prepared forward for one input shape; ``plan(x)`` runs it."""
+
+    def __init__(self, steps: list[Step], slots: int, input_slot: int, output_slot: int, input_place: torch.Tensor,
+                 first_output: torch.Tensor, launches: list[Launch], arena: torch.Tensor) -> None:  # fmt: skip
+        self.steps = steps
+        self.slots = slots
+        self.input_slot = input_slot
+        self.output_slot = output_slot
+        self.input_place = input_place  # the arena's copy of the input
+        self.launches = launches  # every Triton launch, in order (for reports and the AOT check)
+        self.arena = arena
+        self._first_output = first_output
+
+    def run(self) -> torch.Tensor:
+        """Run the steps on :attr:`input_place`; the output may live in the arena."""
+        values: list[Any] = [None] * self.slots
+        values[self.input_slot] = self.input_place
+        for step in self.steps:
+            step(values)
+        return values[self.output_slot]
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        self.input_place.copy_(x)
+        return self._handed_out(self.run())
+
+    def output(self) -> torch.Tensor:
+        """What the run that built the plan computed."""
+        return self._handed_out(self._first_output)
+
+    def _handed_out(self, out: torch.Tensor) -> torch.Tensor:
+        # A value in the arena is overwritten by the next call: hand out a copy.
+        in_arena = out.untyped_storage().data_ptr() == self.arena.untyped_storage().data_ptr()
+        return out.clone() if in_arena and not out.is_meta else out
+
+
+def pool_code(pool: ir.PoolAttrs | None) -> tuple[int, int]:
+    """The conv kernel's ``(POOL, PK)`` for a group's pool prologue."""
+    if pool is None:
+        return (POOL_NONE, 1)
+    if pool.op == "maxpool":
+        return (POOL_MAX, pool.kernel[0])
+    return (POOL_AVG_WITH_PAD if pool.count_include_pad else POOL_AVG, pool.kernel[0])
+
+
+# --- where values live -----------------------------------------------------------------
+
+
+def _kernel_written(node: ir.Node, triton_convs: bool) -> list[str]:
+    """The values a Triton kernel writes when it computes ``node``."""
+    a = node.attrs
+    if isinstance(a, ir.Conv1x1GroupAttrs):
+        return [node.name] if a.residual is not None else [m.name for m in a.members]
+    if isinstance(a, ir.ConvAttrs) and triton_convs:
+        return [node.name]
+    return []
+
+
+@dataclass(frozen=True)
+class ArenaLayout:
+    """Where the arena's buffers sit: element offsets and sizes, the steps each is alive
+    (first written, last read), and the arena's size in elements."""
+
+    offsets: dict[str, int]
+    sizes: dict[str, int]
+    spans: dict[str, tuple[int, int]]
+    total: int
+
+
+def arena_layout(
+    program: list[ir.Node], nodes: dict[str, ir.Node], batch: int, itemsize: int, triton_convs: bool
+) -> ArenaLayout:
+    """The arena for ``program`` at ``batch``: the input, every concat and every value a kernel
+    writes that is not stored in a concat each get a buffer; buffers alive at no common
+    step share memory (greedy, largest first, each at the lowest offset that is free)."""
+    born: dict[str, int] = {}
+    for i, node in enumerate(program):
+        for name in _kernel_written(node, triton_convs) or [node.name]:
+            born.setdefault(name, i)
+    last = last_uses(program)
+
+    def root(name: str) -> str:
+        while nodes[name].storage is not None:
+            name = nodes[name].storage[0]  # type: ignore[index]
+        return name
+
+    placed = {program[0].name} | {n.name for n in program if n.op == "concat" or n.storage is not None}
+    placed |= {name for n in program for name in _kernel_written(n, triton_convs)}
+    spans: dict[str, tuple[int, int]] = {}
+    for name in placed:
+        r = root(name)
+        start, stop = born[name], max(last.get(name, len(program)), born[name])
+        if name == program[-1].name:
+            stop = len(program)
+        old = spans.get(r, (start, stop))
+        spans[r] = (min(old[0], start), max(old[1], stop))
+    sizes = {r: batch * _numel(nodes[r].shape) for r in spans}
+    align = _ALIGN_BYTES // itemsize
+    offsets: dict[str, int] = {}
+    for r in sorted(spans, key=lambda r: (-sizes[r], r)):
+        busy = sorted((offsets[o], offsets[o] + sizes[o]) for o in offsets if _overlap(spans[o], spans[r]))
+        at = 0
+        for lo, hi in busy:
+            if at + sizes[r] <= lo:
+                break
+            at = max(at, -(-hi // align) * align)
+        offsets[r] = at
+    total = max((offsets[r] + sizes[r] for r in offsets), default=0)
+    return ArenaLayout(offsets, sizes, spans, total)
+
+
+def _numel(shape: ir.Shape | None) -> int:
+    assert shape is not None
+    c, h, w = shape
+    return c * h * w
+
+
+def _overlap(a: tuple[int, int], b: tuple[int, int]) -> bool:
+    return a[0] <= b[1] and b[0] <= a[1]
+
+
+# --- building ------------------------------------------------------------------------
+
+
+class _Builder:
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        program: list[ir.Node],
+        nodes: dict[str, ir.Node],
+        weights: dict[str, Weights],
+        x: torch.Tensor,
+        choose: Chooser,
+        triton_convs: bool,
+        tma: bool,
+    ) -> None:
+        self.model = model
+        self.program = program
+        self.nodes = nodes
+        self.weights = weights
+        self.choose = choose
+        self.triton_convs = triton_convs
+        self.tma = tma
+        self.batch = x.shape[0]
+        self.dtype, self.device = x.dtype, x.device
+        self.run_now = not x.is_meta  # on the meta device, launches are compiled, never run
+        layout = arena_layout(program, nodes, self.batch, x.element_size(), triton_convs)
+        self.arena = torch.empty(layout.total, dtype=x.dtype, device=x.device)
+        self.offsets = layout.offsets
+        self.slot = {n.name: i for i, n in enumerate(program)}
+        self.static: dict[str, torch.Tensor] = {}  # values that live in the arena
+        self.values: list[Any] = [None] * len(program)
+        self.steps: list[Step] = []
+        self.launches: list[Launch] = []
+        self.workspace: torch.Tensor | None = None
+        self.last = last_uses(program)
+
+    # -- places
+
+    def place(self, name: str) -> torch.Tensor:
+        """The arena view that holds value ``name`` (N, C, H, W, channels-last or a channel slice)."""
+        if name not in self.static:
+            node = self.nodes[name]
+            if node.storage is not None:
+                concat, offset = node.storage
+                c = node.shape[0]  # type: ignore[index]
+                self.static[name] = self.place(concat)[:, offset : offset + c]
+            else:
+                c, h, w = node.shape  # type: ignore[misc]
+                start = self.offsets[name]
+                flat = self.arena[start : start + self.batch * c * h * w]
+                self.static[name] = flat.view(self.batch, h, w, c).permute(0, 3, 1, 2)
+        return self.static[name]
+
+    def is_static(self, name: str) -> bool:
+        return name in self.static
+
+    # -- steps
+
+    def add(self, step: Step) -> None:
+        """Keep ``step`` and run it now (so later steps see its values)."""
+        self.steps.append(step)
+        step(self.values)
+
+    def build(self, x: torch.Tensor) -> Plan:
+        input_name = self.program[0].name
+        input_place = self.place(input_name)
+        input_place.copy_(x)
+        self.values[self.slot[input_name]] = input_place
+        for i, node in enumerate(self.program[1:], start=1):
+            if self.values[i] is None:  # a group may have produced it already
+                self.compute(node)
+            self.free_after(i)
+        output = self.slot[self.program[-1].name]
+        return Plan(self.steps, len(self.program), self.slot[input_name], output, input_place,
+                    self.values[output], self.launches, self.arena)  # fmt: skip
+
+    def free_after(self, i: int) -> None:
+        dead = [self.slot[name] for name in self.program[i].inputs if self.last.get(name) == i]
+        if dead:
+
+            def free(values: list[Any], dead: list[int] = dead) -> None:
+                for s in dead:
+                    values[s] = None
+
+            self.add(free)
+
+    def compute(self, node: ir.Node) -> None:
+        a = node.attrs
+        if isinstance(a, ir.Conv1x1GroupAttrs):
+            self.group(node, a)
+        elif isinstance(a, ir.ConvAttrs) and self.triton_convs:
+            self.kxk_conv(node, a)
+        elif isinstance(a, ir.ConcatAttrs):
+            self.concat(node)
+        elif isinstance(a, ir.SliceAttrs):
+            self.torch_op(node, lambda x: x[:, a.start : a.stop])
+        else:
+            self.torch_op(node, self.torch_function(node))
+
+    def torch_function(self, node: ir.Node) -> Callable[..., torch.Tensor]:
+        a = node.attrs
+        if isinstance(a, ir.ConvAttrs):
+            w = self.weights[node.name]
+            relu = a.act == "relu"
+
+            def conv(x: torch.Tensor) -> torch.Tensor:
+                y = F.conv2d(x, w.weight, w.bias, a.stride, a.padding)
+                return F.relu_(y) if relu else y
+
+            return conv
+        if isinstance(a, ir.AddAttrs):
+            return lambda x, r: runtime.residual(x, r, a.scale, a.act == "relu")
+        if isinstance(a, ir.DropoutAttrs):
+            return lambda x: x
+        module = self.model.get_submodule(node.name)
+        relu = getattr(a, "act", None) == "relu"
+        flatten = isinstance(a, ir.LinearAttrs)
+
+        def call(x: torch.Tensor) -> torch.Tensor:
+            y = module(torch.flatten(x, 1) if flatten else x)
+            return F.relu_(y) if relu else y
+
+        return call
+
+    def torch_op(self, node: ir.Node, fn: Callable[..., torch.Tensor]) -> None:
+        ins = [self.slot[name] for name in node.inputs]
+        out = self.slot[node.name]
+        if node.storage is None:
+
+            def step(values: list[Any]) -> None:
+                values[out] = fn(*(values[i] for i in ins))
+
+        else:  # torch allocates the result: copy it into its concat slice
+            place = self.place(node.name)
+
+            def step(values: list[Any]) -> None:
+                place.copy_(fn(*(values[i] for i in ins)))
+                values[out] = place
+
+        self.add(step)
+
+    def concat(self, node: ir.Node) -> None:
+        buffer = self.place(node.name)
+        copies, offset = [], 0
+        for name in node.inputs:
+            width = self.nodes[name].shape[0]  # type: ignore[index]
+            if self.nodes[name].storage != (node.name, offset):
+                copies.append((self.slot[name], buffer[:, offset : offset + width]))
+            offset += width
+        out = self.slot[node.name]
+
+        def step(values: list[Any]) -> None:
+            for i, view in copies:
+                view.copy_(values[i])
+            values[out] = buffer
+
+        self.add(step)
+
+    # -- Triton launches
+
+    def launch_step(self, outs: list[str], launches: list[Launch], rebind: Callable[[list[Any]], dict[str, Any]] | None) -> None:
+        """Keep the launches as one step that also publishes the values they write."""
+        self.launches.extend(launches)
+        slots = [(self.slot[name], self.place(name)) for name in outs if name in self.slot]
+        run_now = self.run_now
+
+        def step(values: list[Any]) -> None:
+            if rebind is not None:
+                args = rebind(values)
+                for launch in launches:
+                    launch.bind(**{k: v for k, v in args.items() if k in launch.args})
+            if run_now:
+                for launch in launches:
+                    launch()
+            for s, place in slots:
+                values[s] = place
+
+        self.add(step)
+
+    def operand(self, name: str) -> torch.Tensor:
+        x = self.values[self.slot[name]]
+        assert x is not None
+        return x
+
+    def group(self, node: ir.Node, a: ir.Conv1x1GroupAttrs) -> None:
+        w = self.weights[node.name]
+        x_name = node.inputs[0]
+        itemsize = self.operand(x_name).element_size()
+        outs = _kernel_written(node, False)
+        dest = destinations([self.place(name) for name in outs])
+        m, n, k = self.batch * _numel(node.shape) // w.weight.shape[1], w.weight.shape[1], w.weight.shape[0]
+        if a.pool is not None:
+            pool = pool_code(a.pool)
+            _, h, wd = node.shape  # type: ignore[misc]
+
+            def make(config: Config) -> list[Launch]:
+                return [conv_launch(self.operand(x_name), w.weight, w.bias, w.floor, dest, (h, wd), config, pool=pool)]  # type: ignore[arg-type]
+
+            launches = self.choose(Shape("pool", m, n, k, pool[1] ** 2), itemsize, make)
+            self.launch_step(outs, launches, self.rebinder(launches, x_name))
+            return
+        residual_name = node.inputs[1] if a.residual is not None else None
+
+        def make_gemm(config: Config) -> list[Launch]:
+            return self.gemm_launches(x_name, residual_name, a, w, dest, config)
+
+        launches = self.choose(Shape("gemm", m, n, k), itemsize, make_gemm)
+        self.launch_step(outs, launches, self.rebinder(launches, x_name, residual_name))
+
+    def rebinder(self, launches: list[Launch], x_name: str, residual_name: str | None = None):
+        """Per call, the arguments made from values torch allocated on that call (None if there are none)."""
+        if all(self.is_static(name) for name in (x_name, residual_name) if name is not None):
+            return None
+        x_slot = self.slot[x_name]
+        r_slot = self.slot[residual_name] if residual_name is not None else None
+        first = launches[0].args
+        if "x" in first:  # the conv kernel takes the activation as it is
+            return lambda values: {"x": values[x_slot]}
+        block = (first["BLOCK_M"], first["BLOCK_K"]) if first["TMA"] else None
+
+        def rebind(values: list[Any]) -> dict[str, Any]:
+            rows = pixel_rows(values[x_slot])
+            args = {"a": rows if block is None else _descriptor(rows, block)}
+            if r_slot is not None:
+                args["res_ptr"] = pixel_rows(values[r_slot])
+            return args
+
+        return rebind
+
+    def gemm_launches(self, x_name: str, residual_name: str | None, a: ir.Conv1x1GroupAttrs, w: Weights,
+                      dest: Destinations, config: Config) -> list[Launch]:  # fmt: skip
+        rows = pixel_rows(self.operand(x_name))
+        residual = None
+        if residual_name is not None:
+            residual = (pixel_rows(self.operand(residual_name)), a.residual.scale)  # type: ignore[union-attr]
+        workspace = None
+        if config.split_k > 1:
+            workspace = self.split_workspace(config.split_k * rows.shape[0] * w.weight.shape[1])
+        tma = self.tma and tma_applies(rows, w.weight)
+        return gemm_launches(
+            rows, w.weight, w.bias, w.floor, dest, config,  # type: ignore[arg-type]
+            residual=residual, tma=tma, workspace=workspace,
+        )  # fmt: skip
+
+    def kxk_conv(self, node: ir.Node, a: ir.ConvAttrs) -> None:
+        w = self.weights[node.name]
+        x_name = node.inputs[0]
+        x = self.operand(x_name)
+        dest = destinations([self.place(node.name)])
+        n = w.weight.shape[1]
+        _, h, wd = node.shape  # type: ignore[misc]
+        shape = Shape("conv", self.batch * h * wd, n, w.weight.shape[0])
+
+        def make(config: Config) -> list[Launch]:
+            return [
+                conv_launch(self.operand(x_name), w.weight, w.bias, w.floor, dest, (h, wd), config,  # type: ignore[arg-type]
+                            a.kernel, a.stride, a.padding)  # fmt: skip
+            ]
+
+        launches = self.choose(shape, x.element_size(), make)
+        self.launch_step([node.name], launches, self.rebinder(launches, x_name))
+
+    def split_workspace(self, floats: int) -> torch.Tensor:
+        """One fp32 workspace for every split-K launch (they run one after another)."""
+        if self.workspace is None or self.workspace.numel() < floats:
+            self.workspace = torch.empty(floats, dtype=torch.float32, device=self.device)
+        return self.workspace
+
+
+def build_plan(
+    model: torch.nn.Module,
+    program: list[ir.Node],
+    nodes: dict[str, ir.Node],
+    weights: dict[str, Weights],
+    x: torch.Tensor,
+    choose: Chooser,
+    *,
+    triton_convs: bool = False,
+    tma: bool = False,
+) -> Plan:
+    """Build (and, off the meta device, run once) the plan for input ``x``; ``program`` is the
+    passed network's eval program, ``weights`` the inference weights of its conv and group nodes."""
+    return _Builder(model, program, nodes, weights, x, choose, triton_convs, tma).build(x)

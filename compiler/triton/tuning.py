@@ -1,0 +1,193 @@
+"""Which config each launch runs with: the configs each kernel may use, the
+rule that prunes those that cannot fit a target, a default per shape class
+(used until a shape is tuned, so a first call compiles one config and does
+not time any), and tuned choices cached on disk across processes.
+
+The pruning rule is the one the ahead-of-time check (:mod:`.aot`) holds every
+kept config to: a config the rule keeps must compile within the target's
+shared memory and without spills, so what runs and what was checked agree.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import triton
+
+from .launch import Config
+from .targets import Target
+
+# (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) per kernel kind.
+_SPACES: dict[str, list[tuple[int, int, int, int, int]]] = {
+    # the 1×1 GEMM: wide tiles for large M; BLOCK_K 32 for fp32, whose tiles are twice the bytes
+    "gemm": [
+        (128, 128, 64, 8, 4), (128, 64, 64, 4, 4), (64, 128, 64, 4, 4), (64, 64, 64, 4, 4), (128, 256, 64, 8, 3),
+        (128, 128, 32, 8, 4), (128, 64, 32, 4, 4), (64, 128, 32, 4, 4), (64, 64, 32, 4, 4),
+    ],
+    # k×k convs: the operand is gathered, so narrower N tiles for the 32–64-channel convs too
+    "conv": [
+        (128, 128, 64, 8, 3), (128, 64, 64, 4, 3), (64, 128, 64, 4, 3), (64, 64, 64, 4, 3),
+        (128, 128, 32, 8, 4), (128, 64, 32, 4, 4), (64, 64, 32, 4, 4), (128, 32, 64, 4, 3),
+    ],
+    # pool projections: each K tile is pooled from PK² loads; at most two stages deep
+    "pool": [
+        (64, 64, 32, 4, 1), (64, 128, 32, 4, 1), (128, 64, 32, 4, 1), (128, 128, 32, 8, 1),
+        (64, 64, 32, 4, 2), (64, 128, 32, 4, 2),
+    ],
+}  # fmt: skip
+
+KINDS = tuple(_SPACES)
+
+#: Split-K counts tried when a GEMM's output tiles cannot fill the GPU.
+SPLITS = (2, 4, 8)
+
+#: Bytes of shared memory past the tiles (barriers, layout conversions).
+_SLACK = 1024
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a launch's config depends on: the GEMM sizes, and for pool projections the pool's taps."""
+
+    kind: str
+    m: int
+    n: int
+    k: int
+    taps: int = 1  # PK² for a pool projection
+
+    def bucket(self) -> str:
+        """M rounded up to a power of two: one tuned choice serves a range of batch sizes."""
+        return f"{self.kind}:M{triton.next_power_of_2(self.m)}:N{self.n}:K{self.k}:T{self.taps}"
+
+
+def estimate_shared(kind: str, config: Config, itemsize: int, taps: int = 1) -> int:
+    """Bytes of shared memory ``config`` needs: each pipeline stage holds an A and a B
+    tile; a pool projection at two stages also keeps each tap's load for the next one."""
+    a = config.block_m * config.block_k * itemsize
+    b = config.block_k * config.block_n * itemsize
+    if kind == "pool" and config.num_stages > 1:
+        return (config.num_stages - 1) * (taps * a + b) + 2 * a + b + _SLACK
+    return config.num_stages * (a + b) + _SLACK
+
+
+def fits(kind: str, config: Config, itemsize: int, target: Target, taps: int = 1) -> bool:
+    """The pruning rule: within shared memory, and on Hopper wide enough for wgmma
+    (a warp group's 64 rows) when the operands are 16-bit."""
+    if estimate_shared(kind, config, itemsize, taps) > target.max_shared:
+        return False
+    return not (target.has_wgmma and itemsize == 2 and config.block_m < 64)
+
+
+def candidates(shape: Shape, itemsize: int, target: Target) -> list[Config]:
+    """Every config the tuner may pick for ``shape`` on ``target`` (the AOT check compiles each)."""
+    space = [Config(*fields) for fields in _SPACES[shape.kind]]
+    if shape.kind == "gemm":
+        space += [
+            Config(64, bn, bk, 4, 4, split_k=s)
+            for bn, bk, s in ((64, 64, 2), (64, 64, 4), (64, 64, 8), (128, 64, 2), (128, 64, 4), (64, 32, 4), (64, 32, 8))
+            if _split_useful(shape, Config(64, bn, bk, 4, 4), s, target)
+        ]
+    return [c for c in space if fits(shape.kind, c, itemsize, target, shape.taps)]
+
+
+def _sms(target: Target) -> int:
+    return 132 if target.arch >= 90 else 108
+
+
+def _tiles(shape: Shape, config: Config) -> int:
+    return triton.cdiv(shape.m, config.block_m) * triton.cdiv(shape.n, config.block_n)
+
+
+def _split_useful(shape: Shape, config: Config, splits: int, target: Target) -> bool:
+    """Split-K helps when the tiles leave most SMs idle and each range keeps two K tiles."""
+    return _tiles(shape, config) * splits <= _sms(target) and shape.k >= splits * 2 * config.block_k
+
+
+def default_config(shape: Shape, itemsize: int, target: Target) -> Config:
+    """The config used before ``shape`` is tuned: by how many tiles the output makes."""
+    bk = 64 if itemsize == 2 else 32
+    sms = _sms(target)
+    if shape.kind == "pool":
+        return Config(64, 64 if shape.n <= 64 else 128, 32, 4, 2)
+    if shape.kind == "conv":
+        return Config(128, 64 if shape.n <= 64 else 128, bk, 4 if shape.n <= 64 else 8, 3 if bk == 64 else 4)
+    big = Config(128, 128, bk, 8, 4)
+    if _tiles(shape, big) >= sms:
+        return big
+    small = Config(64, 64, bk, 4, 4)
+    splits = max((s for s in SPLITS if _split_useful(shape, small, s, target)), default=1)
+    return Config(64, 64, bk, 4, 4, split_k=splits) if splits > 1 else Config(64, 128, bk, 4, 4)
+
+
+# --- tuned choices, on disk ----------------------------------------------------------
+
+
+def cache_dir() -> Path:
+    """Where tuned choices are kept: ``$INCDSL_CACHE_DIR``, else ``$XDG_CACHE_HOME/incdsl``,
+    else ``~/.cache/incdsl``."""
+    if "INCDSL_CACHE_DIR" in os.environ:
+        return Path(os.environ["INCDSL_CACHE_DIR"])
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "incdsl"
+
+
+def _private(folder: Path) -> bool:
+    """Whether only this user can write ``folder``: a tuning file elsewhere could be planted."""
+    try:
+        info = folder.stat()
+    except OSError:
+        return False
+    return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+class TuningCache:
+    """Tuned configs for one device and Triton version, as JSON in a folder only this user can write."""
+
+    def __init__(self, device: str, folder: Path | None = None) -> None:
+        self.folder = folder or cache_dir()
+        slug = "".join(ch if ch.isalnum() else "-" for ch in device).strip("-").lower()
+        self.path = self.folder / f"tuned-{slug}-triton-{triton.__version__}.json"
+        self.entries: dict[str, list[int]] = {}
+        if self.path.exists() and _private(self.folder):
+            try:
+                self.entries = json.loads(self.path.read_text(encoding="utf-8"))["entries"]
+            except (OSError, ValueError, KeyError, TypeError):
+                self.entries = {}  # a damaged file is retuned, not trusted
+
+    def get(self, key: str) -> Config | None:
+        fields = self.entries.get(key)
+        return Config(*fields) if fields else None
+
+    def put(self, key: str, config: Config) -> None:
+        self.entries[key] = config.to_list()
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+            if not _private(self.folder):
+                print(f"incdsl: not saving tuned configs: {self.folder} is writable by others", file=sys.stderr)
+                return
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps({"version": 1, "entries": self.entries}, indent=0), encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError as err:
+            print(f"incdsl: could not save tuned configs to {self.path}: {err}", file=sys.stderr)
+
+
+def fastest(configs: list[Config], time_config: Callable[[Config], float]) -> Config:
+    """The config with the least time; a config that fails to compile or run is skipped."""
+    best, best_time = None, float("inf")
+    for config in configs:
+        try:
+            elapsed = time_config(config)
+        except Exception:  # noqa: BLE001 - out of resources on this GPU: not a candidate here
+            continue
+        if elapsed < best_time:
+            best, best_time = config, elapsed
+    if best is None:
+        raise RuntimeError("no config of the kernel could run on this GPU")
+    return best
