@@ -57,8 +57,4 @@ def node_costs(net: ir.Network) -> dict[str, Cost]:
 def total(net: ir.Network, *, aux: bool = False) -> Cost:
     """The whole network's cost; aux heads only when ``aux`` is true."""
     costs = node_costs(net)
-    aux_rows = {h.row for h in net.aux}
-    return sum(
-        (c for name, c in costs.items() if aux or net.node(name).row not in aux_rows),
-        Cost(),
-    )
+    return sum((c for name, c in costs.items() if aux or not net.in_aux(net.node(name))), Cost())

@@ -277,7 +277,7 @@ class _Drawing:
     def aux_heads(self) -> None:
         """Each auxiliary head as a dashed frame beside the main path."""
         for head in self.net.aux:
-            nodes = [n for n in self.net.nodes if n.row == head.row]
+            nodes = self.net.aux_nodes(head)
             frame = {
                 "label": f"{head.name} · loss weight {head.weight:g}",
                 "style": "dashed,rounded",
@@ -354,7 +354,7 @@ def _module_label(module: Module, cost: Cost) -> _Html:
 def _one_module(net: ir.Network, module: Module) -> _Dot:
     """The module's layers, what feeds it ("previous layer") and what reads it ("next")."""
     outside = {n.name: m.scope for m in modules(net) if m.scope != module.scope for n in m.nodes}
-    outside.update((n.name, head.name) for head in net.aux for n in net.nodes if n.row == head.row)
+    outside.update((n.name, head.name) for head in net.aux for n in net.aux_nodes(head))
     drawing = _Drawing(net, outside)
     dot = drawing.dot
     dot.add("ordering=out")

@@ -160,7 +160,7 @@ class _Elaborator:
         self.outputs: dict[str, str] = {}
         self.row_labels: dict[str, str] = {}
         self.rows: list[ir.Row] = []
-        self.tables: list[ir.Table] = []
+        self.tables: list[ir.TableHeader] = []
         self.last_header: dict[str, tuple[int, str]] = {}
         self._paper_columns: dict[str, list[str]] = {}
         self.call_stack: list[str] = []
@@ -219,7 +219,7 @@ class _Elaborator:
         return ir.Network(
             name=network_name,
             input_shape=shape,
-            graph=ir.Network.build_graph(self.nodes),
+            nodes=tuple(self.nodes),
             output=output,
             aux=tuple(heads),
             rows=tuple(self.rows),
@@ -383,7 +383,7 @@ class _Elaborator:
         table = self.param_tables.get(refs[0].table) if len(refs) == 1 else None
         if table is None or refs[0].row not in table.rows:
             return None, ()  # nothing to show, or an error the call itself reports
-        header = ir.Table(block=call.head, columns=table.columns)
+        header = ir.TableHeader(block=call.head, columns=table.columns)
         if header not in self.tables:
             self.tables.append(header)
         return self.tables.index(header), tuple(table.rows[refs[0].row].values())
@@ -917,7 +917,7 @@ class _Elaborator:
                 header.span,
                 hint="the columns map to the block's parameters in order",
             )
-        self.tables.append(ir.Table(block=block.name, columns=tuple(labels)))
+        self.tables.append(ir.TableHeader(block=block.name, columns=tuple(labels)))
         index = len(self.tables) - 1
         self.last_header[block.name] = (index, pattern)
         self._paper_columns[block.name] = paper_names

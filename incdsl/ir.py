@@ -1,11 +1,18 @@
 """The graph IR: the contract between the front end and the backends.
 
-A :class:`Network` holds a networkx ``DiGraph`` whose nodes are frozen
-pydantic :class:`Node` models. A node knows its op and attributes, its
-*ordered* inputs (concat is order-sensitive, so the order lives on the node,
-not in networkx's edge order), its inferred (C, H, W) output, the source span
-it came from and the spec row it belongs to (so the params table can roll a
-module's seven convs up into one "inception (3a)" row, as the paper does).
+A :class:`Network` is a frozen pydantic model whose ``nodes`` are frozen
+:class:`Node` models in execution order. A node knows its op and attributes,
+its *ordered* inputs (concat is order-sensitive: the edges of the graph are
+exactly these lists, nothing else stores them), its inferred (C, H, W)
+output, the source span it came from and the spec row it belongs to (so the
+params table can roll a module's seven convs up into one "inception (3a)"
+row, as the paper does).
+
+Lookups by name and the consumers of a value come from an index built once
+per network; a networkx graph is built only on demand (:attr:`Network.graph`)
+for the code that runs a graph algorithm, so loading a spec never imports
+networkx. ``Network.model_dump`` / ``Network.model_validate`` are the one
+serialisation (``incdsl ir --json``, a generated Triton module's embedded net).
 
 Node names are the hierarchical module names the backends use
 (``inception_3a.branch2.1``); nodes without a module (concat, residual add)
@@ -14,13 +21,16 @@ have names with a ``:`` that no module name can contain.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
-from typing import Annotated, Any, Literal
+import heapq
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import networkx as nx
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
 from .errors import Span
+
+if TYPE_CHECKING:
+    import networkx as nx
 
 Shape = tuple[int, int, int]
 Pair = tuple[int, int]
@@ -190,14 +200,6 @@ class PaperFigure(BaseModel):
     value: float
     text: str
 
-    @property
-    def rounding(self) -> float:
-        """Half a unit of the last printed digit (0.5M for "54M", 0.05K for "2.7K")."""
-        body = self.text.rstrip("KMG")
-        scale = {"K": 1e3, "M": 1e6, "G": 1e9}.get(self.text[-1], 1.0)
-        decimals = len(body.partition(".")[2])
-        return 0.5 * 10**-decimals * scale
-
 
 class PaperFigures(BaseModel):
     """Figures a paper prints for a row, kept to be compared with ours."""
@@ -219,16 +221,17 @@ class Row(BaseModel):
     #: The table row label (``3a``), the aux head's name, or None.
     label: str | None = None
     block: str | None = None
-    #: Index into ``Network.tables`` when the row is a table row.
+    #: Index into ``Network.tables`` when the row shows a block's columns.
     table: int | None = None
     values: tuple[Any, ...] = ()
     count: int = 1
     paper: PaperFigures | None = None
 
 
-class Table(BaseModel):
-    """Columns of the params table for a block: a table header's labels, or the
-    columns of a parameter table whose row a call passes (Reduction-A's k l m n)."""
+class TableHeader(BaseModel):
+    """The columns a row of the params table shows for a block: a table's header
+    labels, or the columns of the argument table whose entry a call passes
+    (Reduction-A's k l m n)."""
 
     model_config = ConfigDict(frozen=True)
     block: str
@@ -248,35 +251,52 @@ class AuxHead(BaseModel):
 
 
 class Network(BaseModel):
-    """A validated network: the graph plus what the tables and backends need."""
+    """A validated network: nodes in execution order plus what the tables and backends need.
 
-    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    ``nodes`` given out of order (a pass that appends a node) are put in
+    execution order, keeping the given order wherever the inputs allow.
+    """
+
+    model_config = ConfigDict(frozen=True)
 
     name: str
     input_shape: Shape
-    graph: nx.DiGraph
     output: str
+    nodes: tuple[Node, ...]
     aux: tuple[AuxHead, ...] = ()
     rows: tuple[Row, ...] = ()
-    tables: tuple[Table, ...] = ()
+    tables: tuple[TableHeader, ...] = ()
+
+    _index: _Index | None = PrivateAttr(default=None)
+
+    @field_validator("nodes")
+    @classmethod
+    def _in_execution_order(cls, nodes: tuple[Node, ...]) -> tuple[Node, ...]:
+        return execution_order(nodes)
 
     # --- queries ---------------------------------------------------------
 
     def node(self, name: str) -> Node:
-        return self.graph.nodes[name]["node"]
+        """The node called ``name`` (KeyError if there is none)."""
+        return self._indexed().by_name[name]
 
     def __contains__(self, name: object) -> bool:
-        return name in self.graph
-
-    @property
-    def nodes(self) -> list[Node]:
-        """All nodes in a topological order that keeps the spec's order where it can."""
-        order = {name: i for i, name in enumerate(self.graph.nodes)}
-        names = nx.lexicographical_topological_sort(self.graph, key=order.__getitem__)
-        return [self.node(n) for n in names]
+        return name in self._indexed().by_name
 
     def consumers(self, name: str) -> list[str]:
-        return list(self.graph.successors(name))
+        """The nodes that read ``name``, in execution order, each once."""
+        return list(self._indexed().consumers.get(name, ()))
+
+    @property
+    def graph(self) -> nx.DiGraph:
+        """The nodes as a networkx ``DiGraph`` (edges from each input), for graph algorithms.
+
+        Built on first use and shared: treat it as read-only (it is frozen).
+        """
+        index = self._indexed()
+        if index.graph is None:
+            index.graph = _to_networkx(self.nodes)
+        return index.graph
 
     @property
     def logits(self) -> str:
@@ -287,45 +307,116 @@ class Network(BaseModel):
     def aux_logits(self, head: AuxHead) -> str:
         return _strip_softmax(self, head.output)
 
+    def in_aux(self, node: Node) -> bool:
+        """Whether ``node`` belongs to an auxiliary head (the one definition of membership)."""
+        return node.row is not None and node.row in self._indexed().aux_rows
+
+    def aux_nodes(self, head: AuxHead) -> list[Node]:
+        """The nodes of one auxiliary head, in execution order."""
+        return [n for n in self.nodes if n.row == head.row]
+
     def main_nodes(self) -> Iterator[Node]:
-        aux_rows = {h.row for h in self.aux}
-        return (n for n in self.nodes if n.row not in aux_rows)
+        """The nodes outside the auxiliary heads, in execution order."""
+        return (n for n in self.nodes if not self.in_aux(n))
 
-    # --- construction ----------------------------------------------------
+    # --- construction and serialisation ------------------------------------
 
-    @staticmethod
-    def build_graph(nodes: list[Node]) -> nx.DiGraph:
-        graph = nx.DiGraph()
-        for node in nodes:
-            graph.add_node(node.name, node=node)
-            for src in node.inputs:
-                graph.add_edge(src, node.name)
-        return graph
-
-    def with_nodes(self, nodes: list[Node], **changes: Any) -> Network:
+    def with_nodes(self, nodes: Sequence[Node], **changes: Any) -> Network:
         """A copy of this network with a new node list (and other fields changed)."""
-        return self.model_copy(update={"graph": self.build_graph(nodes), **changes})
+        return self.model_copy(update={"nodes": tuple(nodes), **changes})
+
+    def model_copy(self, *, update: dict[str, Any] | None = None, deep: bool = False) -> Network:
+        """A copy with ``update`` applied, validated again (so nodes stay in order and the index is fresh)."""
+        del deep  # every part of a network is frozen: a shallow copy shares nothing that can change
+        fields = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self).model_validate({**fields, **(update or {})})
 
     def to_json(self) -> dict[str, Any]:
-        """A JSON-serialisable dump (``incdsl ir --json``)."""
-        return {
-            "name": self.name,
-            "input_shape": list(self.input_shape),
-            "output": self.output,
-            "logits": self.logits,
-            "nodes": [n.model_dump(mode="json") for n in self.nodes],
-            "aux": [h.model_dump(mode="json") for h in self.aux],
-            "rows": [r.model_dump(mode="json") for r in self.rows],
-            "tables": [t.model_dump(mode="json") for t in self.tables],
-        }
+        """A JSON-serialisable dump (``incdsl ir --json``): the model's dump with ``logits`` beside ``output``."""
+        data = self.model_dump(mode="json")
+        out: dict[str, Any] = {}
+        for key, value in data.items():
+            out[key] = value
+            if key == "output":
+                out["logits"] = self.logits
+        return out
+
+    def _indexed(self) -> _Index:
+        if self._index is None:
+            self._index = _Index(self)
+        return self._index
+
+
+class _Index:
+    """Lookups derived from a network's fields; never part of its equality."""
+
+    def __init__(self, net: Network) -> None:
+        self.by_name = {n.name: n for n in net.nodes}
+        consumers: dict[str, dict[str, None]] = {}
+        for node in net.nodes:
+            for src in node.inputs:
+                consumers.setdefault(src, {})[node.name] = None
+        self.consumers = {name: tuple(readers) for name, readers in consumers.items()}
+        self.aux_rows = frozenset(h.row for h in net.aux)
+        self.graph: nx.DiGraph | None = None
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Index)
+
+    __hash__ = None  # type: ignore[assignment]
+
+
+def execution_order(nodes: Sequence[Node]) -> tuple[Node, ...]:
+    """``nodes`` in an order where every node comes after its inputs, as close to the given
+    order as the inputs allow (the given order when it already is one).
+
+    Inputs that are not among ``nodes`` are ignored; nodes on a cycle keep their
+    given order at the end (:func:`incdsl.compiler.verify.verify` reports the cycle).
+    """
+    position = {n.name: i for i, n in enumerate(nodes)}
+    if all(position.get(src, -1) < i for i, n in enumerate(nodes) for src in n.inputs):
+        return tuple(nodes)
+    waiting = [sum(1 for src in set(n.inputs) if src in position) for n in nodes]
+    readers: dict[str, list[int]] = {}
+    for i, n in enumerate(nodes):
+        for src in set(n.inputs):
+            if src in position:
+                readers.setdefault(src, []).append(i)
+    ready = [i for i, count in enumerate(waiting) if count == 0]
+    heapq.heapify(ready)
+    order: list[int] = []
+    while ready:
+        i = heapq.heappop(ready)
+        order.append(i)
+        for j in readers.get(nodes[i].name, ()):
+            waiting[j] -= 1
+            if waiting[j] == 0:
+                heapq.heappush(ready, j)
+    placed = set(order)
+    order += [i for i in range(len(nodes)) if i not in placed]
+    return tuple(nodes[i] for i in order)
+
+
+def _to_networkx(nodes: Sequence[Node]) -> nx.DiGraph:
+    import networkx as nx  # only the passes and tools that run a graph algorithm pay for it
+
+    graph = nx.DiGraph()
+    for node in nodes:
+        graph.add_node(node.name, node=node)
+        for src in node.inputs:
+            graph.add_edge(src, node.name)
+    return nx.freeze(graph)
+
+
+def scope_of(name: str) -> str:
+    """The scope a node lives in: ``inception_3a`` for ``inception_3a.branch1`` and for ``inception_3a:concat``."""
+    base, colon, _ = name.partition(":")
+    return base if colon else base.rpartition(".")[0]
 
 
 def common_scope(names: Iterable[str]) -> str:
     """The longest dotted scope shared by node names (``inception_3a`` for its branches and concat)."""
-    parts = []
-    for name in names:
-        base, colon, _ = name.partition(":")
-        parts.append(base.split(".") if colon else base.split(".")[:-1])
+    parts = [scope_of(name).split(".") for name in names]
     common: list[str] = []
     for level in zip(*parts, strict=False):
         if len(set(level)) > 1:
@@ -335,17 +426,8 @@ def common_scope(names: Iterable[str]) -> str:
 
 
 def network_from_json(data: dict[str, Any]) -> Network:
-    """The network :meth:`Network.to_json` dumped (a generated Triton module embeds one)."""
-    nodes = [Node.model_validate(n) for n in data["nodes"]]
-    return Network(
-        name=data["name"],
-        input_shape=tuple(data["input_shape"]),  # type: ignore[arg-type]
-        graph=Network.build_graph(nodes),
-        output=data["output"],
-        aux=tuple(AuxHead.model_validate(h) for h in data.get("aux", ())),
-        rows=tuple(Row.model_validate(r) for r in data.get("rows", ())),
-        tables=tuple(Table.model_validate(t) for t in data.get("tables", ())),
-    )
+    """The network :meth:`Network.to_json` (or ``model_dump``) wrote; derived keys such as ``logits`` are ignored."""
+    return Network.model_validate(data)
 
 
 def _strip_softmax(net: Network, name: str) -> str:

@@ -100,11 +100,19 @@ def _depth(nodes: list[ir.Node]) -> int:
     return max(depth.values(), default=0)
 
 
+def paper_rounding(figure: ir.PaperFigure) -> float:
+    """Half a unit of the figure's last printed digit (0.5M for "54M", 0.05K for "2.7K")."""
+    body = figure.text.rstrip("KMG")
+    scale = {"K": 1e3, "M": 1e6, "G": 1e9}.get(figure.text[-1], 1.0)
+    decimals = len(body.partition(".")[2])
+    return 0.5 * 10**-decimals * scale
+
+
 def _compare(what: str, ours: float, ours_text: str, figure: ir.PaperFigure, scale: float = 1.0) -> str | None:
     """A note when a paper figure differs from ours by more than the tolerance
     and more than the paper's own rounding ("1M" stands for 0.5M–1.5M)."""
     paper = figure.value * scale
-    slack = max(PAPER_TOLERANCE * paper, figure.rounding * scale)
+    slack = max(PAPER_TOLERANCE * paper, paper_rounding(figure) * scale)
     if abs(ours - paper) <= slack:
         return None
     return f"{what}: paper {figure.text}, here {ours_text} (paper {paper / ours - 1:+.1%})"

@@ -28,11 +28,10 @@ def fusable_1x1(node: ir.Node) -> bool:
 
 def fuse_parallel_1x1(net: ir.Network) -> ir.Network:
     """Each set of ≥ 2 fusable 1×1 convs reading one tensor → a ``conv1x1_group`` and slices."""
-    aux_rows = {h.row for h in net.aux}
     readers: dict[tuple[str, bool], list[ir.Node]] = defaultdict(list)
     for node in net.nodes:
         if fusable_1x1(node):
-            readers[(node.inputs[0], node.row in aux_rows)].append(node)
+            readers[(node.inputs[0], net.in_aux(node))].append(node)
     groups = [members for members in readers.values() if len(members) >= 2]
     return replace_with_groups(net, groups, suffix="conv1x1_group")
 
@@ -53,7 +52,7 @@ def replace_with_groups(
     pools = pools or {}
     first = {members[0].name: members for members in groups}
     slices: dict[str, ir.Node] = {}
-    taken = set(net.graph.nodes)
+    taken = {n.name for n in net.nodes}
     dropped = {pool.name for pool in pools.values()}
     out: list[ir.Node] = []
     for node in net.nodes:

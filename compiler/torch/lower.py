@@ -122,7 +122,6 @@ def _step(node: ir.Node) -> Step:
 def plan(net: ir.Network) -> Plan:
     """What to build and how to run it, for the torch backend and its code generator."""
     modules: dict[str, ModuleSpec] = {}
-    aux_rows = {h.row for h in net.aux}
     steps: list[Step] = []
     aux_steps: list[Step] = []
     for node in net.nodes:
@@ -132,7 +131,7 @@ def plan(net: ir.Network) -> Plan:
             in_shape = net.node(node.inputs[0]).shape
             assert in_shape is not None, "plan() needs a shape-checked network"
             modules[node.name] = module_spec(node, in_shape)
-        (aux_steps if node.row in aux_rows else steps).append(_step(node))
+        (aux_steps if net.in_aux(node) else steps).append(_step(node))
     logits = net.logits
     # A trailing softmax only names the loss: the module returns logits.
     steps = [s for s in steps if s.name != net.output or s.name == logits]
