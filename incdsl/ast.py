@@ -42,11 +42,11 @@ class Sym(Node):
 
 
 class TableRef(Node):
-    """``table.row``: a row of a parameter table, used as a block's arguments."""
+    """``table.entry``: an entry (a row) of an argument table, used as a block's arguments."""
 
     kind: Literal["table_ref"] = "table_ref"
     table: str
-    row: str
+    entry: str
 
 
 class BinOp(Node):

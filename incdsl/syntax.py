@@ -285,8 +285,8 @@ class _ToAst(Transformer):
 
     @v_args(meta=True)
     def table_ref(self, meta, children):
-        table, row = children
-        return ast.TableRef(span=self._s(meta), table=str(table), row=str(row))
+        table, entry = children
+        return ast.TableRef(span=self._s(meta), table=str(table), entry=str(entry))
 
     def _binop(self, op, meta, children):
         left, right = children

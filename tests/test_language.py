@@ -1,7 +1,7 @@
 """The language features the Inception family needs, each on a small spec.
 
 Names are checked as well as shapes: they decide whether a reference
-state_dict loads (see the naming rules in incdsl/elaborate.py).
+state_dict loads (see the naming rules in incdsl/elaborate/names.py).
 """
 
 from __future__ import annotations

@@ -1,0 +1,217 @@
+"""The top level of a network spec: ``network``, ``input``, the main path statement by statement
+(each a row of the params table) and the auxiliary heads → :class:`~incdsl.ir.Network`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .. import ast, ir, limits
+from ..errors import Span, SpecError, closest
+from ..layers import as_float
+from .declarations import IncludeResolver, collect
+from .expressions import evaluate
+from .names import TOP_LEVEL, Names, Scope, check_identifier
+from .tables import take_paper
+from .walker import Cursor, Output, Walker, statement
+
+
+def elaborate(spec: ast.SpecFile, resolve_include: IncludeResolver, input_shape: ir.Shape | None = None) -> ir.Network:
+    """Build the graph IR (without shapes) from a parsed spec.
+
+    ``resolve_include(path, span)`` returns the parsed file an ``include``
+    statement names, or raises :class:`SpecError`; ``input_shape`` overrides the spec's.
+
+    >>> from incdsl.syntax import parse
+    >>> net = elaborate(parse("input 3x8x8\\nconv 3x3 4\\n", "t.inc"), resolve_include=None)
+    >>> net.name, [n.name for n in net.nodes]
+    ('t', ['input', 'conv1'])
+    """
+    if not spec.stmts:
+        raise SpecError(
+            "this spec is empty",
+            Span(spec.path, 1, 1),
+            hint="a spec needs at least `input CxHxW` and one layer, e.g. `input 3x32x32` then `conv 3x3 16`",
+        )
+    decls = collect(spec, resolve_include)
+    top = _top_level(spec)
+    if not top.main:
+        raise SpecError(
+            "this spec defines no layers",
+            Span(spec.path, 1, 1),
+            hint="a block library is meant to be included from a network spec (`include \"file.inc\"`)",
+        )
+    shape = input_shape or top.input_shape
+    if shape is None:
+        raise SpecError("this spec has no `input` statement", Span(spec.path, 1, 1), hint="add e.g. `input 3x224x224`")
+    walker = Walker(decls, Names(), Output())
+    first_line = Span(spec.path, 1, 1)
+    walker.out.nodes.append(ir.Node(name="input", attrs=ir.InputAttrs(), span=first_line))
+    walker.names.register("input", first_line)
+    root = Cursor(Scope(""))
+    x = "input"
+    for stmt in top.main:
+        x = _main_statement(walker, stmt, x, root)
+    heads = [_aux_head(walker, stmt) for stmt in top.aux]
+    return ir.Network(
+        name=top.name or _name_from_path(spec.path),
+        input_shape=shape,
+        nodes=tuple(walker.out.nodes),
+        output=x,
+        aux=tuple(heads),
+        rows=tuple(walker.out.rows),
+        tables=tuple(walker.out.headers.all),
+    )
+
+
+@dataclass
+class _TopLevel:
+    name: str | None = None
+    input_shape: ir.Shape | None = None
+    main: list[ast.Stmt] = field(default_factory=list)
+    aux: list[ast.Stmt] = field(default_factory=list)
+
+
+def _top_level(spec: ast.SpecFile) -> _TopLevel:
+    """The spec's statements sorted out: its name, its input, the main path and the aux heads."""
+    top = _TopLevel()
+    for stmt in spec.stmts:
+        if isinstance(stmt, ast.BlockDef):
+            continue
+        head = stmt.links[0]
+        if isinstance(head, ast.Item) and head.head in TOP_LEVEL:
+            if head.head == "network":
+                top.name = _network_name(head)
+            elif head.head == "input":
+                top.input_shape = _input(head)
+            elif head.head == "aux":
+                top.aux.append(stmt)
+            continue
+        top.main.append(stmt)
+    return top
+
+
+def parse_input_shape(dims: ast.Dims | None, text: str, span: Span) -> ir.Shape:
+    """``3x224x224`` → (3, 224, 224), with a clear error for anything else."""
+    ok = dims is not None and len(dims.sizes) == 3 and dims.stride is None and min(dims.sizes) >= 1
+    if not ok:
+        raise SpecError(
+            f"malformed input `{text}`: expected channels×height×width",
+            span,
+            hint="write e.g. `input 3x224x224` (three positive sizes joined by `x`)",
+        )
+    assert dims is not None
+    c, h, w = dims.sizes
+    if c > limits.MAX_CHANNELS or max(h, w) > limits.MAX_SPATIAL:
+        raise SpecError(
+            f"input `{text}` is too large: at most {limits.MAX_CHANNELS:,} channels and "
+            f"{limits.MAX_SPATIAL:,} pixels a side",
+            span,
+        )
+    return (c, h, w)
+
+
+def _network_name(item: ast.Item) -> str:
+    names = [t.value.name for t in item.terms if isinstance(t, ast.Positional) and isinstance(t.value, ast.Sym)]
+    if len(names) != 1 or len(item.terms) != 1:
+        raise SpecError("`network` takes one name", item.span, hint="e.g. `network googlenet`")
+    check_identifier(names[0], item.terms[0].span, "network name")
+    return names[0]
+
+
+def _input(item: ast.Item) -> ir.Shape:
+    dims = item.terms[0] if len(item.terms) == 1 and isinstance(item.terms[0], ast.Dims) else None
+    text = " ".join(_term_text(t) for t in item.terms) or "(nothing)"
+    return parse_input_shape(dims, text, item.span)
+
+
+def _main_statement(walker: Walker, stmt: ast.Stmt, x: str, at: Cursor) -> str:
+    """A statement of the main path: a row of the params table (a table gives one per row;
+    a top-level ``seq`` one per statement in it)."""
+    first = stmt.links[0]
+    if stmt.rows is not None and len(stmt.links) == 1 and isinstance(first, ast.Item):
+        return walker.table(stmt, first, x, at)
+    stmt, paper = take_paper(stmt)
+    first = stmt.links[0]
+    if len(stmt.links) == 1 and isinstance(first, ast.Item) and first.head == "seq" and stmt.body:
+        inside = at.inside(walker.seq_scope(first, at))
+        for inner in stmt.body:
+            x = _main_statement(walker, statement(inner), x, inside)
+        return x
+    kind = "layer"
+    call: ast.Item | None = None
+    count = 1
+    if len(stmt.links) == 1 and isinstance(first, ast.Repeat):
+        kind, call, count = "repeat", first.item, first.count
+    elif len(stmt.links) == 1 and first.head in walker.decls.blocks:
+        kind, call = "block", first
+    table, values = walker.out.headers.for_call(call, walker.decls.arg_tables) if call else (None, ())
+    row = walker.out.new_row(
+        kind,
+        first.span,
+        block=call.head if call else None,
+        count=count,
+        paper=paper,
+        table=table,
+        values=values,
+    )
+    return walker.statement(stmt, x, replace(at, row=row, origin=first.span))
+
+
+def _aux_head(walker: Walker, stmt: ast.Stmt) -> ir.AuxHead:
+    """``aux [NAME] after MODULE weight=W:`` and its layers, reading the output of ``MODULE``."""
+    item = stmt.links[0]
+    assert isinstance(item, ast.Item)
+    usage = "write `aux [NAME] after MODULE weight=W:` and the head's layers"
+    if stmt.body is None or len(stmt.links) != 1:
+        raise SpecError("an aux head needs `:` and its layers", item.span, hint=usage)
+    words = [t for t in item.terms if isinstance(t, ast.Positional) and isinstance(t.value, (ast.Sym, ast.Str))]
+    # A module path with dots (`repeat.2`) is quoted: `aux after "repeat.2" weight=0.3:`.
+    names = [t.value.name if isinstance(t.value, ast.Sym) else t.value.value for t in words]  # type: ignore[union-attr]
+    weight = [t for t in item.terms if isinstance(t, ast.Option) and t.key == "weight"]
+    others = [t for t in item.terms if t not in words and t not in weight]
+    if others or "after" not in names or len(names) - names.index("after") != 2 or names.index("after") > 1:
+        raise SpecError("malformed aux head", item.span, hint=usage)
+    if not weight:
+        raise SpecError("an aux head needs its loss weight", item.span, hint="add e.g. `weight=0.3`")
+    loss_weight = as_float(evaluate(weight[0].value, {}, walker.decls.arg_tables), "weight", weight[0].span)
+    target_term = words[names.index("after") + 1]
+    target = names[names.index("after") + 1]
+    out = walker.out
+    module = target if target in out.outputs else out.row_labels.get(target, "")
+    tensor = out.outputs.get(module)
+    if tensor is None:
+        candidates = [n for n in out.outputs if ":" not in n]
+        best = closest(target, [*candidates, *out.row_labels])
+        shown = f'"{best}"' if best and "." in best else best
+        raise SpecError(
+            f"aux head is attached after `{target}`, which is not a layer or module of this network",
+            target_term.span,
+            hint=f"did you mean `{shown}`?" if best else "name a module, e.g. `inception_4a`",
+        )
+    rename = ast.Rename(span=words[0].span, name=names[0], quoted=False) if names[0] != "after" else None
+    root = Scope("")
+    name = walker.names.allocate(root, "aux", rename, None, item.span)
+    row = out.new_row("aux", item.span, label=name)
+    output = walker.sequence(stmt.body, tensor, Cursor(Scope(name), row=row, origin=item.span))
+    return ir.AuxHead(name=name, after=module, input=tensor, weight=loss_weight, output=output, row=row)
+
+
+def _term_text(term: ast.Term) -> str:
+    if isinstance(term, ast.Dims):
+        return term.text
+    if isinstance(term, ast.Positional):
+        value: Any = term.value
+        if isinstance(value, ast.Num):
+            return value.text
+        if isinstance(value, ast.Sym):
+            return value.name
+        if isinstance(value, ast.Str):
+            return f'"{value.value}"'
+    return "…"
+
+
+def _name_from_path(path: str) -> str:
+    stem = path.replace("\\", "/").rsplit("/", 1)[-1].split(".", 1)[0]
+    name = "".join(c if c.isalnum() or c == "_" else "_" for c in stem) or "network"
+    return name if name[0].isalpha() else f"net_{name}"

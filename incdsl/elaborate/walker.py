@@ -1,0 +1,339 @@
+"""The statement walker: statements, chains, layers, containers, repeats and block calls → IR nodes.
+
+Each step reads the value flowing in (``x``, a node name) and a :class:`Cursor`
+that says where it is, and returns the node whose value flows on. The cursor is
+a value: a step that goes into a block, a branch or a repeat passes a changed
+copy down, so nothing has to be set and reset by hand. What the walk builds
+(nodes, module outputs, params-table rows) goes into an :class:`Output`; the
+names it gives come from a :class:`~.names.Names`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from .. import ast, ir, limits
+from ..errors import Span, SpecError, did_you_mean
+from ..layers import (
+    CONTAINER_FLAGS,
+    CONTAINER_OPTIONS,
+    LAYER_TYPES,
+    Setting,
+    apply_settings,
+    build_attrs,
+    fill_positional,
+)
+from .declarations import Declarations
+from .expressions import Env, Located, bind, call_arguments, split_terms, without
+from .names import CONTAINERS, KEYWORDS, TOP_LEVEL, Names, Scope, rename_of
+from .tables import Headers, row_calls, table_block
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """Where the walk is: the scope names go into, the block arguments in force, and what
+    every node made here records (its params-table row, the statement it was instantiated
+    from, which copy of a repeat it is in)."""
+
+    scope: Scope
+    env: Env = field(default_factory=dict)
+    #: The params-table row being built; None at the top level, before a statement starts one.
+    row: int | None = None
+    origin: Span | None = None
+    repeat_index: int | None = None
+    #: The name the next item takes when it has no ``as`` (a one-layer concat branch's label).
+    label: str | None = None
+    #: The blocks being expanded, outermost first (to refuse recursion).
+    calls: tuple[str, ...] = ()
+
+    def inside(self, scope: Scope) -> Cursor:
+        """The cursor for the statements of a new scope."""
+        return replace(self, scope=scope, label=None)
+
+
+@dataclass
+class Output:
+    """What the walk has built so far."""
+
+    nodes: list[ir.Node] = field(default_factory=list)
+    #: module name → the node that holds its output (a block instance's last node).
+    outputs: dict[str, str] = field(default_factory=dict)
+    #: a table row's label (``3a``) → the module it instantiated.
+    row_labels: dict[str, str] = field(default_factory=dict)
+    rows: list[ir.Row] = field(default_factory=list)
+    headers: Headers = field(default_factory=Headers)
+
+    def add_node(self, name: str, attrs: Any, inputs: tuple[str, ...], span: Span, at: Cursor) -> str:
+        """Append a node made at ``at``; returns its name."""
+        if len(self.nodes) >= limits.MAX_NODES:
+            raise SpecError(
+                f"the network has more than {limits.MAX_NODES:,} layers", span, hint="check the repeat counts"
+            )
+        node = ir.Node(
+            name=name,
+            attrs=attrs,
+            inputs=inputs,
+            span=span,
+            origin=at.origin,
+            row=at.row,
+            repeat_index=at.repeat_index,
+        )
+        self.nodes.append(node)
+        self.outputs.setdefault(name, name)
+        return name
+
+    def new_row(self, kind: str, span: Span, **fields: Any) -> int:
+        """Start a row of the params table; returns its index."""
+        self.rows.append(ir.Row(index=len(self.rows), kind=kind, span=span, **fields))
+        return len(self.rows) - 1
+
+
+class Walker:
+    """Turns statements into nodes, given the spec's declarations."""
+
+    def __init__(self, decls: Declarations, names: Names, out: Output) -> None:
+        self.decls = decls
+        self.names = names
+        self.out = out
+
+    # --- statements --------------------------------------------------------
+
+    def sequence(self, stmts: Sequence[ast.Statement], x: str, at: Cursor) -> str:
+        """Statements one after the other, each reading the previous one's output."""
+        at = replace(at, label=None)
+        for stmt in stmts:
+            x = self.statement(statement(stmt), x, at)
+        return x
+
+    def statement(self, stmt: ast.Stmt, x: str, at: Cursor) -> str:
+        """One statement: a chain of links (the last may own an indented body), or a table."""
+        if stmt.rows is not None:
+            first = stmt.links[0]
+            if len(stmt.links) != 1 or not isinstance(first, ast.Item):
+                raise SpecError("unexpected indentation", stmt.rows[0].span, hint="only a table header is followed by rows")
+            return self.table(stmt, first, x, at)
+        last = len(stmt.links) - 1
+        for i, link in enumerate(stmt.links):
+            body = stmt.body if i == last else None
+            x = self._link(link, x, at if last == 0 else replace(at, label=None), body)
+        return x
+
+    def table(self, stmt: ast.Stmt, header: ast.Item, x: str, at: Cursor) -> str:
+        """A table: one block instance per row. At the top level each row is a row of the params table."""
+        block = table_block(stmt, header, self.decls.blocks)
+        read = self.out.headers.read(header, block)
+        for call in row_calls(stmt, block, read, at.env, self.decls.arg_tables):
+            here = replace(at, label=None)
+            if at.row is None:
+                row = self.out.new_row(
+                    "block",
+                    call.row.span,
+                    label=call.row.label,
+                    block=block.name,
+                    table=read.index,
+                    values=tuple(v for v, _ in call.values),
+                    paper=call.paper,
+                )
+                here = replace(here, row=row, origin=call.row.span)
+            x = self.instantiate(block, call.values, {}, call.row.span, call.rename, x, here)
+            self.out.row_labels[call.row.label] = at.scope.named.full(call.rename.name)
+        return x
+
+    def _link(self, link: ast.Link, x: str, at: Cursor, body: tuple[ast.Statement, ...] | None) -> str:
+        if isinstance(link, ast.Repeat):
+            return self._repeat(link, x, at, body)
+        head = link.head
+        if head not in CONTAINERS and head not in self.decls.blocks and head not in LAYER_TYPES:
+            self._unknown(link)
+        if head in CONTAINERS:
+            if body is None:
+                raise SpecError(
+                    f"`{head}` needs `:` and an indented body",
+                    link.span,
+                    hint="e.g. `concat:` followed by one indented line per branch",
+                )
+            if head == "concat":
+                return self._concat(link, body, x, at)
+            if head == "residual":
+                return self._residual(link, body, x, at)
+            return self.sequence(body, x, at.inside(self.seq_scope(link, at)))
+        if body is not None:
+            raise SpecError(
+                f"`{head}` does not take an indented body",
+                link.span,
+                hint="only `concat:`, `seq:`, `residual:`, `block ...:`, `defaults:` and `aux ...:` end with `:`",
+            )
+        if head in self.decls.blocks:
+            return self.call(link, x, at)
+        return self._layer(link, x, at)
+
+    def _unknown(self, link: ast.Item) -> None:
+        head = link.head
+        if head in TOP_LEVEL:
+            raise SpecError(f"`{head}` may only appear at the top level of a network spec", link.head_span)
+        if link.args is not None:
+            raise SpecError(
+                f"unknown block `{head}`",
+                link.head_span,
+                hint=did_you_mean(head, self.decls.blocks)
+                or "define it with `block NAME(params):` or include a file that does",
+            )
+        raise SpecError(
+            f"unknown layer type `{head}`",
+            link.head_span,
+            hint=did_you_mean(head, [*LAYER_TYPES, *self.decls.blocks, *KEYWORDS])
+            or f"layer types are {', '.join(LAYER_TYPES)}",
+        )
+
+    # --- layers ------------------------------------------------------------
+
+    def _layer(self, item: ast.Item, x: str, at: Cursor) -> str:
+        op = item.head
+        layer = LAYER_TYPES[op]
+        if item.args is not None:
+            raise SpecError(f"`{op}` is a layer: write its values after it, e.g. `{layer.example}`", item.span)
+        for term in item.terms:
+            if isinstance(term, ast.Annotation):
+                raise SpecError("annotations such as `@paper` belong at the end of a top-level line", term.span)
+        terms = split_terms(item.terms, at.env, self.decls.arg_tables)
+        defaults = split_terms(self.decls.defaults.get(op, ()), {}, self.decls.arg_tables)
+        settings: dict[str, Setting] = {}
+        apply_settings(op, layer.flags, layer.options, defaults.words, defaults.keyed, settings)
+        apply_settings(op, layer.flags, layer.options, terms.words, terms.keyed, settings, parameters=list(at.env))
+        settings.update(fill_positional(layer, terms.positional, item.span))
+        attrs = build_attrs(op, settings)
+        name = self.names.allocate(at.scope, op, rename_of(item.terms), at.label, item.span)
+        return self.out.add_node(name, attrs, (x,), item.span, at)
+
+    # --- containers --------------------------------------------------------
+
+    def seq_scope(self, item: ast.Item, at: Cursor) -> Scope:
+        """The indexed scope of ``seq [NAME]:``."""
+        rename = rename_of(item.terms)
+        words = [t for t in item.terms if not isinstance(t, ast.Rename)]
+        if words or item.args is not None:
+            if len(words) == 1 and isinstance(words[0], ast.Positional) and isinstance(words[0].value, ast.Sym):
+                rename = ast.Rename(span=words[0].span, name=words[0].value.name, quoted=False)
+            else:
+                raise SpecError("`seq` takes only a name: `seq NAME:`", item.span)
+        name = self.names.allocate(at.scope, "seq", rename, at.label, item.span)
+        return Scope(name, indexed=True, home=None if rename else at.scope.named)
+
+    def _container_settings(self, item: ast.Item, env: Env) -> dict[str, Setting]:
+        op = item.head
+        settings: dict[str, Setting] = {}
+        for terms, e in ((self.decls.defaults.get(op, ()), {}), (item.terms, env)):
+            split = split_terms([t for t in terms if not isinstance(t, ast.Rename)], e, self.decls.arg_tables)
+            if split.positional:
+                raise SpecError(f"`{op}` takes no values, only options", split.positional[0][1])
+            apply_settings(op, CONTAINER_FLAGS[op], CONTAINER_OPTIONS[op], split.words, split.keyed, settings, list(e))
+        return settings
+
+    def _own_scope(self, item: ast.Item, at: Cursor) -> Scope:
+        """A concat or residual adds no scope, except where it must have a name of its own."""
+        rename = rename_of(item.terms)
+        if rename is None and at.label is None and not at.scope.indexed:
+            return at.scope
+        name = self.names.allocate(at.scope, item.head, rename, at.label, item.span)
+        return Scope(name, home=None if rename else at.scope.named)
+
+    def _concat(self, item: ast.Item, body: tuple[ast.Statement, ...], x: str, at: Cursor) -> str:
+        settings = self._container_settings(item, at.env)
+        base = settings["base"].value if "base" in settings else 1
+        inner = self._own_scope(item, at)
+        inside = at.inside(inner)
+        outs: list[str] = []
+        labels: list[str] = []
+        for k, branch in enumerate(body):
+            label = f"branch{base + k}"
+            outs.append(self._branch(statement(branch), x, replace(inside, label=label)))
+            labels.append(label)
+        if len(outs) < 2:
+            raise SpecError("a concat needs at least two branches, one per indented line", item.span)
+        attrs = ir.ConcatAttrs(branches=tuple(labels))
+        return self.out.add_node(self.names.synthetic(inner, "concat"), attrs, tuple(outs), item.span, at)
+
+    def _branch(self, stmt: ast.Stmt, x: str, at: Cursor) -> str:
+        """A concat branch, ``at.label`` its label: one layer is that layer; a longer chain is an
+        indexed scope of that name, unless every layer in it is named."""
+        links = stmt.links
+        if len(links) == 1:
+            return self.statement(stmt, x, at)
+        all_named = stmt.body is None and all(isinstance(link, ast.Item) and rename_of(link.terms) for link in links)
+        if all_named:
+            return self.statement(stmt, x, replace(at, label=None))
+        name = self.names.allocate(at.scope, "branch", None, at.label, stmt.span)
+        return self.statement(stmt, x, at.inside(Scope(name, indexed=True, home=at.scope.named)))
+
+    def _residual(self, item: ast.Item, body: tuple[ast.Statement, ...], x: str, at: Cursor) -> str:
+        settings = self._container_settings(item, at.env)
+        scale = settings["scale"].value if "scale" in settings else 1.0
+        act = settings["act"].value if "act" in settings else "relu"
+        inner = self._own_scope(item, at)
+        out = self.sequence(body, x, at.inside(inner))
+        attrs = ir.AddAttrs(scale=scale, act=act)
+        return self.out.add_node(self.names.synthetic(inner, "add"), attrs, (x, out), item.span, at)
+
+    def _repeat(self, link: ast.Repeat, x: str, at: Cursor, body: tuple[ast.Statement, ...] | None) -> str:
+        if not 1 <= link.count <= limits.MAX_REPEAT:
+            raise SpecError(
+                f"a repeat count must be between 1 and {limits.MAX_REPEAT}; got {link.count}", link.count_span
+            )
+        rename = rename_of(link.item.terms)
+        item = without(link.item, (ast.Rename,))
+        group = at
+        if rename is not None or (at.label is not None and link.count > 1):
+            name = self.names.allocate(at.scope, "repeat", rename, at.label, link.span)
+            group = at.inside(Scope(name, indexed=True, home=None if rename else at.scope.named))
+        for c in range(link.count):
+            # in a repeat inside a repeat, the copies are numbered by the outer one
+            copy = group if at.repeat_index is not None else replace(group, repeat_index=c)
+            x = self._link(item, x, copy, body)
+        return x
+
+    # --- blocks ------------------------------------------------------------
+
+    def call(self, item: ast.Item, x: str, at: Cursor) -> str:
+        """``block(args) [as name]``."""
+        block = self.decls.blocks[item.head]
+        values, keywords = call_arguments(item, at.env, self.decls.arg_tables)
+        extra = [t for t in item.terms if not isinstance(t, ast.Rename)]
+        if extra:
+            raise SpecError(
+                f"block `{block.name}` takes its arguments in parentheses",
+                extra[0].span,
+                hint=f"write `{block.name}({', '.join(p.name for p in block.params)})`",
+            )
+        return self.instantiate(block, values, keywords, item.span, rename_of(item.terms), x, at)
+
+    def instantiate(
+        self,
+        block: ast.BlockDef,
+        values: Sequence[Located],
+        keywords: dict[str, Located],
+        span: Span,
+        rename: ast.Rename | None,
+        x: str,
+        at: Cursor,
+    ) -> str:
+        """One instance of ``block`` with these arguments, named ``rename`` or by the scope's rule."""
+        bound = bind(block, values, keywords, span, self.decls.arg_tables)
+        if len(at.calls) >= limits.MAX_CALL_DEPTH:
+            raise SpecError(f"blocks call blocks more than {limits.MAX_CALL_DEPTH} deep", span)
+        if block.name in at.calls:
+            cycle = " → ".join([*at.calls[at.calls.index(block.name):], block.name])
+            raise SpecError(f"block `{block.name}` calls itself: {cycle}", span, hint="blocks cannot be recursive")
+        name = self.names.allocate(at.scope, block.name, rename, at.label, span)
+        inside = replace(at.inside(Scope(name)), env=bound, calls=(*at.calls, block.name))
+        out = self.sequence(block.body, x, inside)
+        self.out.outputs[name] = out
+        return out
+
+
+def statement(stmt: ast.Statement) -> ast.Stmt:
+    """``stmt``, which must not be a block definition (those live at the top level of a file)."""
+    if isinstance(stmt, ast.BlockDef):
+        raise SpecError("blocks are defined at the top level of a file", stmt.span)
+    return stmt
