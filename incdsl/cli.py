@@ -341,7 +341,7 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         sys.stdout.write(_summary(net, args.spec))
     elif args.command == "params":
-        from .report import RENDERERS, params_table
+        from .params_table import RENDERERS, params_table
 
         sys.stdout.write(RENDERERS[args.format](params_table(net), expand=args.expand))
     elif args.command == "ir":

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from . import ir
 from .cost import Cost, node_costs
-from .report import format_shape, format_si
+from .params_table import format_shape, format_si
 
 DEPTHS = ("module", "layer")
 #: Formats ``dot`` renders; ``dot`` itself means the DOT source.

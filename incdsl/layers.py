@@ -38,7 +38,6 @@ class LayerType:
     #: Options: key → kind ("int" ≥ 1, "index" ≥ 0, "float", "bool", "pair", "act").
     options: dict[str, str] = field(default_factory=dict)
     example: str = ""
-    description: str = ""
 
     def usage(self) -> str:
         return f"e.g. `{self.example}`" if self.example else ""
@@ -59,7 +58,6 @@ LAYER_TYPES: dict[str, LayerType] = {
             {**_ACT_FLAGS, **_PAD_FLAGS, **_BIAS_FLAGS, "bn": ("bn", True), "nobn": ("bn", False)},
             {"stride": "int", "pad": "pair", "eps": "float", "act": "act"},
             "conv 3x3/2 64 V",
-            "convolution, with optional batch norm and ReLU",
         ),
         LayerType(
             "maxpool",
@@ -67,7 +65,6 @@ LAYER_TYPES: dict[str, LayerType] = {
             {**_PAD_FLAGS, **_ROUND_FLAGS},
             _POOL_OPTIONS,
             "maxpool 3x3/2",
-            "max pooling",
         ),
         LayerType(
             "avgpool",
@@ -75,34 +72,30 @@ LAYER_TYPES: dict[str, LayerType] = {
             {**_PAD_FLAGS, **_ROUND_FLAGS},
             {**_POOL_OPTIONS, "count_include_pad": "bool"},
             "avgpool 5x5/3 V",
-            "average pooling",
         ),
-        LayerType("global_avgpool", (), example="global_avgpool", description="average over the whole spatial extent"),
+        LayerType("global_avgpool", (), example="global_avgpool"),
         LayerType(
             "adaptive_avgpool",
             (("size", "size"),),
             example="adaptive_avgpool 4x4",
-            description="average pooling to a fixed output size",
         ),
         LayerType(
             "lrn",
             (("size", "count"),),
             options={"alpha": "float", "beta": "float", "k": "float"},
             example="lrn 5 alpha=0.0001 beta=0.75",
-            description="local response normalisation across channels",
         ),
-        LayerType("dropout", (("p", "fraction"),), example="dropout 0.4", description="dropout with drop probability p"),
+        LayerType("dropout", (("p", "fraction"),), example="dropout 0.4"),
         LayerType(
             "linear",
             (("out_features", "count"),),
             {**_ACT_FLAGS, **_BIAS_FLAGS},
             {"act": "act"},
             "linear 1000",
-            "fully connected layer (flattens its input)",
         ),
-        LayerType("flatten", (), example="flatten", description="flatten C×H×W to a vector"),
-        LayerType("relu", (), example="relu", description="ReLU"),
-        LayerType("softmax", (), example="softmax", description="softmax over channels (a trailing one names the loss)"),
+        LayerType("flatten", (), example="flatten"),
+        LayerType("relu", (), example="relu"),
+        LayerType("softmax", (), example="softmax"),
     ]
 }
 

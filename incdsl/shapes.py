@@ -32,13 +32,8 @@ def infer_shapes(net: ir.Network) -> ir.Network:
     return net.with_nodes(nodes)
 
 
-def _scope_of(node: ir.Node) -> str:
-    scope = node.name.split(":")[0] if ":" in node.name else node.name.rpartition(".")[0]
-    return scope
-
-
 def _where(node: ir.Node) -> str:
-    scope = _scope_of(node)
+    scope = ir.scope_of(node.name)
     return f" in `{scope}`" if scope else ""
 
 

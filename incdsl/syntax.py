@@ -6,12 +6,13 @@ with a position and a hint; Lark's own exceptions never escape.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from functools import cache
 from importlib import resources
 
 from lark import Lark, Token, Transformer, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
-from lark.indenter import Indenter
+from lark.indenter import DedentError, Indenter
 
 from . import ast, limits
 from .errors import Span, SpecError, did_you_mean
@@ -49,6 +50,9 @@ _TERMINAL_NAMES = {
 
 
 class _SpecIndenter(Indenter):
+    """Lark's indenter, with a bound on nesting, dedent errors that carry their position, and
+    end-of-file dedents without one (so an error there reads "the file ended ...")."""
+
     NL_type = "_NL"
     OPEN_PAREN_types = ["LPAR"]
     CLOSE_PAREN_types = ["RPAR"]
@@ -56,39 +60,30 @@ class _SpecIndenter(Indenter):
     DEDENT_type = "_DEDENT"
     tab_len = 8
 
-    def handle_NL(self, token: Token):
-        if self.paren_level > 0:
-            return
-        yield token
-        indent_str = token.rsplit("\n", 1)[1]
-        indent = indent_str.count(" ") + indent_str.count("\t") * self.tab_len
-        if indent > self.indent_level[-1]:
-            if len(self.indent_level) > limits.MAX_INDENT_DEPTH:
-                line = token.end_line or token.line
-                raise _NestingError(line, indent + 1)
-            self.indent_level.append(indent)
-            yield Token.new_borrow_pos(self.INDENT_type, indent_str, token)
-            return
-        while indent < self.indent_level[-1]:
-            self.indent_level.pop()
-            yield Token.new_borrow_pos(self.DEDENT_type, indent_str, token)
-        if indent != self.indent_level[-1]:
-            line = (token.end_line or token.line)
-            raise _IndentError(line, indent + 1, self.indent_level[-1])
+    def handle_NL(self, token: Token) -> Iterator[Token]:
+        line = token.end_line or token.line
+        try:
+            for out in super().handle_NL(token):
+                if out.type == self.INDENT_type and len(self.indent_level) > limits.MAX_INDENT_DEPTH + 1:
+                    raise _NestingError(line, self.indent_level[-1] + 1)
+                yield out
+        except DedentError:
+            raise _IndentError(line, self._width(token) + 1, self.indent_level[-1]) from None
 
-    def _process(self, stream):
-        for token in stream:
-            if token.type == self.NL_type:
-                yield from self.handle_NL(token)
-                continue
-            yield token
-            if token.type in self.OPEN_PAREN_types:
-                self.paren_level += 1
-            elif token.type in self.CLOSE_PAREN_types and self.paren_level > 0:
-                self.paren_level -= 1
-        while len(self.indent_level) > 1:
-            self.indent_level.pop()
-            yield Token(self.DEDENT_type, "", 0, 0, 0, 0, 0, 0)
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        ended = False
+
+        def tokens() -> Iterator[Token]:
+            nonlocal ended
+            yield from stream
+            ended = True
+
+        for token in super().process(tokens()):
+            yield Token(self.DEDENT_type, "", 0, 0, 0, 0, 0, 0) if ended else token
+
+    def _width(self, token: Token) -> int:
+        indent = token.rsplit("\n", 1)[1]
+        return indent.count(" ") + indent.count("\t") * self.tab_len
 
 
 class _NestingError(Exception):
@@ -240,10 +235,6 @@ def _syntax_error(err: UnexpectedInput, source: str, file: str) -> SpecError:
         span,
         hint=keyword_hint or f"expected {_describe(expected)}",
     )
-
-
-def _int_value(text: str) -> int | float:
-    return int(text)
 
 
 class _ToAst(Transformer):

@@ -234,6 +234,8 @@ def test_residual_channel_mismatch_names_both_counts_and_the_expansion_conv():
         (HEAD + 'include "x.inc\n', "this string is not closed on its line", 3),
         (HEAD + "block b(a:\n  conv 1x1 a\n", "unexpected `:` `:`", 3),
         (HEAD + "concat:\n", "the file ended in the middle of a statement", 3),
+        (HEAD + "concat:\n  conv 1x1 4\n  b(1,\n", "the file ended in the middle of a statement", 5),
+        (HEAD + "".join("  " * i + "seq:\n" for i in range(40)), "blocks are nested more than 32 levels deep", 36),
     ],
 )
 def test_syntax_errors(text, message, line):

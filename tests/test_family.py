@@ -15,7 +15,7 @@ import pytest
 import incdsl
 from incdsl import ir
 from incdsl.frontend import bundled_specs_dir
-from incdsl.report import params_table
+from incdsl.params_table import params_table
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 

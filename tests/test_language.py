@@ -131,7 +131,7 @@ def test_parameter_table_row_that_does_not_exist():
 
 
 def test_parameter_table_columns_show_in_the_params_table():
-    from incdsl.report import params_table
+    from incdsl.params_table import params_table
 
     net = loads(HEAD + TABLE + "red(red_filters.small)\n2 x red(red_filters.wide)\n", input="8x32x32")
     table = params_table(net)
@@ -170,7 +170,7 @@ def test_an_included_file_may_not_hold_layers(tmp_path: Path):
 
 
 def test_repeat_row_shows_a_per_copy_figure_only_when_the_copies_agree():
-    from incdsl.report import params_table, render_text
+    from incdsl.params_table import params_table, render_text
 
     text = HEAD + "block b():\n  conv 1x1 4\n2 x b\n2 x b\n"
     first, second = params_table(loads(text)).rows

@@ -12,7 +12,7 @@ import json
 import pytest
 
 from incdsl import load
-from incdsl.report import RENDERERS, params_table
+from incdsl.params_table import RENDERERS, params_table
 
 # Caffe bvlc_googlenet, Appendix A of ARCHITECTURES.md: (cin, cout, k) per conv of an inception module.
 TABLE1 = {

@@ -44,7 +44,10 @@ _OP_NAMES = {
 
 
 @dataclass
-class TableRow:
+class ParamsRow:
+    """One row of the params table: a statement of the main path, a Table-1 row, an aux head,
+    or (``kind="copy"``) one copy of a repeated statement."""
+
     kind: str
     type: str
     patch: str
@@ -59,7 +62,7 @@ class TableRow:
     line: int = 0
     paper: ir.PaperFigures | None = None
     notes: list[str] = field(default_factory=list)
-    copies: list[TableRow] = field(default_factory=list)
+    copies: list[ParamsRow] = field(default_factory=list)
 
 
 @dataclass
@@ -67,8 +70,8 @@ class ParamsTable:
     network: str
     input_shape: ir.Shape
     columns: list[str]
-    rows: list[TableRow]
-    aux: list[TableRow]
+    rows: list[ParamsRow]
+    aux: list[ParamsRow]
     total: Cost
     total_with_aux: Cost
     has_paper: bool
@@ -118,7 +121,7 @@ def _compare(what: str, ours: float, ours_text: str, figure: ir.PaperFigure, sca
     return f"{what}: paper {figure.text}, here {ours_text} (paper {paper / ours - 1:+.1%})"
 
 
-def _paper_notes(row: TableRow) -> list[str]:
+def _paper_notes(row: ParamsRow) -> list[str]:
     paper = row.paper
     if paper is None:
         return []
@@ -132,15 +135,10 @@ def _paper_notes(row: TableRow) -> list[str]:
     return [n for n in notes if n]
 
 
-def _instance_name(nodes: list[ir.Node]) -> str:
-    """The module a group of nodes lives in (``features.6`` for a copy of a block)."""
-    paths = [n.name.split(":")[0].split(".") for n in nodes]
-    common = []
-    for parts in zip(*paths, strict=False):
-        if len(set(parts)) > 1:
-            break
-        common.append(parts[0])
-    return ".".join(common)
+def _copy_name(nodes: list[ir.Node]) -> str:
+    """The module a copy of a repeated statement is (``features.6`` for a copy of a block,
+    the layer itself for a copy of one layer)."""
+    return nodes[0].name if len(nodes) == 1 else ir.common_scope(n.name for n in nodes)
 
 
 def _row_type(row: ir.Row, principal: ir.Node) -> str:
@@ -155,9 +153,9 @@ def _row_type(row: ir.Row, principal: ir.Node) -> str:
     return _describe(principal)
 
 
-def _build_row(net: ir.Network, row: ir.Row, nodes: list[ir.Node], costs: dict[str, Cost], columns: list[str]) -> TableRow:
+def _build_row(net: ir.Network, row: ir.Row, nodes: list[ir.Node], costs: dict[str, Cost], columns: list[str]) -> ParamsRow:
     cost = sum((costs[n.name] for n in nodes), Cost())
-    principal = max(nodes, key=lambda n: (costs[n.name].macs, -nodes.index(n)))
+    principal = max(nodes, key=lambda n: costs[n.name].macs)  # the first of equals
     if costs[principal.name].macs == 0:
         principal = nodes[0]
     last = nodes[-1]
@@ -166,7 +164,7 @@ def _build_row(net: ir.Network, row: ir.Row, nodes: list[ir.Node], costs: dict[s
     values: dict[str, Any] = {}
     if row.table is not None:
         values = dict(zip(net.tables[row.table].columns, row.values, strict=True))
-    out = TableRow(
+    out = ParamsRow(
         kind=row.kind,
         type=_row_type(row, principal),
         patch=_patch(principal) if row.kind == "layer" else "",
@@ -188,9 +186,9 @@ def _build_row(net: ir.Network, row: ir.Row, nodes: list[ir.Node], costs: dict[s
         for index, group in sorted(by_copy.items()):
             c = sum((costs[n.name] for n in group), Cost())
             copies.append(
-                TableRow(
+                ParamsRow(
                     kind="copy",
-                    type=_instance_name(group) or f"{row.block} [{index}]",
+                    type=_copy_name(group) or f"{row.block} [{index}]",
                     patch="",
                     output=group[-1].shape or (0, 0, 0),
                     depth=_depth(group),
@@ -255,7 +253,7 @@ def format_shape(shape: ir.Shape) -> str:
     return f"{h}×{w}×{c}"
 
 
-def _expanded(table: ParamsTable, expand: bool) -> Iterable[TableRow]:
+def _expanded(table: ParamsTable, expand: bool) -> Iterable[ParamsRow]:
     for row in table.rows:
         yield row
         if expand:
@@ -271,7 +269,7 @@ def _header(table: ParamsTable) -> list[str]:
     return [*_FIXED, *table.columns, *_TAIL, *paper]
 
 
-def _cells(table: ParamsTable, row: TableRow, footnotes: list[str]) -> list[str]:
+def _cells(table: ParamsTable, row: ParamsRow, footnotes: list[str]) -> list[str]:
     per_copy = f" ({row.per_copy.params:,} each)" if row.per_copy else ""
     cells = [
         ("  " if row.kind == "copy" else "") + row.type,
@@ -383,7 +381,7 @@ def render_csv(table: ParamsTable, expand: bool = False) -> str:
     return buffer.getvalue()
 
 
-def _row_json(row: TableRow) -> dict[str, Any]:
+def _row_json(row: ParamsRow) -> dict[str, Any]:
     out: dict[str, Any] = {
         "kind": row.kind,
         "type": row.type,
