@@ -361,7 +361,8 @@ class _Index:
         self.graph: nx.DiGraph | None = None
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Index)
+        # pydantic compares private attributes too: an index, built or not yet, never tells networks apart
+        return other is None or isinstance(other, _Index)
 
     __hash__ = None  # type: ignore[assignment]
 

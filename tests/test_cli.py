@@ -50,6 +50,26 @@ def test_missing_spec_file(cli):
     assert err.startswith("error: no such file: no/such/spec.inc")
 
 
+@pytest.mark.parametrize("spec", ["googlenet", "inception_v4", "inception_resnet_v2"])
+def test_ir_text_is_golden(cli, golden, spec):
+    code, out, err = cli("ir", spec)
+    assert code == 0 and err == ""
+    golden(f"ir/{spec}.txt", out)
+
+
+def test_ir_json_is_golden(cli, golden):
+    code, out, _ = cli("ir", "examples/mini_googlenet", "--json")
+    assert code == 0
+    golden("ir/mini_googlenet.json", out)
+
+
+def test_ir_json_round_trips_through_the_ir_model(cli):
+    from incdsl.ir import network_from_json
+
+    net = load("inception_resnet_v2")
+    assert network_from_json(json.loads(json.dumps(net.to_json()))) == net
+
+
 def test_ir_json_is_the_whole_graph(cli):
     code, out, _ = cli("ir", "googlenet", "--json")
     data = json.loads(out)

@@ -15,6 +15,10 @@ from incdsl import SpecError, ir, load, loads
 HEAD = "network t\ninput 8x9x9\n"
 
 
+def names(net: ir.Network) -> list[str]:
+    return [n.name for n in net.nodes]
+
+
 def conv(net: ir.Network, name: str) -> ir.ConvAttrs:
     attrs = net.node(name).attrs
     assert isinstance(attrs, ir.ConvAttrs)
@@ -46,15 +50,20 @@ def test_nested_concat_splits_a_branch_again():
     net = loads(text)
     assert net.node(net.output).shape == (4 + 7 + 4, 9, 9)
     # explicit names go to the block; unnamed layers of a split branch are indexed
-    assert {"m.branch0", "m.b1_0", "m.b1_1a", "m.b1_1b", "m.branch2.0", "m.branch2.1"} <= set(net.graph)
-    assert {"m.branch2.2.branch1", "m.branch2.2.branch2"} <= set(net.graph)
+    assert names(net) == [
+        "input",
+        "m.branch0",
+        "m.b1_0", "m.b1_1a", "m.b1_1b", "m.branch1.1:concat",
+        "m.branch2.0", "m.branch2.1", "m.branch2.2.branch1", "m.branch2.2.branch2", "m.branch2.2:concat",
+        "m:concat",
+    ]
     inner = net.node("m.b1_1a").inputs
     assert inner == ("m.b1_0",)
 
 
 def test_concat_base_zero_numbers_branches_from_zero():
     net = loads(HEAD + "defaults:\n  concat base=0\nconcat:\n  conv 1x1 2\n  maxpool 3x3/1 same\n")
-    assert {"branch0", "branch1"} <= set(net.graph)
+    assert names(net) == ["input", "branch0", "branch1", ":concat"]
     assert loads(HEAD + "concat base=0:\n  conv 1x1 2\n  conv 1x1 2\n").node("branch0")
 
 
@@ -93,17 +102,23 @@ def test_residual_width_mismatch_points_at_the_expansion_and_the_call():
     assert err.hint is not None and err.hint.endswith("instantiated at t.inc:9:1")
 
 
+def res_names(scope: str) -> list[str]:
+    """The nodes of one instance of RES."""
+    return [f"{scope}.branch0", f"{scope}.branch1.0", f"{scope}.branch1.1", f"{scope}:concat", f"{scope}.conv2d", f"{scope}:add"]
+
+
 def test_repeat_names_its_copies():
     net = loads(HEAD + RES + "3 x res(8, 0.1) as repeat\n2 x res(8, 0.2)\nres(8, 0.3)\n")
-    assert {"repeat.0.conv2d", "repeat.1.conv2d", "repeat.2.conv2d"} <= set(net.graph)
     # without `as`, copies are named by the scope's rule, counting on across statements
-    assert {"res1.conv2d", "res2.conv2d", "res3.conv2d"} <= set(net.graph)
+    scopes = ["repeat.0", "repeat.1", "repeat.2", "res1", "res2", "res3"]
+    assert names(net) == ["input", *(name for scope in scopes for name in res_names(scope))]
     assert [net.node(f"repeat.{i}.conv2d").repeat_index for i in range(3)] == [0, 1, 2]
 
 
 def test_repeat_inside_a_seq_takes_consecutive_indices():
     net = loads(HEAD + RES + "seq features:\n  conv 3x3 8\n  2 x res(8, 0.1)\n  res(8, 0.1)\nconv 1x1 2 as head\n")
-    assert {"features.0", "features.1.conv2d", "features.2.conv2d", "features.3.conv2d"} <= set(net.graph)
+    copies = [name for scope in ("features.1", "features.2", "features.3") for name in res_names(scope)]
+    assert names(net) == ["input", "features.0", *copies, "head"]
 
 
 TABLE = (
