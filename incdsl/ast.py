@@ -4,6 +4,12 @@ Every node carries the :class:`~incdsl.errors.Span` it came from, so that any
 later stage can point at the text when something is wrong. The tree is made
 of frozen pydantic models and is therefore hashable-free but immutable and
 JSON-dumpable (``SpecFile.model_dump_json()``) for debugging.
+
+The parser (:mod:`incdsl.syntax`) is the one producer and builds every field
+with its declared type, so it makes nodes with ``model_construct``: no
+validator is built or run on the way from text to IR (``defer_build``), which
+keeps `incdsl check` quick to start. Validation and dumping still work; their
+schemas are built on first use.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from .errors import Span
 
 
 class Node(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     span: Span
 
 
@@ -171,11 +177,8 @@ Statement = Stmt | BlockDef
 
 
 class SpecFile(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
     path: str
     source: str
     stmts: tuple[Statement, ...]
 
-
-for _model in (BinOp, Neg, Stmt, BlockDef):
-    _model.model_rebuild()

@@ -170,7 +170,7 @@ def parse(text: str, file: str = "<string>") -> ast.SpecFile:
         if isinstance(err.orig_exc, RecursionError):
             raise SpecError("this spec nests too deeply to be read", Span(file, 1, 1), source=source) from None
         raise
-    return ast.SpecFile(path=file, source=text, stmts=tuple(stmts))
+    return ast.SpecFile.model_construct(path=file, source=text, stmts=tuple(stmts))
 
 
 def _span(file: str, meta_or_token) -> Span:
@@ -251,37 +251,37 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def int(self, meta, children):
         (tok,) = children
-        return ast.Num(span=self._s(tok), value=int(tok), text=str(tok))
+        return ast.Num.model_construct(span=self._s(tok), value=int(tok), text=str(tok))
 
     @v_args(meta=True)
     def float(self, meta, children):
         (tok,) = children
-        return ast.Num(span=self._s(tok), value=float(tok), text=str(tok))
+        return ast.Num.model_construct(span=self._s(tok), value=float(tok), text=str(tok))
 
     @v_args(meta=True)
     def si_number(self, meta, children):
         (tok,) = children
         scale = {"K": 1e3, "M": 1e6, "G": 1e9}[tok[-1]]
-        return ast.Num(span=self._s(tok), value=float(tok[:-1]) * scale, text=str(tok))
+        return ast.Num.model_construct(span=self._s(tok), value=float(tok[:-1]) * scale, text=str(tok))
 
     @v_args(meta=True)
     def string(self, meta, children):
         (tok,) = children
-        return ast.Str(span=self._s(tok), value=str(tok)[1:-1])
+        return ast.Str.model_construct(span=self._s(tok), value=str(tok)[1:-1])
 
     @v_args(meta=True)
     def symbol(self, meta, children):
         (tok,) = children
-        return ast.Sym(span=self._s(tok), name=str(tok))
+        return ast.Sym.model_construct(span=self._s(tok), name=str(tok))
 
     @v_args(meta=True)
     def table_ref(self, meta, children):
         table, entry = children
-        return ast.TableRef(span=self._s(meta), table=str(table), entry=str(entry))
+        return ast.TableRef.model_construct(span=self._s(meta), table=str(table), entry=str(entry))
 
     def _binop(self, op, meta, children):
         left, right = children
-        return ast.BinOp(span=self._s(meta), op=op, left=left, right=right)
+        return ast.BinOp.model_construct(span=self._s(meta), op=op, left=left, right=right)
 
     @v_args(meta=True)
     def add(self, meta, children):
@@ -298,18 +298,18 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def neg(self, meta, children):
         (operand,) = children
-        return ast.Neg(span=self._s(meta), operand=operand)
+        return ast.Neg.model_construct(span=self._s(meta), operand=operand)
 
     # items
     @v_args(meta=True)
     def arg(self, meta, children):
         (value,) = children
-        return ast.Arg(span=self._s(meta), name=None, value=value)
+        return ast.Arg.model_construct(span=self._s(meta), name=None, value=value)
 
     @v_args(meta=True)
     def keyword_arg(self, meta, children):
         name, value = children
-        return ast.Arg(span=self._s(meta), name=str(name), value=value)
+        return ast.Arg.model_construct(span=self._s(meta), name=str(name), value=value)
 
     def call_args(self, children):
         return tuple(c for c in children if isinstance(c, ast.Arg))
@@ -319,7 +319,7 @@ class _ToAst(Transformer):
         (tok,) = children
         text = str(tok)
         sizes, _, stride = text.replace("×", "x").partition("/")
-        return ast.Dims(
+        return ast.Dims.model_construct(
             span=self._s(tok),
             sizes=tuple(int(s) for s in sizes.split("x")),
             stride=int(stride) if stride else None,
@@ -329,23 +329,23 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def positional(self, meta, children):
         (value,) = children
-        return ast.Positional(span=value.span, value=value)
+        return ast.Positional.model_construct(span=value.span, value=value)
 
     @v_args(meta=True)
     def option(self, meta, children):
         key, value = children
-        return ast.Option(span=self._s(meta), key=str(key), value=value)
+        return ast.Option.model_construct(span=self._s(meta), key=str(key), value=value)
 
     @v_args(meta=True)
     def rename(self, meta, children):
         (tok,) = children
         quoted = tok.type == "STRING"
-        return ast.Rename(span=self._s(meta), name=str(tok)[1:-1] if quoted else str(tok), quoted=quoted)
+        return ast.Rename.model_construct(span=self._s(meta), name=str(tok)[1:-1] if quoted else str(tok), quoted=quoted)
 
     @v_args(meta=True)
     def annotation(self, meta, children):
         name, args = children
-        return ast.Annotation(span=self._s(meta), name=str(name), args=args)
+        return ast.Annotation.model_construct(span=self._s(meta), name=str(name), args=args)
 
     @v_args(meta=True)
     def item(self, meta, children):
@@ -353,12 +353,12 @@ class _ToAst(Transformer):
         args = None
         if rest and isinstance(rest[0], tuple):
             args, rest = rest[0], rest[1:]
-        return ast.Item(span=self._s(meta), head=str(head), head_span=self._s(head), args=args, terms=tuple(rest))
+        return ast.Item.model_construct(span=self._s(meta), head=str(head), head_span=self._s(head), args=args, terms=tuple(rest))
 
     @v_args(meta=True)
     def repeat(self, meta, children):
         count, _times, item = children
-        return ast.Repeat(span=self._s(meta), count=int(count), count_span=self._s(count), item=item)
+        return ast.Repeat.model_construct(span=self._s(meta), count=int(count), count_span=self._s(count), item=item)
 
     def chain(self, children):
         return tuple(c for c in children if not isinstance(c, Token))
@@ -367,24 +367,24 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def simple_stmt(self, meta, children):
         (links,) = children
-        return ast.Stmt(span=self._s(meta), links=links)
+        return ast.Stmt.model_construct(span=self._s(meta), links=links)
 
     @v_args(meta=True)
     def compound_stmt(self, meta, children):
         links, body = children
         if isinstance(body, tuple) and body and not isinstance(body[0], (ast.Stmt, ast.BlockDef)):
-            body = (ast.Stmt(span=body[0].span, links=body),)
-        return ast.Stmt(span=self._s(meta), links=links, body=body)
+            body = (ast.Stmt.model_construct(span=body[0].span, links=body),)
+        return ast.Stmt.model_construct(span=self._s(meta), links=links, body=body)
 
     @v_args(meta=True)
     def table_stmt(self, meta, children):
         links, *rows = children
-        return ast.Stmt(span=self._s(meta), links=links, rows=tuple(rows))
+        return ast.Stmt.model_construct(span=self._s(meta), links=links, rows=tuple(rows))
 
     @v_args(meta=True)
     def row(self, meta, children):
         label, *terms = children
-        return ast.Row(span=self._s(meta), label=str(label), label_span=self._s(label), terms=tuple(terms))
+        return ast.Row.model_construct(span=self._s(meta), label=str(label), label_span=self._s(label), terms=tuple(terms))
 
     def suite(self, children):
         return tuple(children)
@@ -392,14 +392,14 @@ class _ToAst(Transformer):
     @v_args(meta=True)
     def param(self, meta, children):
         name, *default = children
-        return ast.Param(span=self._s(meta), name=str(name), default=default[0] if default else None)
+        return ast.Param.model_construct(span=self._s(meta), name=str(name), default=default[0] if default else None)
 
     @v_args(meta=True)
     def block_def(self, meta, children):
         name, *rest = children
         body = rest[-1]
         params = tuple(p for p in rest[:-1] if isinstance(p, ast.Param))
-        return ast.BlockDef(span=self._s(meta), name=str(name), name_span=self._s(name), params=params, body=body)
+        return ast.BlockDef.model_construct(span=self._s(meta), name=str(name), name_span=self._s(name), params=params, body=body)
 
     def start(self, children):
         return list(children)

@@ -189,7 +189,7 @@ def _aux_head(walker: Walker, stmt: ast.Stmt) -> ir.AuxHead:
             target_term.span,
             hint=f"did you mean `{shown}`?" if best else "name a module, e.g. `inception_4a`",
         )
-    rename = ast.Rename(span=words[0].span, name=names[0], quoted=False) if names[0] != "after" else None
+    rename = ast.Rename.model_construct(span=words[0].span, name=names[0], quoted=False) if names[0] != "after" else None
     root = Scope("")
     name = walker.names.allocate(root, "aux", rename, None, item.span)
     row = out.new_row("aux", item.span, label=name)

@@ -170,7 +170,7 @@ def row_calls(
         if rename is None:
             module = header.pattern.format(block=block.name, row=row.label)
             check_identifier(module, row.label_span, "module name")
-            rename = ast.Rename(span=row.label_span, name=module, quoted=False)
+            rename = ast.Rename.model_construct(span=row.label_span, name=module, quoted=False)
         yield RowCall(row, values, paper, rename)
 
 

@@ -215,7 +215,7 @@ class Walker:
         words = [t for t in item.terms if not isinstance(t, ast.Rename)]
         if words or item.args is not None:
             if len(words) == 1 and isinstance(words[0], ast.Positional) and isinstance(words[0].value, ast.Sym):
-                rename = ast.Rename(span=words[0].span, name=words[0].value.name, quoted=False)
+                rename = ast.Rename.model_construct(span=words[0].span, name=words[0].value.name, quoted=False)
             else:
                 raise SpecError("`seq` takes only a name: `seq NAME:`", item.span)
         name = self.names.allocate(at.scope, "seq", rename, at.label, item.span)
