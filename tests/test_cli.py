@@ -123,11 +123,12 @@ def test_no_command_is_a_usage_error(cli):
 
 
 @pytest.mark.parametrize("command", ["check", "params"])
-def test_check_and_params_never_import_torch(command):
+def test_check_and_params_never_import_torch_or_networkx(command):
     probe = (
         "import sys; from incdsl.cli import run; "
         f"code = run(['{command}', 'googlenet']); "
-        "assert code == 0; assert 'torch' not in sys.modules, 'torch was imported'"
+        "assert code == 0; assert 'torch' not in sys.modules, 'torch was imported'; "
+        "assert 'networkx' not in sys.modules, 'networkx was imported (only graph algorithms need it)'"
     )
     done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
