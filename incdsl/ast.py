@@ -22,6 +22,8 @@ from .errors import Span
 
 
 class Node(BaseModel):
+    """Where a piece of syntax was written; every node of the tree is one."""
+
     model_config = ConfigDict(frozen=True, defer_build=True)
     span: Span
 
@@ -30,25 +32,32 @@ class Node(BaseModel):
 
 
 class Num(Node):
+    """A number as written: ``64``, ``0.001``, ``1e-3``, ``2.7K`` (``K``, ``M``, ``G``
+    scale it). ``text`` keeps the spelling, whose last digit tells a paper figure's precision."""
+
     kind: Literal["num"] = "num"
     value: int | float
     text: str
 
 
 class Str(Node):
+    """A quoted string, without its quotes: a column label, a path, a note."""
+
     kind: Literal["str"] = "str"
     value: str
 
 
 class Sym(Node):
-    """A bare name: a block parameter, or a flag such as ``linear`` or ``V``."""
+    """A bare name: a block parameter, or a flag such as ``linear`` or ``V``; which of
+    the two is decided where it is used, against the block's parameters."""
 
     kind: Literal["sym"] = "sym"
     name: str
 
 
 class TableRef(Node):
-    """``table.entry``: an entry (a row) of an argument table, used as a block's arguments."""
+    """``table.entry``: an entry (a row) of an argument table, used as a block's arguments
+    (``reduction_a(reduction_a_filters.inception_v4)``)."""
 
     kind: Literal["table_ref"] = "table_ref"
     table: str
@@ -56,6 +65,9 @@ class TableRef(Node):
 
 
 class BinOp(Node):
+    """``left op right``, for arithmetic on block parameters (``2*n``, ``n + 32``);
+    ``*`` binds tighter than ``+`` and ``-``."""
+
     kind: Literal["binop"] = "binop"
     op: Literal["+", "-", "*"]
     left: Expr
@@ -63,6 +75,8 @@ class BinOp(Node):
 
 
 class Neg(Node):
+    """``-operand``."""
+
     kind: Literal["neg"] = "neg"
     operand: Expr
 
@@ -90,11 +104,16 @@ class Dims(Node):
 
 
 class Positional(Node):
+    """A value in its place among a layer's terms: ``64`` in ``conv 3x3 64``, or a flag
+    such as ``V`` or ``linear`` (a bare name the elaborator resolves)."""
+
     kind: Literal["positional"] = "positional"
     value: Expr
 
 
 class Option(Node):
+    """``key=value``, as in ``eps=0.001``."""
+
     kind: Literal["option"] = "option"
     key: str
     value: Expr
@@ -145,6 +164,9 @@ Link = Item | Repeat
 
 
 class Row(Node):
+    """A line indented under a table's header: a label (``3a``), then values,
+    and optionally ``as name`` or ``@paper(...)``."""
+
     label: str
     label_span: Span
     terms: tuple[Term, ...]
@@ -161,11 +183,15 @@ class Stmt(Node):
 
 
 class Param(Node):
+    """A block parameter, with its default value if it has one."""
+
     name: str
     default: Expr | None
 
 
 class BlockDef(Node):
+    """``block name(params):`` and the statements of its body."""
+
     kind: Literal["block"] = "block"
     name: str
     name_span: Span
@@ -177,6 +203,8 @@ Statement = Stmt | BlockDef
 
 
 class SpecFile(BaseModel):
+    """A parsed file: its path, its text (for error excerpts) and its top-level statements."""
+
     model_config = ConfigDict(frozen=True, defer_build=True)
     path: str
     source: str

@@ -16,6 +16,7 @@ import sys
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from . import ir
 from .errors import SpecError
@@ -36,6 +37,16 @@ def _add_spec(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _command(
+    sub: argparse._SubParsersAction, name: str, help: str, description: str, spec: bool = True, **options: Any  # noqa: A002
+) -> argparse.ArgumentParser:
+    """A subcommand; with ``spec``, it takes a spec and ``--input``."""
+    parser = sub.add_parser(name, help=help, description=description, **options)
+    if spec:
+        _add_spec(parser)
+    return parser
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="incdsl",
@@ -46,60 +57,51 @@ def _parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    listing = sub.add_parser(
-        "list",
-        help="list the bundled specs",
-        description="List the bundled specs, one line each: name, input, params and MACs of the main path.",
+    listing = _command(
+        sub, "list", "list the bundled specs",
+        "List the bundled specs, one line each: name, input, params and MACs of the main path.",
+        spec=False,
     )
     listing.add_argument("pattern", nargs="?", default="*", help="a glob on the spec names, e.g. 'incep*'")
 
-    check = sub.add_parser(
-        "check",
-        help="validate a spec and print a one-screen summary",
-        description="Parse, elaborate and shape-check a spec; print layers, params, MACs and the output shape.",
+    _command(
+        sub, "check", "validate a spec and print a one-screen summary",
+        "Parse, elaborate and shape-check a spec; print layers, params, MACs and the output shape.",
     )
-    _add_spec(check)
 
-    params = sub.add_parser(
-        "params",
-        help="print the params/MACs table (like GoogLeNet's Table 1)",
-        description="Print the network as the paper's Table 1: one row per spec row, the blocks' columns, "
+    params = _command(
+        sub, "params", "print the params/MACs table (like GoogLeNet's Table 1)",
+        "Print the network as the paper's Table 1: one row per spec row, the blocks' columns, "
         "params and MACs (multiply-adds of conv and linear layers), and the paper's figures where "
         "the spec carries them.",
     )
-    _add_spec(params)
     params.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
     params.add_argument("--expand", action="store_true", help="one row per copy of a repeated block")
 
-    ir_cmd = sub.add_parser(
-        "ir",
-        help="print the graph IR",
-        description="Print the elaborated, shape-checked graph IR: one node per line, or JSON.",
+    ir_cmd = _command(
+        sub, "ir", "print the graph IR", "Print the elaborated, shape-checked graph IR: one node per line, or JSON."
     )
-    _add_spec(ir_cmd)
     ir_cmd.add_argument("--json", action="store_true", help="print the IR as JSON")
 
-    fmt = sub.add_parser(
-        "fmt",
-        help="format specs: aligned Table-1 rows, normalised spacing",
-        description="Format spec files in place: two-space indentation, normalised spacing, table rows "
+    fmt = _command(
+        sub, "fmt", "format specs: aligned Table-1 rows, normalised spacing",
+        "Format spec files in place: two-space indentation, normalised spacing, table rows "
         "aligned into columns; comments survive. A bundled spec's name prints the formatted text; "
         "`-` reads stdin and writes stdout.",
+        spec=False,
     )
     fmt.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (or a bundled spec's name, or -)")
     fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
     fmt.add_argument("--diff", action="store_true", help="change nothing; print a unified diff")
 
-    compile_cmd = sub.add_parser(
-        "compile",
-        help="compile a spec to a PyTorch module, or with Triton kernels",
-        description="Compile a spec with a backend. torch: with -o, write Python source that defines the "
+    compile_cmd = _command(
+        sub, "compile", "compile a spec to a PyTorch module, or with Triton kernels",
+        "Compile a spec with a backend. torch: with -o, write Python source that defines the "
         "network as an nn.Module and needs only torch; without it, print the source. triton: print the "
         "compile report (fusion groups with their GEMM shapes, kernels, what stays in torch); with -o, also "
         "write the module, whose eval mode runs the Triton kernels. The triton backend needs a CUDA GPU, or "
         "TRITON_INTERPRET=1 to run its kernels in Triton's CPU interpreter.",
     )
-    _add_spec(compile_cmd)
     compile_cmd.add_argument("--backend", choices=["torch", "triton"], default="torch")
     compile_cmd.add_argument("-o", "--output", metavar="FILE.py", help="write the generated module here")
     compile_cmd.add_argument(
@@ -112,11 +114,9 @@ def _parser() -> argparse.ArgumentParser:
         "--report", action="store_true", help="torch: print what the inference passes (fuse=True) do, not the source"
     )
 
-    draw = sub.add_parser(
-        "draw",
-        help="draw the network with Graphviz (SVG, PNG, PDF or DOT source)",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="""\
+    draw = _command(
+        sub, "draw", "draw the network with Graphviz (SVG, PNG, PDF or DOT source)",
+        """\
 Draw the network top to bottom, with the output shape (H×W×C) on the edges:
   - the whole network, each module collapsed to one box and the aux heads as
     side branches (the paper's Figure 3; the default),
@@ -124,13 +124,13 @@ Draw the network top to bottom, with the output shape (H×W×C) on the edges:
   - one module with its branches, kernel sizes and channel counts (--module 3a,
     the paper's Figure 2(b)).
 SVG, PNG and PDF need Graphviz's `dot` program; DOT source needs nothing.""",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="""\
 examples:
   incdsl draw googlenet -o googlenet.svg
   incdsl draw googlenet --module 3a -o inception_3a.png
   incdsl draw googlenet | dot -Tsvg > googlenet.svg""",
     )
-    _add_spec(draw)
     draw.add_argument("-o", "--output", metavar="FILE", help="FILE.svg, .png, .pdf or .dot (default: DOT on stdout)")
     draw.add_argument(
         "--depth",
@@ -141,14 +141,12 @@ examples:
         "--module", metavar="ROW|NAME", help="one module, layer by layer: a table row (3a) or a module (inception_3a)"
     )
 
-    export = sub.add_parser(
-        "export",
-        help="export the compiled network to ONNX",
-        description="Compile the spec with the torch backend and export it with torch.onnx (the exporter based "
+    export = _command(
+        sub, "export", "export the compiled network to ONNX",
+        "Compile the spec with the torch backend and export it with torch.onnx (the exporter based "
         "on torch.export) to one self-contained ONNX file: eval mode, input `input` of shape "
         "batch×C×H×W with a symbolic batch, output `logits`; auxiliary heads are left out.",
     )
-    _add_spec(export)
     export.add_argument("--onnx", metavar="FILE.onnx", required=True, help="write the ONNX model here")
     return parser
 

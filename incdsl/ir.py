@@ -41,10 +41,15 @@ class _Attrs(BaseModel):
 
 
 class InputAttrs(_Attrs):
+    """The network's input; its shape is ``Network.input_shape``."""
+
     op: Literal["input"] = "input"
 
 
 class ConvAttrs(_Attrs):
+    """A 2-d convolution over (C, H, W), optionally followed by batch norm (``bn_eps``)
+    and a ReLU (``act``); ``padding`` is per side, (rows, columns)."""
+
     op: Literal["conv"] = "conv"
     out_channels: int
     kernel: Pair
@@ -59,6 +64,10 @@ class ConvAttrs(_Attrs):
 
 
 class PoolAttrs(_Attrs):
+    """Max or average pooling with PyTorch's conventions: ``ceil`` rounds the output size
+    up (dropping a last window that starts in the padding), ``count_include_pad``
+    divides an average by the whole window."""
+
     op: Literal["maxpool", "avgpool"]
     kernel: Pair
     stride: Pair
@@ -75,6 +84,9 @@ class AdaptiveAvgPoolAttrs(_Attrs):
 
 
 class LRNAttrs(_Attrs):
+    """Local response normalisation across ``size`` neighbouring channels (GoogLeNet's stem),
+    ``x / (k + alpha / size · Σ x²) ** beta`` as ``torch.nn.LocalResponseNorm`` computes it."""
+
     op: Literal["lrn"] = "lrn"
     size: int
     alpha: float = 1e-4
@@ -83,6 +95,8 @@ class LRNAttrs(_Attrs):
 
 
 class DropoutAttrs(_Attrs):
+    """Dropout in training, with drop probability ``p``; nothing in eval."""
+
     op: Literal["dropout"] = "dropout"
     p: float
 
@@ -105,6 +119,8 @@ class ReLUAttrs(_Attrs):
 
 
 class SoftmaxAttrs(_Attrs):
+    """Softmax over channels; a trailing one names the loss, and a compiled module returns its input."""
+
     op: Literal["softmax"] = "softmax"
 
 
@@ -166,6 +182,10 @@ MODULE_OPS = frozenset({"conv", "maxpool", "avgpool", "adaptive_avgpool", "lrn",
 
 
 class Node(BaseModel):
+    """One value of the network: the op that computes it from its ordered ``inputs``, and where
+    it came from. ``name`` is its module path (``inception_3a.branch2.1``), or ``scope:op`` for
+    a node without a module."""
+
     model_config = ConfigDict(frozen=True)
 
     name: str

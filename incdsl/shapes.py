@@ -37,11 +37,12 @@ def _where(node: ir.Node) -> str:
     return f" in `{scope}`" if scope else ""
 
 
-def _origin_hint(node: ir.Node) -> str | None:
+def _with_origin(hint: str, node: ir.Node) -> str:
+    """``hint``, and where the node's block was instantiated when that is another line."""
     origin, span = node.origin, node.span
     if origin is not None and span is not None and (origin.file, origin.line) != (span.file, span.line):
-        return f"instantiated at {node.origin}"
-    return None
+        return f"{hint}; instantiated at {origin}"
+    return hint
 
 
 def _hw(shape: ir.Shape) -> str:
@@ -64,12 +65,11 @@ def _windowed(node: ir.Node, shape: ir.Shape, kernel: ir.Pair, stride: ir.Pair, 
         hint = "each stride or valid layer before it shrinks the map: check the input size (`input`, --input)"
         if node.op == "avgpool":
             hint += ", or use `global_avgpool` to pool whatever is left"
-        origin = _origin_hint(node)
         raise SpecError(
             f"{node.op} {kernel[0]}x{kernel[1]}/{stride[0]} on a {_hw(shape)} input{_where(node)}: "
             f"the window is larger than its input{padding}, so the output would be empty",
             node.span,
-            hint=f"{hint}; {origin}" if origin else hint,
+            hint=_with_origin(hint, node),
         )
     return out_h, out_w
 
@@ -123,11 +123,10 @@ def _add(node: ir.Node, inputs: list[ir.Shape], net: ir.Network) -> ir.Shape:
         what = "channels" if shortcut[1:] == branch[1:] else "C×H×W"
         fmt = (lambda s: str(s[0])) if what == "channels" else (lambda s: "×".join(map(str, s)))
         hint = f"the last layer of a residual branch (the 1×1 filter expansion) must restore the input's {shortcut[0]} channels"
-        origin = _origin_hint(last)
         raise SpecError(
             f"residual add{_where(node)}: the shortcut has {fmt(shortcut)} {what} but the residual branch "
             f"ends with {fmt(branch)} (`{last.name}`, line {last.span.line if last.span else '?'})",
             last.span,
-            hint=f"{hint}; {origin}" if origin else hint,
+            hint=_with_origin(hint, last),
         )
     return shortcut

@@ -237,8 +237,9 @@ def _syntax_error(err: UnexpectedInput, source: str, file: str) -> SpecError:
     )
 
 
+@v_args(meta=True)
 class _ToAst(Transformer):
-    """Lark tree → :mod:`incdsl.ast` models (bottom-up)."""
+    """Lark tree → :mod:`incdsl.ast` models (bottom-up); every rule's method gets ``(meta, children)``."""
 
     def __init__(self, file: str) -> None:
         super().__init__()
@@ -248,33 +249,27 @@ class _ToAst(Transformer):
         return _span(self.file, meta_or_token)
 
     # expressions
-    @v_args(meta=True)
     def int(self, meta, children):
         (tok,) = children
         return ast.Num.model_construct(span=self._s(tok), value=int(tok), text=str(tok))
 
-    @v_args(meta=True)
     def float(self, meta, children):
         (tok,) = children
         return ast.Num.model_construct(span=self._s(tok), value=float(tok), text=str(tok))
 
-    @v_args(meta=True)
     def si_number(self, meta, children):
         (tok,) = children
         scale = {"K": 1e3, "M": 1e6, "G": 1e9}[tok[-1]]
         return ast.Num.model_construct(span=self._s(tok), value=float(tok[:-1]) * scale, text=str(tok))
 
-    @v_args(meta=True)
     def string(self, meta, children):
         (tok,) = children
         return ast.Str.model_construct(span=self._s(tok), value=str(tok)[1:-1])
 
-    @v_args(meta=True)
     def symbol(self, meta, children):
         (tok,) = children
         return ast.Sym.model_construct(span=self._s(tok), name=str(tok))
 
-    @v_args(meta=True)
     def table_ref(self, meta, children):
         table, entry = children
         return ast.TableRef.model_construct(span=self._s(meta), table=str(table), entry=str(entry))
@@ -283,38 +278,31 @@ class _ToAst(Transformer):
         left, right = children
         return ast.BinOp.model_construct(span=self._s(meta), op=op, left=left, right=right)
 
-    @v_args(meta=True)
     def add(self, meta, children):
         return self._binop("+", meta, children)
 
-    @v_args(meta=True)
     def sub(self, meta, children):
         return self._binop("-", meta, children)
 
-    @v_args(meta=True)
     def mul(self, meta, children):
         return self._binop("*", meta, children)
 
-    @v_args(meta=True)
     def neg(self, meta, children):
         (operand,) = children
         return ast.Neg.model_construct(span=self._s(meta), operand=operand)
 
     # items
-    @v_args(meta=True)
     def arg(self, meta, children):
         (value,) = children
         return ast.Arg.model_construct(span=self._s(meta), name=None, value=value)
 
-    @v_args(meta=True)
     def keyword_arg(self, meta, children):
         name, value = children
         return ast.Arg.model_construct(span=self._s(meta), name=str(name), value=value)
 
-    def call_args(self, children):
+    def call_args(self, meta, children):
         return tuple(c for c in children if isinstance(c, ast.Arg))
 
-    @v_args(meta=True)
     def dims(self, meta, children):
         (tok,) = children
         text = str(tok)
@@ -326,28 +314,23 @@ class _ToAst(Transformer):
             text=text,
         )
 
-    @v_args(meta=True)
     def positional(self, meta, children):
         (value,) = children
         return ast.Positional.model_construct(span=value.span, value=value)
 
-    @v_args(meta=True)
     def option(self, meta, children):
         key, value = children
         return ast.Option.model_construct(span=self._s(meta), key=str(key), value=value)
 
-    @v_args(meta=True)
     def rename(self, meta, children):
         (tok,) = children
         quoted = tok.type == "STRING"
         return ast.Rename.model_construct(span=self._s(meta), name=str(tok)[1:-1] if quoted else str(tok), quoted=quoted)
 
-    @v_args(meta=True)
     def annotation(self, meta, children):
         name, args = children
         return ast.Annotation.model_construct(span=self._s(meta), name=str(name), args=args)
 
-    @v_args(meta=True)
     def item(self, meta, children):
         head, *rest = children
         args = None
@@ -355,51 +338,44 @@ class _ToAst(Transformer):
             args, rest = rest[0], rest[1:]
         return ast.Item.model_construct(span=self._s(meta), head=str(head), head_span=self._s(head), args=args, terms=tuple(rest))
 
-    @v_args(meta=True)
     def repeat(self, meta, children):
         count, _times, item = children
         return ast.Repeat.model_construct(span=self._s(meta), count=int(count), count_span=self._s(count), item=item)
 
-    def chain(self, children):
+    def chain(self, meta, children):
         return tuple(c for c in children if not isinstance(c, Token))
 
     # statements
-    @v_args(meta=True)
     def simple_stmt(self, meta, children):
         (links,) = children
         return ast.Stmt.model_construct(span=self._s(meta), links=links)
 
-    @v_args(meta=True)
     def compound_stmt(self, meta, children):
         links, body = children
         if isinstance(body, tuple) and body and not isinstance(body[0], (ast.Stmt, ast.BlockDef)):
             body = (ast.Stmt.model_construct(span=body[0].span, links=body),)
         return ast.Stmt.model_construct(span=self._s(meta), links=links, body=body)
 
-    @v_args(meta=True)
     def table_stmt(self, meta, children):
         links, *rows = children
         return ast.Stmt.model_construct(span=self._s(meta), links=links, rows=tuple(rows))
 
-    @v_args(meta=True)
     def row(self, meta, children):
         label, *terms = children
         return ast.Row.model_construct(span=self._s(meta), label=str(label), label_span=self._s(label), terms=tuple(terms))
 
-    def suite(self, children):
+    def suite(self, meta, children):
         return tuple(children)
 
-    @v_args(meta=True)
     def param(self, meta, children):
         name, *default = children
         return ast.Param.model_construct(span=self._s(meta), name=str(name), default=default[0] if default else None)
 
-    @v_args(meta=True)
     def block_def(self, meta, children):
         name, *rest = children
         body = rest[-1]
         params = tuple(p for p in rest[:-1] if isinstance(p, ast.Param))
         return ast.BlockDef.model_construct(span=self._s(meta), name=str(name), name_span=self._s(name), params=params, body=body)
 
-    def start(self, children):
+    def start(self, meta, children):
         return list(children)
