@@ -105,7 +105,7 @@ def _define_arg_table(arg_tables: dict[str, ArgTable], stmt: ast.Stmt, head: ast
     names = [t.value.name for t in head.terms if isinstance(t, ast.Positional) and isinstance(t.value, ast.Sym)]
     if stmt.rows is None or len(names) != len(head.terms) or len(names) < 2:
         raise SpecError(
-            "a parameter table is `table NAME col1 col2 ...` followed by indented rows",
+            "an argument table is `table NAME col1 col2 ...` followed by indented rows",
             head.span,
             hint="e.g. `table reduction_a k l m n` then rows like `  inception_v4 192 224 256 384`",
         )
