@@ -214,8 +214,8 @@ def params_table(net: ir.Network) -> ParamsTable:
         if node.row is not None:
             by_row[node.row].append(node)
     columns: list[str] = []
-    for table in net.tables:
-        columns.extend(c for c in table.columns if c not in columns)
+    for header in net.tables:
+        columns.extend(c for c in header.columns if c not in columns)
     rows, aux = [], []
     for row in net.rows:
         if not by_row.get(row.index):
