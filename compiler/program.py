@@ -8,8 +8,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-import networkx as nx
-
 from incdsl import ir
 
 
@@ -19,7 +17,7 @@ class _Reads(Protocol):
 
 def eval_program(passed: ir.Network) -> list[ir.Node]:
     """The nodes the logits depend on, in execution order (aux heads and a trailing softmax left out)."""
-    needed = nx.ancestors(passed.graph, passed.logits) | {passed.logits}
+    needed = passed.ancestors(passed.logits) | {passed.logits}
     return [n for n in passed.nodes if n.name in needed]
 
 

@@ -307,6 +307,19 @@ class Network(BaseModel):
         """The nodes that read ``name``, in execution order, each once."""
         return list(self._indexed().consumers.get(name, ()))
 
+    def ancestors(self, name: str) -> set[str]:
+        """The names of every value ``name`` depends on, itself left out (``networkx.ancestors``
+        without building a graph)."""
+        index = self._indexed().by_name
+        found: set[str] = set()
+        todo = list(index[name].inputs)
+        while todo:
+            src = todo.pop()
+            if src not in found:
+                found.add(src)
+                todo.extend(index[src].inputs if src in index else ())
+        return found
+
     @property
     def graph(self) -> nx.DiGraph:
         """The nodes as a networkx ``DiGraph`` (edges from each input), for graph algorithms.
