@@ -117,6 +117,7 @@ def main() -> None:
     cli = str(Path(sys.executable).with_name("incdsl"))
     specs = args.specs or bundled()
 
+    load_before = os.getloadavg()[0]
     startup = timed([sys.executable, "-c", "pass"], args.runs)
     commands = {}
     for spec in specs:
@@ -128,7 +129,9 @@ def main() -> None:
         "import incdsl.compiler.torch.lower": import_costs("import incdsl.compiler.torch.lower", args.runs),
     }
 
-    print(f"python startup (python -c pass): {startup['cpu']:.3f} s CPU")
+    load = (load_before, os.getloadavg()[0])
+    print(f"python startup (python -c pass): {startup['cpu']:.3f} s CPU; load average {load[0]:.1f} → {load[1]:.1f} "
+          f"on {os.cpu_count()} CPUs (other work on the machine inflates every figure)")
     print(f"\n{'command (whole process)':<44} {'CPU s':>7} {'wall s':>7}   (target ≤ {CHECK_LIMIT_S} s CPU)")
     for name, figures in commands.items():
         flag = "" if figures["cpu"] <= CHECK_LIMIT_S else "  over"
@@ -149,6 +152,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "python": platform.python_version(),
         "runs": args.runs,
+        "load_average": load,
         "startup": startup,
         "commands": commands,
         "compile_after_imports": {"spec": COMPILE_SPEC, **compiled},

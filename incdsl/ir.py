@@ -271,7 +271,7 @@ class AuxHead(BaseModel):
 
 
 class Network(BaseModel):
-    """A validated network: nodes in execution order plus what the tables and backends need.
+    """A validated network: nodes in execution order plus what the params table and backends need.
 
     ``nodes`` given out of order (a pass that appends a node) are put in
     execution order, keeping the given order wherever the inputs allow.
