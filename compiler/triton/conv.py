@@ -17,7 +17,8 @@ same computation in torch, for tests.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -31,7 +32,7 @@ from .launch import Config, Launch
 POOL_NONE, POOL_MAX, POOL_AVG, POOL_AVG_WITH_PAD = 0, 1, 2, 3
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["M"])  # one binary for every batch size
 def _conv_kernel(
     x, b, bias_ptr, floor_ptr, out_ptr, table_ptr,
     M, N, C, H, W, OH, OW, sx_n, sx_h, sx_w, num_out,
@@ -81,8 +82,8 @@ def _conv_kernel(
         acc = tl.dot(a, w, acc, input_precision=PRECISION)
 
     finish_tile(
-        acc, rows, cols, M, N, bias_ptr, floor_ptr, bias_ptr, 0, 0.0,
-        out_ptr, table_ptr, num_out, first_col, False, ALIGN, BLOCK_N,
+        acc, pid_m * BLOCK_M, first_col, M, N, bias_ptr, floor_ptr, bias_ptr, 0, 0.0,
+        out_ptr, table_ptr, num_out, False, ALIGN, BLOCK_M, BLOCK_N,
     )  # fmt: skip
 
 
@@ -184,13 +185,21 @@ def conv_launch(
     )
 
 
-def pack_weight(weight: torch.Tensor) -> torch.Tensor:
-    """``[Cout, Cin, kh, kw]`` → the kernels' ``[kh·kw·Cin, Cout]`` (rows tap-major)."""
+def pack_weight(weight: torch.Tensor, multiple: int = 16) -> torch.Tensor:
+    """``[Cout, Cin, kh, kw]`` → the kernels' ``[kh·kw·Cin, Cout']`` (rows tap-major), with
+    ``Cout`` padded by zero columns to a multiple of ``multiple``: rows of 16-byte-aligned
+    length load as vectors (and through TMA). No destination takes the padding columns."""
     cout, cin, kh, kw = weight.shape
-    return weight.permute(2, 3, 1, 0).reshape(kh * kw * cin, cout).contiguous()
+    packed = weight.permute(2, 3, 1, 0).reshape(kh * kw * cin, cout)
+    return F.pad(packed, (0, -cout % multiple)).contiguous()
 
 
-def conv(
+def pad_columns(v: torch.Tensor, n: int) -> torch.Tensor:
+    """A per-column vector (bias, floor) as fp32, zero-padded to the packed weight's ``n`` columns."""
+    return F.pad(v.float(), (0, n - v.shape[0]))
+
+
+def prepare_conv(
     x: torch.Tensor,
     packed_weight: torch.Tensor,
     bias: torch.Tensor,
@@ -201,11 +210,18 @@ def conv(
     stride: tuple[int, int] = (1, 1),
     padding: tuple[int, int] = (0, 0),
     pool: tuple[int, int] = (POOL_NONE, 1),
-) -> None:
-    """Run the conv once, storing its columns in order into ``outs`` (for tests and benchmarks)."""
+) -> Callable[[], None]:
+    """The conv of ``x`` storing its columns in order into ``outs``, prepared: the returned
+    function launches it (for tests and benchmarks)."""
     if x.stride(1) != 1 and x.shape[1] > 1:
         x = x.contiguous(memory_format=torch.channels_last)
-    conv_launch(
-        x, packed_weight, bias.float(), floor.float(), destinations(outs), tuple(outs[0].shape[2:]),
+    n = packed_weight.shape[1]
+    return conv_launch(
+        x, packed_weight, pad_columns(bias, n), pad_columns(floor, n), destinations(outs), tuple(outs[0].shape[2:]),
         config, kernel, stride, padding, pool,
-    )()  # fmt: skip
+    )  # fmt: skip
+
+
+def conv(*args: Any, **kwargs: Any) -> None:
+    """Run :func:`prepare_conv`'s conv once."""
+    prepare_conv(*args, **kwargs)()

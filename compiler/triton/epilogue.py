@@ -28,20 +28,26 @@ TABLE_WIDTH = 4
 
 @triton.jit
 def finish_tile(
-    acc, rows, cols, M, N,
+    acc, first_row, first_col, M, N,
     bias_ptr, floor_ptr, res_ptr, s_res, res_scale,
-    out_ptr, table_ptr, num_out, first_col,
-    RESIDUAL: tl.constexpr, ALIGN: tl.constexpr, BLOCK_N: tl.constexpr,
+    out_ptr, table_ptr, num_out,
+    RESIDUAL: tl.constexpr, ALIGN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
-    """Bias, residual, floor and the stores of one ``[BLOCK_M, BLOCK_N]`` tile whose
-    columns start at ``first_col``. ``rows`` are int64; ``ALIGN`` is how many elements
-    every table entry is known to be a multiple of (16 bytes' worth, or 1)."""
-    row_ok = rows < M
+    """Bias, residual, floor and the stores of the ``[BLOCK_M, BLOCK_N]`` tile at
+    (``first_row``, ``first_col``). ``ALIGN`` is how many elements every table entry
+    is known to be a multiple of (16 bytes' worth, or 1). Each pointer is a scalar
+    base (64-bit) plus 32-bit offsets within the tile, to keep registers for the tile."""
+    r = tl.arange(0, BLOCK_M)
+    c = tl.arange(0, BLOCK_N)
+    cols = first_col + c
+    row_ok = first_row + r < M
     col_ok = cols < N
+    row0 = first_row.to(tl.int64)
     y = acc + tl.load(bias_ptr + cols, mask=col_ok, other=0.0)[None, :]
     if RESIDUAL:
-        r_ptrs = res_ptr + rows[:, None] * s_res + cols[None, :]
-        shortcut = tl.load(r_ptrs, mask=row_ok[:, None] & col_ok[None, :], other=0.0)
+        shortcut = tl.load(
+            res_ptr + row0 * s_res + cols[None, :] + r[:, None] * s_res, mask=row_ok[:, None] & col_ok[None, :], other=0.0
+        )
         y = shortcut.to(tl.float32) + res_scale * y
     y = tl.maximum(y, tl.load(floor_ptr + cols, mask=col_ok, other=0.0)[None, :])
     y = y.to(out_ptr.dtype.element_ty)
@@ -56,9 +62,9 @@ def finish_tile(
                 offset = tl.multiple_of(offset, ALIGN)
                 stride = tl.multiple_of(stride, ALIGN)
                 start = tl.multiple_of(start, ALIGN)
-            ptrs = out_ptr + offset + rows[:, None] * stride + (cols - start)[None, :]
+            base = out_ptr + offset + row0 * stride + (first_col - start)
             in_range = (cols >= start) & (cols < stop)
-            tl.store(ptrs, y, mask=row_ok[:, None] & in_range[None, :])
+            tl.store(base + (r[:, None] * stride.to(tl.int32) + c[None, :]), y, mask=row_ok[:, None] & in_range[None, :])
 
 
 @triton.jit

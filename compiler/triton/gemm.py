@@ -15,7 +15,7 @@ channels-last activations, rows being pixels, so no index arithmetic per row.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -27,7 +27,7 @@ from .epilogue import Destinations, destinations, finish_tile, pixel_rows, tile_
 from .launch import Config, Launch
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["M"])  # one binary for every batch size
 def _gemm_kernel(
     a, b, bias_ptr, floor_ptr, res_ptr, out_ptr, table_ptr, ws_ptr,
     M, N, K, s_a, s_res, res_scale, num_out, k_per_split,
@@ -38,8 +38,6 @@ def _gemm_kernel(
     pid_m, pid_n = tile_of(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     first_row = pid_m * BLOCK_M
     first_col = pid_n * BLOCK_N
-    rows = first_row + tl.arange(0, BLOCK_M)
-    cols = first_col + tl.arange(0, BLOCK_N)
     k_start = tl.program_id(1) * k_per_split
     k_stop = min(K, k_start + k_per_split)
 
@@ -48,28 +46,34 @@ def _gemm_kernel(
         for k in range(k_start, k_stop, BLOCK_K):
             acc = tl.dot(a.load([first_row, k]), b.load([k, first_col]), acc, input_precision=PRECISION)
     else:
+        # Scalar 64-bit bases, 32-bit offsets within the tiles.
+        r = tl.arange(0, BLOCK_M)
+        c = tl.arange(0, BLOCK_N)
         ks = tl.arange(0, BLOCK_K)
-        a_rows = a + rows.to(tl.int64)[:, None] * s_a
+        row_ok = first_row + r < M
+        col_ok = first_col + c < N
+        a_tile = a + first_row.to(tl.int64) * s_a + (r[:, None] * s_a + ks[None, :])
+        b_tile = b + first_col + (ks[:, None] * N + c[None, :])
         for k in range(k_start, k_stop, BLOCK_K):
-            k_ok = (k + ks) < k_stop
-            tile_a = tl.load(a_rows + (k + ks)[None, :], mask=(rows < M)[:, None] & k_ok[None, :], other=0.0)
-            tile_b = tl.load(
-                b + (k + ks)[:, None] * N + cols[None, :], mask=k_ok[:, None] & (cols < N)[None, :], other=0.0
-            )
+            k_ok = k + ks < k_stop
+            tile_a = tl.load(a_tile + k, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+            tile_b = tl.load(b_tile + k * N, mask=k_ok[:, None] & col_ok[None, :], other=0.0)
             acc = tl.dot(tile_a, tile_b, acc, input_precision=PRECISION)
 
     if PARTIAL:
         # This program's K range, summed; the reduce kernel finishes the tile.
-        offsets = (tl.program_id(1) * M + rows.to(tl.int64))[:, None] * N + cols[None, :]
+        rows = (first_row + tl.arange(0, BLOCK_M)).to(tl.int64)
+        cols = first_col + tl.arange(0, BLOCK_N)
+        offsets = (tl.program_id(1) * M + rows)[:, None] * N + cols[None, :]
         tl.store(ws_ptr + offsets, acc, mask=(rows < M)[:, None] & (cols < N)[None, :])
     else:
         finish_tile(
-            acc, rows.to(tl.int64), cols, M, N, bias_ptr, floor_ptr, res_ptr, s_res, res_scale,
-            out_ptr, table_ptr, num_out, first_col, RESIDUAL, ALIGN, BLOCK_N,
+            acc, first_row, first_col, M, N, bias_ptr, floor_ptr, res_ptr, s_res, res_scale,
+            out_ptr, table_ptr, num_out, RESIDUAL, ALIGN, BLOCK_M, BLOCK_N,
         )  # fmt: skip
 
 
-@triton.jit
+@triton.jit(do_not_specialize=["M"])  # one binary for every batch size
 def _reduce_kernel(
     ws_ptr, bias_ptr, floor_ptr, res_ptr, out_ptr, table_ptr,
     M, N, splits, s_res, res_scale, num_out,
@@ -86,8 +90,8 @@ def _reduce_kernel(
     for s in range(splits):
         acc += tl.load(ws_ptr + s * M * N + offsets, mask=mask, other=0.0)
     finish_tile(
-        acc, rows, cols, M, N, bias_ptr, floor_ptr, res_ptr, s_res, res_scale,
-        out_ptr, table_ptr, num_out, first_col, RESIDUAL, ALIGN, BLOCK_N,
+        acc, first_row, first_col, M, N, bias_ptr, floor_ptr, res_ptr, s_res, res_scale,
+        out_ptr, table_ptr, num_out, RESIDUAL, ALIGN, BLOCK_M, BLOCK_N,
     )  # fmt: skip
 
 
@@ -137,6 +141,15 @@ def dot_precision(dtype: torch.dtype) -> str:
         if precision != "none":
             return "tf32" if precision == "tf32" else "ieee"
     return "ieee"
+
+
+def precision_of(dtype: torch.dtype) -> str:
+    """The tuning's name for a dot over ``dtype`` operands: fp16, bf16, tf32 or ieee (fp32)."""
+    if dtype == torch.float16:
+        return "fp16"
+    if dtype == torch.bfloat16:
+        return "bf16"
+    return dot_precision(dtype)
 
 
 def _descriptor(t: torch.Tensor, block: tuple[int, int]) -> Any:
@@ -207,7 +220,7 @@ def gemm_launches(
     return [main, reduce]
 
 
-def gemm(
+def prepare_gemm(
     x: torch.Tensor,
     packed_weight: torch.Tensor,
     bias: torch.Tensor,
@@ -216,16 +229,29 @@ def gemm(
     config: Config,
     residual: tuple[torch.Tensor, float] | None = None,
     tma: bool = False,
-) -> None:
-    """Run the 1×1 GEMM of ``x`` (N, C, H, W, channels-last) once, storing its columns in
-    order into ``outs`` (for tests and benchmarks; a launch plan builds its launches once)."""
+) -> Callable[[], None]:
+    """The 1×1 GEMM of ``x`` (N, C, H, W, channels-last) storing its columns in order into
+    ``outs``, prepared: the returned function launches it (for tests and benchmarks; a
+    launch plan builds its launches the same way)."""
+    from .conv import pad_columns
+
     a = pixel_rows(x)
     m, n = a.shape[0], packed_weight.shape[1]
     if residual is not None:
         residual = (pixel_rows(residual[0]), residual[1])
     workspace = torch.empty(config.split_k * m * n, dtype=torch.float32, device=x.device) if config.split_k > 1 else None
-    for launch in gemm_launches(
-        a, packed_weight, bias.float(), floor.float(), destinations(outs), config,
+    launches = gemm_launches(
+        a, packed_weight, pad_columns(bias, n), pad_columns(floor, n), destinations(outs), config,
         residual=residual, tma=tma and tma_applies(a, packed_weight), workspace=workspace,
-    ):  # fmt: skip
-        launch()
+    )  # fmt: skip
+
+    def run() -> None:
+        for launch in launches:
+            launch()
+
+    return run
+
+
+def gemm(*args: Any, **kwargs: Any) -> None:
+    """Run :func:`prepare_gemm`'s GEMM once."""
+    prepare_gemm(*args, **kwargs)()

@@ -69,15 +69,15 @@ class RuntimeChooser:
         self.cache = cache
         self.tune = tune
 
-    def __call__(self, shape: Any, itemsize: int, make: Callable[[Any], list[Any]]) -> list[Any]:
+    def __call__(self, shape: Any, make: Callable[[Any], list[Any]], label: str = "") -> list[Any]:
         from .tuning import candidates, default_config, fastest
 
-        key = f"{self.target.name}:{itemsize}:{shape.bucket()}"
+        key = f"{self.target.name}:{shape.bucket()}"
         config = self.cache.get(key) if self.cache is not None else None
         if config is None and self.tune:
-            config = fastest(candidates(shape, itemsize, self.target), lambda c: _time(make(c)))
+            config = fastest(candidates(shape, self.target), lambda c: _time(make(c)))
             self.cache.put(key, config)
-        return make(config or default_config(shape, itemsize, self.target))
+        return make(config or default_config(shape, self.target))
 
 
 def _time(launches: list[Any]) -> float:
@@ -123,7 +123,8 @@ class TritonEval(InferenceEval):
             self._prepare()
             key = (tuple(x.shape), x.dtype, x.device)
             self._graphs.pop(key, None)
-            self._plans[key] = self.build_plan(x, self._chooser(x, tune=True))
+            choose = self._chooser(x, tune=True)
+            self._plans[key] = self.build_plan(x, choose, choose.target)
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
         from .launch import interpreted
@@ -138,7 +139,8 @@ class TritonEval(InferenceEval):
             if plan is None:
                 # Compiling (and with autotune, timing) the kernels for a new shape: seconds to minutes.
                 with progress(f"compiling Triton kernels for input {'×'.join(map(str, x.shape))}"):
-                    plan = self._plans[key] = self.build_plan(x, self._chooser(x, tune=self._autotune))
+                    choose = self._chooser(x, tune=self._autotune)
+                    plan = self._plans[key] = self.build_plan(x, choose, choose.target)
                 return plan.output()
             if self._cuda_graphs and x.is_cuda:
                 return self._replay(plan, key, x)
@@ -166,15 +168,15 @@ class TritonEval(InferenceEval):
         target = target_of_capability(*torch.cuda.get_device_capability(x.device))
         return RuntimeChooser(target, TuningCache(torch.cuda.get_device_name(x.device)), tune)
 
-    def build_plan(self, x: torch.Tensor, choose: Any) -> Any:
-        """The launch plan for inputs like ``x``, built with ``choose`` picking each launch's config
-        (on the meta device this compiles the launches and runs nothing)."""
+    def build_plan(self, x: torch.Tensor, choose: Any, target: Any) -> Any:
+        """The launch plan for inputs like ``x`` on ``target``, built with ``choose`` picking each
+        launch's config (on the meta device this compiles the launches and runs nothing)."""
         from .plan import build_plan
 
-        tma = getattr(choose, "target", None) is not None and choose.target.has_tma
         return build_plan(
-            self, self._program, self._nodes, self._prepared, x, choose, triton_convs="conv" in self._kernels, tma=tma
-        )
+            self, self._program, self._nodes, self._prepared, x, choose,
+            triton_convs="conv" in self._kernels, tma=target.has_tma,
+        )  # fmt: skip
 
     # --- weights ----------------------------------------------------------------
 
@@ -194,18 +196,20 @@ class TritonEval(InferenceEval):
         return True
 
     def _prepare_node(self, node: ir.Node) -> Any:
-        from .conv import pack_weight
+        from .conv import pack_weight, pad_columns
         from .plan import Weights
 
         a = node.attrs
         if isinstance(a, ir.Conv1x1GroupAttrs):
             weight, bias, floor = group_weights(self, a)
-            return Weights(pack_weight(weight), bias.float(), floor.float())
-        assert isinstance(a, ir.ConvAttrs)
-        weight, bias = conv_weights(self, node.name, a)
-        if "conv" in self._kernels:
-            return Weights(pack_weight(weight), bias.float(), activation_floor(bias, a.act).float())
-        return Weights(weight, bias)
+        elif "conv" in self._kernels:
+            weight, bias = conv_weights(self, node.name, a)  # type: ignore[arg-type]
+            floor = activation_floor(bias, a.act)  # type: ignore[union-attr]
+        else:
+            return Weights(*conv_weights(self, node.name, a))  # type: ignore[arg-type]
+        packed = pack_weight(weight)
+        n = packed.shape[1]
+        return Weights(packed, pad_columns(bias, n), pad_columns(floor, n))
 
     # --- CUDA graphs: one launch sequence per input shape, replayed ------------
 

@@ -33,7 +33,7 @@ from ..program import last_uses
 from ..torch import runtime
 from .conv import POOL_AVG, POOL_AVG_WITH_PAD, POOL_MAX, POOL_NONE, conv_launch
 from .epilogue import Destinations, destinations, pixel_rows
-from .gemm import _descriptor, gemm_launches, tma_applies
+from .gemm import _descriptor, gemm_launches, precision_of, tma_applies
 from .launch import Config, Launch
 from .tuning import Shape
 
@@ -46,7 +46,7 @@ _ALIGN_BYTES = 256
 class Chooser(Protocol):
     """Picks a config for a launch and returns the launches to keep (after tuning or compiling)."""
 
-    def __call__(self, shape: Shape, itemsize: int, make: Callable[[Config], list[Launch]]) -> list[Launch]: ...
+    def __call__(self, shape: Shape, make: Callable[[Config], list[Launch]], label: str) -> list[Launch]: ...
 
 
 @dataclass(frozen=True)
@@ -304,8 +304,15 @@ class _Builder:
 
         return call
 
-    def torch_op(self, node: ir.Node, fn: Callable[..., torch.Tensor]) -> None:
+    def torch_op(self, node: ir.Node, op: Callable[..., torch.Tensor]) -> None:
         ins = [self.slot[name] for name in node.inputs]
+
+        def fn(*xs: torch.Tensor) -> torch.Tensor:
+            y = op(*xs)
+            # The kernels read pixels as rows: keep activations channels-last (a no-op for
+            # most torch ops given channels-last inputs; not for LRN, nor on the meta device).
+            return y.contiguous(memory_format=torch.channels_last) if y.dim() == 4 else y
+
         out = self.slot[node.name]
         if node.storage is None:
 
@@ -367,7 +374,7 @@ class _Builder:
     def group(self, node: ir.Node, a: ir.Conv1x1GroupAttrs) -> None:
         w = self.weights[node.name]
         x_name = node.inputs[0]
-        itemsize = self.operand(x_name).element_size()
+        precision = precision_of(self.operand(x_name).dtype)
         outs = _kernel_written(node, False)
         dest = destinations([self.place(name) for name in outs])
         m, n, k = self.batch * _numel(node.shape) // w.weight.shape[1], w.weight.shape[1], w.weight.shape[0]
@@ -378,7 +385,7 @@ class _Builder:
             def make(config: Config) -> list[Launch]:
                 return [conv_launch(self.operand(x_name), w.weight, w.bias, w.floor, dest, (h, wd), config, pool=pool)]  # type: ignore[arg-type]
 
-            launches = self.choose(Shape("pool", m, n, k, pool[1] ** 2), itemsize, make)
+            launches = self.choose(Shape("pool", m, n, k, pool[1] ** 2, precision), make, node.name)
             self.launch_step(outs, launches, self.rebinder(launches, x_name))
             return
         residual_name = node.inputs[1] if a.residual is not None else None
@@ -386,7 +393,7 @@ class _Builder:
         def make_gemm(config: Config) -> list[Launch]:
             return self.gemm_launches(x_name, residual_name, a, w, dest, config)
 
-        launches = self.choose(Shape("gemm", m, n, k), itemsize, make_gemm)
+        launches = self.choose(Shape("gemm", m, n, k, 1, precision), make_gemm, node.name)
         self.launch_step(outs, launches, self.rebinder(launches, x_name, residual_name))
 
     def rebinder(self, launches: list[Launch], x_name: str, residual_name: str | None = None):
@@ -418,7 +425,8 @@ class _Builder:
         workspace = None
         if config.split_k > 1:
             workspace = self.split_workspace(config.split_k * rows.shape[0] * w.weight.shape[1])
-        tma = self.tma and tma_applies(rows, w.weight)
+        # FMA dots (IEEE fp32) read their operands into registers: the copy engine buys nothing there.
+        tma = self.tma and precision_of(rows.dtype) != "ieee" and tma_applies(rows, w.weight)
         return gemm_launches(
             rows, w.weight, w.bias, w.floor, dest, config,  # type: ignore[arg-type]
             residual=residual, tma=tma, workspace=workspace,
@@ -431,7 +439,8 @@ class _Builder:
         dest = destinations([self.place(node.name)])
         n = w.weight.shape[1]
         _, h, wd = node.shape  # type: ignore[misc]
-        shape = Shape("conv", self.batch * h * wd, n, w.weight.shape[0])
+        taps = a.kernel[0] * a.kernel[1]
+        shape = Shape("conv", self.batch * h * wd, n, w.weight.shape[0], taps, precision_of(x.dtype))
 
         def make(config: Config) -> list[Launch]:
             return [
@@ -439,7 +448,7 @@ class _Builder:
                             a.kernel, a.stride, a.padding)  # fmt: skip
             ]
 
-        launches = self.choose(shape, x.element_size(), make)
+        launches = self.choose(shape, make, node.name)
         self.launch_step([node.name], launches, self.rebinder(launches, x_name))
 
     def split_workspace(self, floats: int) -> torch.Tensor:

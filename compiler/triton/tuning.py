@@ -26,8 +26,9 @@ from .targets import Target
 # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) per kernel kind.
 _SPACES: dict[str, list[tuple[int, int, int, int, int]]] = {
     # the 1×1 GEMM: wide tiles for large M; BLOCK_K 32 for fp32, whose tiles are twice the bytes
+    # (128×256 tiles spill: 128 accumulators a thread and the epilogue's besides)
     "gemm": [
-        (128, 128, 64, 8, 4), (128, 64, 64, 4, 4), (64, 128, 64, 4, 4), (64, 64, 64, 4, 4), (128, 256, 64, 8, 3),
+        (128, 128, 64, 8, 4), (128, 64, 64, 4, 4), (64, 128, 64, 4, 4), (64, 64, 64, 4, 4), (128, 128, 64, 8, 3),
         (128, 128, 32, 8, 4), (128, 64, 32, 4, 4), (64, 128, 32, 4, 4), (64, 64, 32, 4, 4),
     ],
     # k×k convs: the operand is gathered, so narrower N tiles for the 32–64-channel convs too
@@ -42,6 +43,10 @@ _SPACES: dict[str, list[tuple[int, int, int, int, int]]] = {
     ],
 }  # fmt: skip
 
+#: k×k convs whose channels are not a multiple of 32 (the stem's 3): each K element's tap
+#: and channel are computed, so the operand's indices take registers of their own.
+_GATHER: list[tuple[int, int, int, int, int]] = [(64, 64, 32, 4, 3), (128, 64, 32, 8, 3), (64, 128, 32, 8, 3), (64, 32, 32, 4, 3)]
+
 KINDS = tuple(_SPACES)
 
 #: Split-K counts tried when a GEMM's output tiles cannot fill the GPU.
@@ -51,49 +56,73 @@ SPLITS = (2, 4, 8)
 _SLACK = 1024
 
 
+#: Bytes per operand element for each dot precision (``ieee`` and ``tf32`` are fp32 operands).
+ITEMSIZE = {"fp16": 2, "bf16": 2, "tf32": 4, "ieee": 4}
+
+
 @dataclass(frozen=True)
 class Shape:
-    """What a launch's config depends on: the GEMM sizes, and for pool projections the pool's taps."""
+    """What a launch's config depends on: the kernel kind, the GEMM sizes, the taps (a pool
+    projection's pool, a k×k conv's kernel) and the dot's precision."""
 
     kind: str
     m: int
     n: int
     k: int
-    taps: int = 1  # PK² for a pool projection
+    taps: int = 1
+    precision: str = "fp16"
+
+    @property
+    def itemsize(self) -> int:
+        return ITEMSIZE[self.precision]
+
+    @property
+    def channels(self) -> int:
+        """Input channels: K per tap for a k×k conv, K otherwise."""
+        return self.k // self.taps if self.kind == "conv" else self.k
 
     def bucket(self) -> str:
-        """M rounded up to a power of two: one tuned choice serves a range of batch sizes."""
-        return f"{self.kind}:M{triton.next_power_of_2(self.m)}:N{self.n}:K{self.k}:T{self.taps}"
+        """The tuning cache's key: M rounded up to a power of two, so one tuned choice
+        serves a range of batch sizes."""
+        m = triton.next_power_of_2(self.m)
+        return f"{self.kind}:{self.precision}:M{m}:N{self.n}:K{self.k}:T{self.taps}"
 
 
-def estimate_shared(kind: str, config: Config, itemsize: int, taps: int = 1) -> int:
+def estimate_shared(config: Config, shape: Shape) -> int:
     """Bytes of shared memory ``config`` needs: each pipeline stage holds an A and a B
     tile; a pool projection at two stages also keeps each tap's load for the next one."""
-    a = config.block_m * config.block_k * itemsize
-    b = config.block_k * config.block_n * itemsize
-    if kind == "pool" and config.num_stages > 1:
-        return (config.num_stages - 1) * (taps * a + b) + 2 * a + b + _SLACK
+    a = config.block_m * config.block_k * shape.itemsize
+    b = config.block_k * config.block_n * shape.itemsize
+    if shape.kind == "pool" and config.num_stages > 1:
+        return (config.num_stages - 1) * (shape.taps * a + b) + 2 * a + b + _SLACK
     return config.num_stages * (a + b) + _SLACK
 
 
-def fits(kind: str, config: Config, itemsize: int, target: Target, taps: int = 1) -> bool:
-    """The pruning rule: within shared memory, and on Hopper wide enough for wgmma
-    (a warp group's 64 rows) when the operands are 16-bit."""
-    if estimate_shared(kind, config, itemsize, taps) > target.max_shared:
+def fits(config: Config, shape: Shape, target: Target) -> bool:
+    """The pruning rule: within shared memory; on Hopper wide enough for wgmma (a warp
+    group's 64 rows) with 16-bit operands; for IEEE fp32 (FMA, no tensor cores, so
+    operands held in registers) at most 64×128×32 per four warps."""
+    if estimate_shared(config, shape) > target.max_shared:
         return False
-    return not (target.has_wgmma and itemsize == 2 and config.block_m < 64)
+    if target.has_wgmma and shape.itemsize == 2 and config.block_m < 64:
+        return False
+    if shape.precision == "ieee":
+        return config.block_k <= 32 and config.block_m * config.block_n <= 64 * 128 * config.num_warps // 4
+    return True
 
 
-def candidates(shape: Shape, itemsize: int, target: Target) -> list[Config]:
+def candidates(shape: Shape, target: Target) -> list[Config]:
     """Every config the tuner may pick for ``shape`` on ``target`` (the AOT check compiles each)."""
     space = [Config(*fields) for fields in _SPACES[shape.kind]]
+    if shape.kind == "conv" and shape.channels % 32:  # a gathered operand: see _GATHER
+        space = [Config(*fields) for fields in _GATHER]
     if shape.kind == "gemm":
         space += [
             Config(64, bn, bk, 4, 4, split_k=s)
             for bn, bk, s in ((64, 64, 2), (64, 64, 4), (64, 64, 8), (128, 64, 2), (128, 64, 4), (64, 32, 4), (64, 32, 8))
             if _split_useful(shape, Config(64, bn, bk, 4, 4), s, target)
         ]
-    return [c for c in space if fits(shape.kind, c, itemsize, target, shape.taps)]
+    return [c for c in space if fits(c, shape, target)]
 
 
 def _sms(target: Target) -> int:
@@ -109,20 +138,23 @@ def _split_useful(shape: Shape, config: Config, splits: int, target: Target) -> 
     return _tiles(shape, config) * splits <= _sms(target) and shape.k >= splits * 2 * config.block_k
 
 
-def default_config(shape: Shape, itemsize: int, target: Target) -> Config:
-    """The config used before ``shape`` is tuned: by how many tiles the output makes."""
-    bk = 64 if itemsize == 2 else 32
+def default_config(shape: Shape, target: Target) -> Config:
+    """The config used before ``shape`` is tuned: by how many tiles the output makes.
+    It is always one of :func:`candidates`."""
+    bk = 64 if shape.itemsize == 2 else 32
     sms = _sms(target)
     if shape.kind == "pool":
-        return Config(64, 64 if shape.n <= 64 else 128, 32, 4, 2)
-    if shape.kind == "conv":
-        return Config(128, 64 if shape.n <= 64 else 128, bk, 4 if shape.n <= 64 else 8, 3 if bk == 64 else 4)
-    big = Config(128, 128, bk, 8, 4)
-    if _tiles(shape, big) >= sms:
-        return big
-    small = Config(64, 64, bk, 4, 4)
-    splits = max((s for s in SPLITS if _split_useful(shape, small, s, target)), default=1)
-    return Config(64, 64, bk, 4, 4, split_k=splits) if splits > 1 else Config(64, 128, bk, 4, 4)
+        chosen = Config(64, 64 if shape.n <= 64 else 128, 32, 4, 2)
+    elif shape.kind == "conv":
+        chosen = Config(128, 64 if shape.n <= 64 else 128, bk, 4 if shape.n <= 64 else 8, 3 if bk == 64 else 4)
+    elif _tiles(shape, Config(128, 128, bk, 8, 4)) >= sms:
+        chosen = Config(128, 128, bk, 8, 4)
+    else:
+        small = Config(64, 64, bk, 4, 4)
+        splits = max((s for s in SPLITS if _split_useful(shape, small, s, target)), default=1)
+        chosen = Config(64, 64, bk, 4, 4, split_k=splits) if splits > 1 else Config(64, 128, bk, 4, 4)
+    allowed = candidates(shape, target)
+    return chosen if chosen in allowed else allowed[0]
 
 
 # --- tuned choices, on disk ----------------------------------------------------------
