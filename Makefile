@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test golden lint gpu-sim clean
+.PHONY: demo test golden lint gpu-check gpu-kernels gpu-sim clean
 
 $(STAMP): pyproject.toml requirements/constraints-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,43 @@ golden: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# The Triton a lent GPU machine runs (its image's), beside this machine's, for the checks below.
+GPU_TRITON := 3.6.0
+SIDE_TRITON := $(VENV)/triton-$(GPU_TRITON)
+$(SIDE_TRITON)/.installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --target $(SIDE_TRITON) triton==$(GPU_TRITON)
+	touch $@
+# Triton 3.6's interpreter turns 1-element arrays into ints, which NumPy 2.5 refuses.
+SIDE_NUMPY := $(VENV)/numpy-2.2
+$(SIDE_NUMPY)/.installed: $(STAMP)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --target $(SIDE_NUMPY) numpy==2.2.6
+	touch $@
+
+# Compile every kernel the bundled networks launch (each fused group, pool projection,
+# residual expansion and k×k conv, at batches 1, 32 and 256, in fp16, bf16, TF32 and
+# IEEE fp32, with every config the tuner may pick) for sm_90 and sm_80, under this
+# machine's Triton and under the GPU machine's; fail on anything outside the targets'
+# limits. The tables land in build/gpu-check-*.txt. `make test` runs a subset. Then the
+# kernels' interpreter tests again under the GPU machine's Triton.
+gpu-check: $(STAMP) $(SIDE_TRITON)/.installed $(SIDE_NUMPY)/.installed
+	mkdir -p build
+	$(BIN)/python -m incdsl.compiler.triton.aot --json build/gpu-check-triton-here.json > build/gpu-check-triton-here.txt
+	tail -n 3 build/gpu-check-triton-here.txt
+	PYTHONPATH=$(SIDE_TRITON) $(BIN)/python -m incdsl.compiler.triton.aot \
+		--json build/gpu-check-triton-$(GPU_TRITON).json > build/gpu-check-triton-$(GPU_TRITON).txt
+	tail -n 3 build/gpu-check-triton-$(GPU_TRITON).txt
+	PYTHONPATH=$(SIDE_TRITON):$(SIDE_NUMPY) TRITON_INTERPRET=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
+		-W ignore::DeprecationWarning tests/test_triton.py
+
+# The kernels the first GPU benchmark call launches, compiled here for the lent GPU
+# (sm_90, its Triton) into .gpu-kernels/, which bench/gpu.sh installs there: the
+# GPU's minutes go to measuring, not compiling. Carry .gpu-kernels with .whl.
+gpu-kernels: $(STAMP) $(SIDE_TRITON)/.installed
+	rm -rf .gpu-kernels
+	PYTHONPATH=$(SIDE_TRITON) TRITON_CACHE_DIR=build/triton-cache-$(GPU_TRITON) $(BIN)/python -m incdsl.compiler.triton.aot \
+		--quiet --targets sm_90 --precisions fp16 --nets compat/torchvision_googlenet,inception_v4 --export .gpu-kernels
+	du -sh .gpu-kernels
 
 # bench/gpu.sh on a stand-in for a lent GPU machine (Python 3.12, torch 2.11, the
 # carried wheels), without a GPU, up to its first CUDA call; see BENCHMARKS.md.

@@ -57,3 +57,42 @@ def test_hopper_gemms_use_wgmma_and_the_copy_engine(subset):
     assert any(r["tma"] for r in hopper) and not any(r["tma"] for r in hopper if r["variant"].startswith("ieee"))
     ampere = [r for r in subset["rows"] if r["target"] == "sm_80" and r["kernel"] != "reduce"]
     assert all(r["mma"] and not r["wgmma"] for r in ampere if not r["variant"].startswith("ieee"))
+
+
+def _run(args: list[str], cache: Path, **kwargs) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(cache)
+    done = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, **kwargs)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done
+
+
+def test_a_cross_compiled_module_carries_kernels_its_gpu_finds(tmp_path):
+    out = tmp_path / "out"
+    done = _run([sys.executable, "-m", "incdsl.cli", "compile", "examples/mini_googlenet", "--backend", "triton",
+                 "--target", "sm_90", "--batches", "1,2", "-o", str(out)], tmp_path / "here")  # fmt: skip
+    assert "compiled" in done.stderr and "0 spilling" in done.stderr
+    manifest = json.loads((out / "kernels" / "manifest.json").read_text())
+    assert manifest["target"] == "sm_90" and manifest["kernels"]
+    for name in manifest["kernels"]:
+        assert list((out / "kernels" / name).glob("*.cubin")), name
+    assert "class MiniGooglenetTriton" in (out / "mini_googlenet.py").read_text()
+    # On the GPU: installed into that machine's (empty) Triton cache, every launch of the
+    # module's plans finds its kernel there under the key the JIT computes: nothing compiles.
+    there = tmp_path / "there"
+    _run([sys.executable, "-c", f"""
+import os
+from pathlib import Path
+from incdsl.compiler.triton.precompiled import install
+n = install(Path({str(out / "kernels")!r}))
+assert n == {len(manifest["kernels"])}, n
+before = set(os.listdir({str(there)!r}))
+import incdsl
+from incdsl.compiler.triton.aot import cross_compile
+from incdsl.compiler.triton.targets import TARGETS
+from incdsl.compiler.pipeline import DEFAULT_TRITON_KERNELS
+cross_compile(incdsl.load("examples/mini_googlenet"), DEFAULT_TRITON_KERNELS, TARGETS["sm_90"], [1, 2], ["fp16"],
+              Path({str(tmp_path / "again")!r}))
+after = set(os.listdir({str(there)!r}))
+assert after == before, sorted(after - before)
+"""], there)  # fmt: skip

@@ -7,8 +7,9 @@ For each network, kernel set, batch, dtype and target it builds the network's
 launch plan on the meta device (the same code that runs on a GPU, so the
 specialisations are exactly the ones a GPU would compile) and compiles every
 config the tuner may pick for each launch. Each distinct binary is one row:
-shared memory, registers, stack (spills), whether its dot uses ``wgmma``
-(sm_90) or ``mma.sync`` (sm_80), whether it loads through TMA, compile time.
+shared memory, registers, stack (spills), and from its machine code (SASS)
+whether its dot runs on ``wgmma`` (HGMMA, sm_90) or ``mma.sync`` (HMMA) and
+whether it loads through TMA (UTMALDG); compile time.
 
 A row fails when its shared memory exceeds the target's, when it spills,
 when a 16-bit dot misses the target's tensor-core instruction, or when the
@@ -29,22 +30,21 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-if os.environ.get("TRITON_INTERPRET") == "1":  # kernels defined under the interpreter cannot be compiled
-    sys.exit("incdsl aot: unset TRITON_INTERPRET: the check compiles the kernels for real GPUs")
+import torch
+import triton
 
-import torch  # noqa: E402
-import triton  # noqa: E402
+import incdsl
+from incdsl import ir
 
-import incdsl  # noqa: E402
-
-from ..pipeline import DEFAULT_TRITON_KERNELS, TRITON_KERNELS  # noqa: E402
-from .launch import Config, Launch, compiling_for  # noqa: E402
-from .targets import TARGETS, Target  # noqa: E402
-from .tuning import Shape, candidates, default_config, estimate_shared  # noqa: E402
+from ..pipeline import DEFAULT_TRITON_KERNELS, TRITON_KERNELS, BackendUnavailable
+from .launch import Config, Launch, compiling_for, interpreted
+from .targets import TARGETS, Target
+from .tuning import Shape, candidates, default_config, estimate_shared
 
 NETWORKS = ("googlenet", "inception_v3", "inception_v4", "inception_resnet_v1", "inception_resnet_v2")
 
@@ -83,16 +83,30 @@ def _cuobjdump() -> str:
     return str(Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump")
 
 
-def _resources(cubin: bytes) -> tuple[int, int]:
-    """(registers, stack bytes) of a cubin, as cuobjdump reports them."""
+@dataclass(frozen=True)
+class Machine:
+    """What a cubin holds, read with the cuobjdump that Triton ships."""
+
+    registers: int
+    stack: int  # bytes of stack and local memory: spills
+    wgmma: bool  # HGMMA: Hopper's warp-group MMA
+    mma: bool  # HMMA: mma.sync
+    tma: bool  # UTMALDG: loads through the tensor memory accelerator
+
+
+def inspect(cubin: bytes) -> Machine:
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(cubin)
         f.flush()
-        text = subprocess.run([_cuobjdump(), "-res-usage", f.name], capture_output=True, text=True, check=True).stdout
-    found = re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", text)
+
+        def dump(flag: str) -> str:
+            return subprocess.run([_cuobjdump(), flag, f.name], capture_output=True, text=True, check=True).stdout
+
+        usage, sass = dump("-res-usage"), dump("-sass")
+    found = re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", usage)
     if found is None:
-        raise RuntimeError(f"cuobjdump gave no resource usage:\n{text}")
-    return int(found[1]), int(found[2]) + int(found[3])
+        raise RuntimeError(f"cuobjdump gave no resource usage:\n{usage}")
+    return Machine(int(found[1]), int(found[2]) + int(found[3]), "HGMMA" in sass, "HMMA" in sass, "UTMALDG" in sass)
 
 
 def _variant(launch: Launch, precision: str) -> tuple[str, str]:
@@ -113,26 +127,35 @@ def _variant(launch: Launch, precision: str) -> tuple[str, str]:
     return kind, " ".join(flags)
 
 
+#: Which configs of each launch a check compiles: every candidate the tuner may pick; the
+#: default and the widest once per kernel variant (the test suite's subset); the default
+#: alone (what a cross-compiled module runs before it is tuned).
+MODES = ("all", "subset", "default")
+
+
 class Check:
     """Compiles launches for one target and collects a row per distinct binary."""
 
-    def __init__(self, target: Target, subset: bool) -> None:
+    def __init__(self, target: Target, mode: str = "all") -> None:
         self.target = target
-        self.subset = subset
+        self.mode = mode
         self.rows: dict[str, Row] = {}
+        self.compiled: dict[str, dict[str, str]] = {}  # hash → the binary's files in Triton's cache
         self.seen: set[tuple[str, str]] = set()  # (variant, config) compiled in subset mode
         self.user = ""
 
     def choose(self, shape: Shape, make: Callable[[Config], list[Launch]], label: str) -> list[Launch]:
         configs = candidates(shape, self.target)
         default = default_config(shape, self.target)
-        if self.subset:  # the default config and the one with the most shared memory, once per variant
+        if self.mode == "subset":
             widest = max(configs, key=lambda c: estimate_shared(c, shape))
             configs = [default] if widest == default else [default, widest]
+        elif self.mode == "default":
+            configs = [default]
         for config in configs:
             for launch in make(config):
                 key = (" ".join(_variant(launch, shape.precision)), str(config))
-                if self.subset and key in self.seen:
+                if self.mode == "subset" and key in self.seen:
                     continue
                 self.seen.add(key)
                 self.compile(launch, shape, config, label)
@@ -142,18 +165,18 @@ class Check:
         start = time.perf_counter()
         compiled = launch.compile()
         seconds = time.perf_counter() - start
+        self.compiled[compiled.hash] = dict(compiled.metadata_group)
         row = self.rows.get(compiled.hash)
         if row is None:
             kind, variant = _variant(launch, shape.precision)
-            registers, stack = _resources(compiled.asm["cubin"])
-            ptx = compiled.asm["ptx"]
+            machine = inspect(compiled.asm["cubin"])
             if kind == "reduce":
                 estimate, shown = 0, f"{launch.args['BLOCK_M']}×{launch.args['BLOCK_N']} w{launch.options['num_warps']}"
             else:
                 estimate, shown = estimate_shared(config, shape), str(config)
             row = self.rows[compiled.hash] = Row(
-                self.target.name, kind, variant, shown, compiled.metadata.shared, estimate, registers, stack,
-                "wgmma.mma_async" in ptx, "mma.sync" in ptx, "cp.async.bulk.tensor" in ptx, seconds,
+                self.target.name, kind, variant, shown, compiled.metadata.shared, estimate, machine.registers,
+                machine.stack, machine.wgmma, machine.mma, machine.tma, seconds,
             )  # fmt: skip
             row.problems = self.problems(row, shape.itemsize)
         user = f"{self.user}{label}"
@@ -188,30 +211,42 @@ def _precision(mode: str) -> Iterator[None]:
         conv.fp32_precision = before
 
 
-def check_target(
-    target: Target, nets: list[str], kernel_sets: list[tuple[str, ...]], batches: list[int], precisions: list[str],
-    subset: bool, progress: Callable[[str], None],
-) -> list[Row]:  # fmt: skip
-    """Build every plan on the meta device for ``target`` and compile its launches."""
+def check_plans(
+    check: Check, net: ir.Network, kernel_sets: list[tuple[str, ...]], batches: list[int], precisions: list[str],
+    progress: Callable[[str], None] = lambda _: None,
+) -> None:  # fmt: skip
+    """Build ``net``'s plans on the meta device for ``check``'s target and compile their launches."""
     from .module import TritonNetwork, passed_for_triton
 
-    check = Check(target, subset)
-    for name in nets:
-        net = incdsl.load(name)
-        for kernels in kernel_sets:
-            passed = passed_for_triton(net, kernels)
-            with torch.device("meta"):
-                model = TritonNetwork(net, passed, kernels, cuda_graphs=False).eval()
-            for precision in precisions:
-                dtype, mode = PRECISIONS[precision]
-                model.to(dtype)
-                for batch in batches:
-                    progress(f"{target.name} {name} [{','.join(kernels)}] {precision} batch {batch}")
-                    check.user = f"{name}:"
-                    x = torch.empty(batch, *net.input_shape, device="meta", dtype=dtype)
-                    with _precision(mode), compiling_for(target.arch), torch.no_grad():
-                        model._prepare()
-                        model.build_plan(x, check.choose, target)
+    if interpreted():  # kernels defined under the interpreter are not compilable
+        raise BackendUnavailable("compiling for a GPU target needs TRITON_INTERPRET unset")
+    for kernels in kernel_sets:
+        passed = passed_for_triton(net, kernels)
+        with torch.device("meta"):
+            model = TritonNetwork(net, passed, kernels, cuda_graphs=False).eval()
+        for precision in precisions:
+            dtype, mode = PRECISIONS[precision]
+            model.to(dtype)
+            for batch in batches:
+                progress(f"{check.target.name} {net.name} [{','.join(kernels)}] {precision} batch {batch}")
+                check.user = f"{net.name}:"
+                x = torch.empty(batch, *net.input_shape, device="meta", dtype=dtype)
+                with _precision(mode), compiling_for(check.target.arch), torch.no_grad():
+                    model._prepare()
+                    model.build_plan(x, check.choose, check.target)
+
+
+def cross_compile(
+    net: ir.Network, kernels: tuple[str, ...], target: Target, batches: list[int], precisions: list[str], dest: Path
+) -> list[Row]:
+    """Compile the default config of every launch ``net``'s module makes at ``batches`` for
+    ``target`` and export the binaries to ``dest`` (``incdsl compile --target``)."""
+    from .precompiled import export
+
+    check = Check(target, "default")
+    check_plans(check, net, [kernels], batches, precisions)
+    about = {"network": net.name, "target": target.name, "batches": batches, "precisions": precisions}
+    export(check.compiled.items(), dest, about)
     return list(check.rows.values())
 
 
@@ -249,6 +284,18 @@ def summary(rows: list[Row], wall: float) -> dict[str, Any]:
     return {"triton": triton.__version__, "torch": torch.__version__, "wall_seconds": round(wall, 1), "targets": by_target}
 
 
+def describe(rows: list[Row], target: Target) -> str:
+    """One paragraph on a cross-compiled module's kernels."""
+    failing = [r for r in rows if r.problems]
+    text = (
+        f"compiled {len(rows)} kernels for {target.name}: max shared {max(r.shared for r in rows):,} B of "
+        f"{target.max_shared:,}, max registers {max(r.registers for r in rows)}, "
+        f"{sum(1 for r in rows if r.stack)} spilling, "
+        f"{sum(1 for r in rows if r.wgmma or r.mma)} on tensor cores, {sum(1 for r in rows if r.tma)} through TMA"
+    )
+    return text + "".join(f"\n  FAIL {r.kernel} {r.variant} {r.config}: {'; '.join(r.problems)}" for r in failing)
+
+
 def _summary_text(s: dict[str, Any]) -> str:
     lines = [f"ahead-of-time check, Triton {s['triton']}: {s['wall_seconds']} s"]
     for name, t in s["targets"].items():
@@ -261,6 +308,16 @@ def _summary_text(s: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def _check_task(task: tuple[str, str, list[str], list[int], str]) -> tuple[list[Row], dict[str, dict[str, str]]]:
+    """One target and precision, every network, kernel set and batch (a worker process's share)."""
+    target, precision, nets, batches, mode = task
+    check = Check(TARGETS[target], mode)
+    for spec in nets:
+        check_plans(check, incdsl.load(spec), [DEFAULT_TRITON_KERNELS, TRITON_KERNELS], batches, [precision],
+                    lambda text: print(f"  {text}", file=sys.stderr, flush=True))  # fmt: skip
+    return list(check.rows.values()), check.compiled
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m incdsl.compiler.triton.aot", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -268,18 +325,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nets", default=",".join(NETWORKS), help="bundled specs (default: the family)")
     parser.add_argument("--batches", default="1,32,256")
     parser.add_argument("--precisions", default=",".join(PRECISIONS), help="fp16,bf16,tf32,ieee (fp32 in IEEE)")
-    parser.add_argument("--subset", action="store_true", help="one launch of each kind, default and widest config")
+    parser.add_argument("--subset", action="store_true", help="each kernel variant once, default and widest config")
+    parser.add_argument("--export", type=Path, metavar="DIR", help="copy every binary to DIR/<target>/ (to carry)")
     parser.add_argument("--json", type=Path, help="write the rows and the summary here")
     parser.add_argument("--quiet", action="store_true", help="print the summary only")
+    parser.add_argument("--jobs", type=int, default=os.cpu_count() or 1, help="compiling processes (default: one per CPU)")
     args = parser.parse_args(argv)
-    kernel_sets = [DEFAULT_TRITON_KERNELS, TRITON_KERNELS]
+    if interpreted():
+        parser.error("unset TRITON_INTERPRET: the check compiles the kernels for real GPUs")
+    batches = [int(b) for b in args.batches.split(",")]
+    tasks = [
+        (target, precision, args.nets.split(","), batches, "subset" if args.subset else "all")
+        for target in args.targets.split(",")
+        for precision in args.precisions.split(",")
+    ]
     start = time.perf_counter()
     rows: list[Row] = []
-    for name in args.targets.split(","):
-        rows += check_target(
-            TARGETS[name], args.nets.split(","), kernel_sets, [int(b) for b in args.batches.split(",")],
-            args.precisions.split(","), args.subset, lambda text: print(f"  {text}", file=sys.stderr, flush=True),
-        )  # fmt: skip
+    compiled: dict[str, dict[str, dict[str, str]]] = {}
+    with ProcessPoolExecutor(max_workers=max(1, min(args.jobs, len(tasks)))) as pool:
+        for (target, *_), (done_rows, done_compiled) in zip(tasks, pool.map(_check_task, tasks), strict=True):
+            rows += done_rows
+            compiled.setdefault(target, {}).update(done_compiled)
+    if args.export:
+        from .precompiled import export
+
+        for target, kernels in compiled.items():
+            about = {"target": target, "networks": args.nets.split(","), "batches": batches}
+            export(kernels.items(), args.export / target, about)
     result = summary(rows, time.perf_counter() - start)
     if not args.quiet:
         print(table(rows))

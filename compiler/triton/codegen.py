@@ -40,6 +40,7 @@ def triton_footer(net: ir.Network, kernels: tuple[str, ...]) -> str:
             "# --- the triton backend: eval mode through incdsl's Triton kernels ---",
             "",
             "import json  # noqa: E402",
+            "from pathlib import Path  # noqa: E402",
             "",
             "from incdsl.compiler.triton.module import TritonEval, passed_for_triton  # noqa: E402",
             "",
@@ -51,7 +52,12 @@ def triton_footer(net: ir.Network, kernels: tuple[str, ...]) -> str:
             "",
             f"    def __init__(self, kernels: tuple[str, ...] = {kernels!r}, cuda_graphs: bool = True, autotune: bool = False) -> None:",
             "        super().__init__()",
-            "        self.setup_triton(passed_for_triton(NETWORK, kernels), kernels, cuda_graphs, autotune)",
+            "        # kernels compiled ahead of time for a GPU (incdsl compile --target) sit beside this file",
+            "        precompiled = Path(__file__).with_name('kernels')",
+            "        self.setup_triton(",
+            "            passed_for_triton(NETWORK, kernels), kernels, cuda_graphs, autotune,",
+            "            precompiled if (precompiled / 'manifest.json').exists() else None,",
+            "        )",
             "",
         ]
     )

@@ -32,7 +32,8 @@ from .launch import Config, Launch
 POOL_NONE, POOL_MAX, POOL_AVG, POOL_AVG_WITH_PAD = 0, 1, 2, 3
 
 
-@triton.jit(do_not_specialize=["M"])  # one binary for every batch size
+# One binary for every batch size and image size: M and the spatial sizes only bound masks.
+@triton.jit(do_not_specialize=["M", "H", "W", "OH", "OW"])
 def _conv_kernel(
     x, b, bias_ptr, floor_ptr, out_ptr, table_ptr,
     M, N, C, H, W, OH, OW, sx_n, sx_h, sx_w, num_out,

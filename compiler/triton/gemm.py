@@ -39,7 +39,7 @@ def _gemm_kernel(
     first_row = pid_m * BLOCK_M
     first_col = pid_n * BLOCK_N
     k_start = tl.program_id(1) * k_per_split
-    k_stop = min(K, k_start + k_per_split)
+    k_stop = tl.minimum(K, k_start + k_per_split)
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     if TMA:

@@ -20,6 +20,7 @@ tensors the plans and graphs already hold, so nothing is rebuilt.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -99,8 +100,12 @@ class TritonEval(InferenceEval):
         kernels: Iterable[str] = DEFAULT_TRITON_KERNELS,
         cuda_graphs: bool = True,
         autotune: bool = False,
+        precompiled: Path | None = None,
     ) -> None:
+        """``precompiled``: a folder of kernels compiled ahead of time for this GPU
+        (``incdsl compile --target``), put into Triton's cache before the first plan."""
         self.setup_inference(passed, track_in_place=False)
+        self._precompiled = precompiled
         self._kernels = tuple(kernels)
         self._cuda_graphs = cuda_graphs
         self._autotune = autotune
@@ -159,6 +164,11 @@ class TritonEval(InferenceEval):
             raise TypeError(f"the input is {x.dtype} and the weights are {dtype}: convert one to the other")
 
     def _chooser(self, x: torch.Tensor, tune: bool) -> RuntimeChooser:
+        if self._precompiled is not None and x.is_cuda:
+            from .precompiled import install
+
+            install(self._precompiled)
+            self._precompiled = None
         from .launch import interpreted
         from .targets import TARGETS, target_of_capability
         from .tuning import TuningCache

@@ -23,31 +23,37 @@ import triton
 from .launch import Config
 from .targets import Target
 
-# (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) per kernel kind.
-_SPACES: dict[str, list[tuple[int, int, int, int, int]]] = {
-    # the 1×1 GEMM: wide tiles for large M; BLOCK_K 32 for fp32, whose tiles are twice the bytes
-    # (128×256 tiles spill: 128 accumulators a thread and the epilogue's besides)
-    "gemm": [
-        (128, 128, 64, 8, 4), (128, 64, 64, 4, 4), (64, 128, 64, 4, 4), (64, 64, 64, 4, 4), (128, 128, 64, 8, 3),
+# (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) per kernel kind and operand width, largest
+# tiles first. Each list is what the ahead-of-time check passes on sm_90 and sm_80 for every
+# launch of the bundled networks: 16-bit operands take wide K tiles; fp32 operands (TF32 or
+# IEEE FMA dots) twice the bytes and registers, so half the K tile and eight warps for the
+# wide tiles (four spill). 128×256 tiles spill in every width; so does a 128×64×32 k×k
+# conv tile on four warps on sm_80.
+_SPACES: dict[tuple[str, int], list[tuple[int, int, int, int, int]]] = {
+    ("gemm", 2): [
+        (128, 128, 64, 8, 4), (128, 128, 64, 8, 3), (128, 64, 64, 4, 4), (64, 128, 64, 4, 4), (64, 64, 64, 4, 4),
         (128, 128, 32, 8, 4), (128, 64, 32, 4, 4), (64, 128, 32, 4, 4), (64, 64, 32, 4, 4),
     ],
-    # k×k convs: the operand is gathered, so narrower N tiles for the 32–64-channel convs too
-    "conv": [
-        (128, 128, 64, 8, 3), (128, 64, 64, 4, 3), (64, 128, 64, 4, 3), (64, 64, 64, 4, 3),
-        (128, 128, 32, 8, 4), (128, 64, 32, 4, 4), (64, 64, 32, 4, 4), (128, 32, 64, 4, 3),
+    ("gemm", 4): [(128, 128, 32, 8, 3), (128, 64, 32, 8, 3), (64, 128, 32, 8, 3), (64, 64, 32, 4, 3)],
+    # k×k convs whose channels are a multiple of BLOCK_K: each K tile lies in one kernel tap
+    ("conv", 2): [
+        (128, 128, 64, 8, 3), (128, 128, 32, 8, 4), (128, 64, 64, 4, 3), (64, 128, 64, 4, 3), (64, 64, 64, 4, 3),
+        (64, 64, 32, 4, 4), (128, 32, 64, 4, 3),
     ],
-    # pool projections: each K tile is pooled from PK² loads; at most two stages deep
-    "pool": [
-        (64, 64, 32, 4, 1), (64, 128, 32, 4, 1), (128, 64, 32, 4, 1), (128, 128, 32, 8, 1),
-        (64, 64, 32, 4, 2), (64, 128, 32, 4, 2),
+    ("conv", 4): [(128, 128, 32, 8, 3), (128, 64, 32, 8, 2), (64, 128, 32, 8, 3), (64, 64, 32, 8, 3), (64, 32, 32, 4, 3)],
+    # k×k convs whose channels are not (the stem's 3, a 5×5 over 48): each K element's tap and
+    # channel are computed, so the operand's indices take registers of their own
+    ("gather", 2): [(128, 64, 32, 8, 3), (64, 128, 32, 8, 3), (64, 64, 32, 4, 3), (64, 32, 32, 4, 3)],
+    ("gather", 4): [(128, 64, 16, 8, 3), (64, 128, 16, 8, 3), (64, 64, 16, 4, 3), (64, 32, 32, 8, 3)],
+    # pool projections: each K tile is pooled from PK² loads, at most two stages deep
+    ("pool", 2): [
+        (128, 128, 32, 8, 1), (128, 64, 32, 4, 1), (64, 128, 32, 4, 2), (64, 128, 32, 4, 1), (64, 64, 32, 4, 2),
+        (64, 64, 32, 4, 1),
     ],
+    ("pool", 4): [(128, 64, 16, 8, 2), (64, 128, 32, 8, 2), (64, 64, 32, 8, 2), (64, 64, 16, 4, 2)],
 }  # fmt: skip
 
-#: k×k convs whose channels are not a multiple of 32 (the stem's 3): each K element's tap
-#: and channel are computed, so the operand's indices take registers of their own.
-_GATHER: list[tuple[int, int, int, int, int]] = [(64, 64, 32, 4, 3), (128, 64, 32, 8, 3), (64, 128, 32, 8, 3), (64, 32, 32, 4, 3)]
-
-KINDS = tuple(_SPACES)
+KINDS = ("gemm", "conv", "pool")
 
 #: Split-K counts tried when a GEMM's output tiles cannot fill the GPU.
 SPLITS = (2, 4, 8)
@@ -89,38 +95,47 @@ class Shape:
 
 
 def estimate_shared(config: Config, shape: Shape) -> int:
-    """Bytes of shared memory ``config`` needs: each pipeline stage holds an A and a B
-    tile; a pool projection at two stages also keeps each tap's load for the next one."""
+    """Bytes of shared memory ``config`` needs: each pipeline stage holds an A and a B tile (a
+    pool projection at two stages also keeps each tap's load for the next one); after the loop,
+    the epilogue converts the output tile's layout through shared memory that the pipeline's
+    buffers are reused for, so the larger of the two counts."""
     a = config.block_m * config.block_k * shape.itemsize
     b = config.block_k * config.block_n * shape.itemsize
     if shape.kind == "pool" and config.num_stages > 1:
-        return (config.num_stages - 1) * (shape.taps * a + b) + 2 * a + b + _SLACK
-    return config.num_stages * (a + b) + _SLACK
+        pipeline = (config.num_stages - 1) * (shape.taps * a + b) + 2 * a + b
+    else:
+        pipeline = config.num_stages * (a + b)
+    epilogue = config.block_m * config.block_n * shape.itemsize
+    return max(pipeline, epilogue) + _SLACK
 
 
 def fits(config: Config, shape: Shape, target: Target) -> bool:
-    """The pruning rule: within shared memory; on Hopper wide enough for wgmma (a warp
-    group's 64 rows) with 16-bit operands; for IEEE fp32 (FMA, no tensor cores, so
-    operands held in registers) at most 64×128×32 per four warps."""
+    """The pruning rule: within the target's shared memory, and on Hopper wide enough for
+    wgmma (a warp group's 64 rows) when the operands are 16-bit."""
     if estimate_shared(config, shape) > target.max_shared:
         return False
-    if target.has_wgmma and shape.itemsize == 2 and config.block_m < 64:
-        return False
-    if shape.precision == "ieee":
-        return config.block_k <= 32 and config.block_m * config.block_n <= 64 * 128 * config.num_warps // 4
-    return True
+    return not (target.has_wgmma and shape.itemsize == 2 and config.block_m < 64)
 
 
 def candidates(shape: Shape, target: Target) -> list[Config]:
-    """Every config the tuner may pick for ``shape`` on ``target`` (the AOT check compiles each)."""
-    space = [Config(*fields) for fields in _SPACES[shape.kind]]
-    if shape.kind == "conv" and shape.channels % 32:  # a gathered operand: see _GATHER
-        space = [Config(*fields) for fields in _GATHER]
+    """Every config the tuner may pick for ``shape`` on ``target``, largest tiles first
+    (the AOT check compiles each). A k×k conv takes the tap-per-tile configs whose
+    BLOCK_K divides its channels and the gathering ones whose BLOCK_K does not."""
+    width = 2 if shape.itemsize == 2 else 4
+    if shape.kind == "conv":
+        space = [Config(*f) for f in _SPACES["conv", width] if shape.channels % f[2] == 0]
+        space += [Config(*f) for f in _SPACES["gather", width] if shape.channels % f[2] != 0]
+    else:
+        space = [Config(*f) for f in _SPACES[shape.kind, width]]
     if shape.kind == "gemm":
+        # split-K on the smallest tiles of the list and on its 64×128 ones
+        small = min(space, key=lambda c: (c.block_m * c.block_n, c.block_k))
+        wide = next(c for c in space if (c.block_m, c.block_n) == (64, 128))
         space += [
-            Config(64, bn, bk, 4, 4, split_k=s)
-            for bn, bk, s in ((64, 64, 2), (64, 64, 4), (64, 64, 8), (128, 64, 2), (128, 64, 4), (64, 32, 4), (64, 32, 8))
-            if _split_useful(shape, Config(64, bn, bk, 4, 4), s, target)
+            Config(c.block_m, c.block_n, c.block_k, c.num_warps, c.num_stages, split_k=s)
+            for c in (small, wide)
+            for s in SPLITS
+            if _split_useful(shape, c, s, target)
         ]
     return [c for c in space if fits(c, shape, target)]
 
@@ -139,22 +154,18 @@ def _split_useful(shape: Shape, config: Config, splits: int, target: Target) -> 
 
 
 def default_config(shape: Shape, target: Target) -> Config:
-    """The config used before ``shape`` is tuned: by how many tiles the output makes.
-    It is always one of :func:`candidates`."""
-    bk = 64 if shape.itemsize == 2 else 32
-    sms = _sms(target)
-    if shape.kind == "pool":
-        chosen = Config(64, 64 if shape.n <= 64 else 128, 32, 4, 2)
-    elif shape.kind == "conv":
-        chosen = Config(128, 64 if shape.n <= 64 else 128, bk, 4 if shape.n <= 64 else 8, 3 if bk == 64 else 4)
-    elif _tiles(shape, Config(128, 128, bk, 8, 4)) >= sms:
-        chosen = Config(128, 128, bk, 8, 4)
-    else:
-        small = Config(64, 64, bk, 4, 4)
-        splits = max((s for s in SPLITS if _split_useful(shape, small, s, target)), default=1)
-        chosen = Config(64, 64, bk, 4, 4, split_k=splits) if splits > 1 else Config(64, 128, bk, 4, 4)
+    """The config used before ``shape`` is tuned: the largest tile that still makes a tile per
+    SM; for a GEMM whose smallest tiles leave most SMs idle, split-K over enough ranges."""
     allowed = candidates(shape, target)
-    return chosen if chosen in allowed else allowed[0]
+    whole = [c for c in allowed if c.split_k == 1]
+    sms = _sms(target)
+    filling = [c for c in whole if _tiles(shape, c) >= sms]
+    if filling:
+        return filling[0]
+    split = [c for c in allowed if c.split_k > 1 and _tiles(shape, c) * c.split_k <= sms]
+    if split:  # the most parallel split that still fits the SMs
+        return max(split, key=lambda c: (_tiles(shape, c) * c.split_k, -c.block_n))
+    return max(whole, key=lambda c: (_tiles(shape, c), -c.block_m * c.block_n))  # no wasted columns on a tie
 
 
 # --- tuned choices, on disk ----------------------------------------------------------
