@@ -12,6 +12,7 @@ from typing import Any
 
 from incdsl import ir
 
+from .options import BACKENDS, DEFAULT_TRITON_KERNELS, TRITON_KERNELS, BackendUnavailable, check_kernels
 from .passes import (
     fold_batch_norm,
     fuse_parallel_1x1,
@@ -20,19 +21,12 @@ from .passes import (
     plan_concat_buffers,
 )
 
-BACKENDS = ("torch", "triton")
-
-#: The Triton kernels a compiled network can use; ``kernels=`` picks among them.
-#: ``conv`` (implicit-GEMM k×k convs) is not on by default: cuDNN may beat it,
-#: and only a GPU benchmark (bench/) can say.
-TRITON_KERNELS = ("fused_1x1", "pool_conv", "residual_1x1", "conv")
-DEFAULT_TRITON_KERNELS = ("fused_1x1", "pool_conv", "residual_1x1")
+__all__ = [
+    "BACKENDS", "DEFAULT_TRITON_KERNELS", "TRITON_KERNELS", "BackendUnavailable", "check_backend", "compile_network",
+    "compile_report", "generate_source", "inference_passes", "passed_for_triton", "run_passes",
+]
 
 Pass = Callable[[ir.Network], ir.Network]
-
-
-class BackendUnavailable(RuntimeError):
-    """The backend cannot run on this machine; the message says what is missing."""
 
 
 def inference_passes(backend: str, kernels: Iterable[str] = DEFAULT_TRITON_KERNELS) -> list[Pass]:
@@ -62,12 +56,19 @@ def run_passes(net: ir.Network, passes: Iterable[Pass], verify: bool = False) ->
     return net
 
 
-def _check_kernels(kernels: Iterable[str] | str) -> tuple[str, ...]:
-    chosen = TRITON_KERNELS if kernels == "all" else tuple(kernels)
-    unknown = sorted(set(chosen) - set(TRITON_KERNELS))
-    if unknown:
-        raise ValueError(f"unknown Triton kernel(s) {', '.join(unknown)}; choose among {', '.join(TRITON_KERNELS)}")
-    return chosen
+def passed_for_triton(network: dict[str, Any] | ir.Network, kernels: Iterable[str] = DEFAULT_TRITON_KERNELS) -> ir.Network:
+    """The network (or its JSON, as a generated module carries it) after the triton backend's passes."""
+    net = ir.network_from_json(network) if isinstance(network, dict) else network
+    return run_passes(net, inference_passes("triton", tuple(kernels)))
+
+
+def check_backend(backend: str) -> None:
+    """Raise :class:`BackendUnavailable` if ``backend`` cannot compile here (running may need more)."""
+    if backend == "triton":
+        try:
+            import triton  # noqa: F401
+        except ImportError as err:
+            raise BackendUnavailable("the triton backend needs the triton package: pip install 'incdsl[triton]'") from err
 
 
 def compile_network(
@@ -98,12 +99,11 @@ def compile_network(
     if options:
         raise TypeError(f"unexpected options for the {backend} backend: {', '.join(sorted(options))}")
     if backend == "triton":
-        from .triton.module import TritonNetwork, check_available
+        chosen = check_kernels(kernels)
+        check_backend(backend)
+        from .triton.module import TritonNetwork
 
-        chosen = _check_kernels(kernels)
-        check_available()
-        passed = run_passes(net, inference_passes("triton", chosen))
-        return TritonNetwork(net, passed, chosen, cuda_graphs is not False, bool(autotune))
+        return TritonNetwork(net, passed_for_triton(net, chosen), chosen, cuda_graphs is not False, bool(autotune))
     if fuse:
         from .torch.fused import FusedNetwork
 
@@ -117,7 +117,7 @@ def compile_report(net: ir.Network, backend: str, kernels: Iterable[str] | str =
     """What the inference passes do to ``net`` and what the backend runs (``incdsl compile`` prints it)."""
     from .report import compile_report as report
 
-    chosen = _check_kernels(kernels) if backend == "triton" else ()
+    chosen = check_kernels(kernels) if backend == "triton" else ()
     return report(net, run_passes(net, inference_passes(backend, chosen)), backend, chosen)
 
 
@@ -136,5 +136,5 @@ def generate_source(net: ir.Network, backend: str = "torch", kernels: Iterable[s
     if backend == "triton":
         from .triton.codegen import triton_footer
 
-        source += triton_footer(net, _check_kernels(kernels))
+        source += triton_footer(net, check_kernels(kernels))
     return source

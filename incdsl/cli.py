@@ -113,6 +113,21 @@ def _parser() -> argparse.ArgumentParser:
     compile_cmd.add_argument(
         "--report", action="store_true", help="torch: print what the inference passes (fuse=True) do, not the source"
     )
+    compile_cmd.add_argument(
+        "--target",
+        metavar="sm_NN",
+        help="triton: also compile the kernels ahead of time for this GPU (sm_90: H100/H200, sm_80: A100, sm_89: "
+        "L4); -o then names a folder that gets the module and its kernels, which run there without compiling",
+    )
+    compile_cmd.add_argument(
+        "--batches", metavar="B[,B…]", default="1,8,32,128", help="with --target: the batch sizes to compile for"
+    )
+    compile_cmd.add_argument(
+        "--precision",
+        default="fp16",
+        metavar="P[,P…]",
+        help="with --target: fp16, bf16, tf32 (fp32 in TF32, torch's default), ieee (fp32); default fp16",
+    )
 
     draw = _command(
         sub, "draw", "draw the network with Graphviz (SVG, PNG, PDF or DOT source)",
@@ -187,25 +202,33 @@ def _ir_text(net: ir.Network) -> str:
 
 
 def _compile(net: ir.Network, args: argparse.Namespace) -> int:
-    from .compiler.pipeline import DEFAULT_TRITON_KERNELS, BackendUnavailable, compile_report, generate_source
+    from .compiler.pipeline import (
+        DEFAULT_TRITON_KERNELS,
+        BackendUnavailable,
+        check_backend,
+        compile_report,
+        generate_source,
+    )
 
     kernels = DEFAULT_TRITON_KERNELS if args.kernels is None else args.kernels
     if args.kernels not in (None, "all"):
         kernels = tuple(k.strip() for k in args.kernels.split(","))
+    if args.target and (args.backend != "triton" or not args.output):
+        print("incdsl compile: error: --target goes with --backend triton and -o DIR", file=sys.stderr)
+        return EXIT_USAGE
     try:
-        if args.backend == "triton":
-            from .compiler.triton.module import check_available
-
-            check_available()  # the triton package; compiling needs no GPU
+        check_backend(args.backend)  # the triton package; compiling needs no GPU
         if args.backend == "triton" or args.report:
             sys.stdout.write(compile_report(net, args.backend, kernels))
             if not args.output:
                 return 0
         source = generate_source(net, backend=args.backend, kernels=kernels)
+        if args.target:
+            return _cross_compile(net, kernels, source, args)
     except BackendUnavailable as err:
         print(f"incdsl: {err}", file=sys.stderr)
         return EXIT_BACKEND
-    except ValueError as err:  # an unknown kernel name
+    except ValueError as err:  # an unknown kernel name, target or precision
         print(f"incdsl compile: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     if args.output:
@@ -216,6 +239,33 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(source)
     return 0
+
+
+def _cross_compile(net: ir.Network, kernels: Any, source: str, args: argparse.Namespace) -> int:
+    """``compile --target``: the module and its kernels, compiled for that GPU, into one folder."""
+    from .compiler.pipeline import TRITON_KERNELS
+    from .compiler.triton.aot import PRECISIONS, cross_compile, describe
+    from .compiler.triton.targets import target
+    from .progress import progress
+
+    chosen = TRITON_KERNELS if kernels == "all" else tuple(kernels)
+    gpu = target(args.target)
+    precisions = [p.strip() for p in args.precision.split(",")]
+    unknown = [p for p in precisions if p not in PRECISIONS]
+    if unknown:
+        raise ValueError(f"unknown precision {', '.join(unknown)}; choose among {', '.join(PRECISIONS)}")
+    try:
+        batches = [int(b) for b in args.batches.split(",")]
+    except ValueError:
+        raise ValueError(f"--batches takes whole numbers, got {args.batches!r}") from None
+    folder = Path(args.output)
+    module = folder / f"{net.name}.py"
+    with progress(f"compiling {net.name}'s kernels for {gpu.name}"):
+        rows = cross_compile(net, chosen, gpu, batches, precisions, folder / "kernels")
+    module.write_text(source, encoding="utf-8")
+    print(describe(rows, gpu), file=sys.stderr)
+    print(f"wrote {module} and {folder / 'kernels'}", file=sys.stderr)
+    return 1 if any(r.problems for r in rows) else 0
 
 
 def _list(pattern: str) -> int:

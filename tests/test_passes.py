@@ -16,7 +16,7 @@ from incdsl.compiler.passes import (
     fuse_residual_into_1x1,
     plan_concat_buffers,
 )
-from incdsl.compiler.pipeline import inference_passes, run_passes
+from incdsl.compiler.pipeline import TRITON_KERNELS, inference_passes, run_passes
 
 
 def _groups(net: ir.Network, pooled: bool = False) -> list[ir.Node]:
@@ -189,7 +189,7 @@ def test_fused_weights_follow_in_place_edits_and_moves():
 @pytest.mark.parametrize("spec", incdsl.bundled_specs())
 def test_every_pass_keeps_the_ir_invariants(spec, backend):
     net = incdsl.load(spec)
-    passed = run_passes(net, inference_passes(backend, ("fused_1x1", "pool_conv", "conv")), verify=True)
+    passed = run_passes(net, inference_passes(backend, TRITON_KERNELS), verify=True)
     # the passes never touch the parameters: the same modules hold them
     assert {m.name for n in passed.nodes if isinstance(n.attrs, ir.Conv1x1GroupAttrs) for m in n.attrs.members} <= {
         n.name for n in net.nodes if n.op == "conv"

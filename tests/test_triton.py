@@ -336,6 +336,28 @@ def test_compile_needs_no_gpu(cli, monkeypatch):
     assert "Triton launches per forward" in out
 
 
+@pytest.mark.parametrize(
+    ("spec", "options"),
+    [
+        ("googlenet", ["--backend", "triton"]),
+        ("inception_resnet_v2", ["--backend", "triton"]),
+        ("examples/mini_googlenet", ["--backend", "triton", "--kernels", "all"]),
+        ("inception_v4", ["--report"]),
+    ],
+)
+def test_compile_reports_are_golden(cli, golden, spec, options):
+    code, out, err = cli("compile", spec, *options)
+    assert code == 0, err
+    backend = "torch" if "--report" in options else "triton-all" if "all" in options else "triton"
+    golden(f"compile/{spec.replace('/', '_')}.{backend}.txt", out)
+
+
+def test_generated_triton_module_is_golden(golden):
+    from incdsl.compiler.pipeline import generate_source
+
+    golden("codegen/mini_googlenet_triton.py", generate_source(incdsl.load("examples/mini_googlenet"), "triton"))
+
+
 def test_compile_report(cli):
     code, out, err = cli("compile", "googlenet", "--backend", "triton")
     assert code == 0, err
@@ -349,9 +371,12 @@ def test_compile_writes_a_triton_module(cli, tmp_path, randomise_bn):
     target = tmp_path / "mini.py"
     code, out, err = cli("compile", "examples/mini_googlenet", "--backend", "triton", "-o", str(target))
     assert code == 0, err
-    namespace: dict = {}
-    exec(compile(target.read_text(), str(target), "exec"), namespace)  # noqa: S102 - our own generated file
-    generated = namespace["MiniGooglenetTriton"]()
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mini", target)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)  # imported as a user would, from its own file
+    generated = module.MiniGooglenetTriton()
     torch.manual_seed(0)
     reference = incdsl.compile("examples/mini_googlenet")
     randomise_bn(reference)

@@ -18,7 +18,7 @@ from torch import nn
 
 from incdsl import ir
 
-from ..pipeline import BackendUnavailable
+from ..options import BackendUnavailable
 
 INPUT_NAME, OUTPUT_NAME = "input", "logits"
 #: The exporter needs onnxscript (which brings onnx); onnxruntime is only for checking.

@@ -41,7 +41,8 @@ import triton
 import incdsl
 from incdsl import ir
 
-from ..pipeline import DEFAULT_TRITON_KERNELS, TRITON_KERNELS, BackendUnavailable
+from ..options import DEFAULT_TRITON_KERNELS, TRITON_KERNELS, BackendUnavailable
+from ..pipeline import passed_for_triton
 from .launch import Config, Launch, compiling_for, interpreted
 from .targets import TARGETS, Target
 from .tuning import Shape, candidates, default_config, estimate_shared
@@ -216,7 +217,7 @@ def check_plans(
     progress: Callable[[str], None] = lambda _: None,
 ) -> None:  # fmt: skip
     """Build ``net``'s plans on the meta device for ``check``'s target and compile their launches."""
-    from .module import TritonNetwork, passed_for_triton
+    from .module import TritonNetwork
 
     if interpreted():  # kernels defined under the interpreter are not compilable
         raise BackendUnavailable("compiling for a GPU target needs TRITON_INTERPRET unset")

@@ -28,20 +28,10 @@ import torch
 from incdsl import ir
 from incdsl.progress import progress
 
-from ..pipeline import DEFAULT_TRITON_KERNELS, BackendUnavailable
+from ..options import DEFAULT_TRITON_KERNELS
 from ..torch.fused import InferenceEval
 from ..torch.lower import IncNetwork
 from ..torch.weights import activation_floor, conv_weights, group_weights
-
-
-def check_available() -> None:
-    """Raise :class:`BackendUnavailable` unless the triton package is installed (compiling needs no GPU)."""
-    try:
-        import triton  # noqa: F401
-    except ImportError as err:
-        raise BackendUnavailable(
-            "the triton backend needs the triton package: pip install 'incdsl[triton]'"
-        ) from err
 
 
 def no_gpu_message(x: torch.Tensor) -> str:
@@ -51,14 +41,6 @@ def no_gpu_message(x: torch.Tensor) -> str:
         "to the GPU (model.cuda(), x.cuda()); or, to test on the CPU, run the kernels in Triton's "
         "interpreter (slow) by setting TRITON_INTERPRET=1 before importing incdsl"
     )
-
-
-def passed_for_triton(network: dict[str, Any] | ir.Network, kernels: Iterable[str] = DEFAULT_TRITON_KERNELS) -> ir.Network:
-    """The network (or its JSON) after the triton backend's passes."""
-    from ..pipeline import inference_passes, run_passes
-
-    net = ir.network_from_json(network) if isinstance(network, dict) else network
-    return run_passes(net, inference_passes("triton", tuple(kernels)))
 
 
 class RuntimeChooser:
