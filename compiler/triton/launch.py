@@ -67,32 +67,31 @@ class Launch:
     values that torch allocates anew on each call).
     """
 
-    kernel: Any  # a triton JITFunction
+    kernel: Any  # a triton JITFunction (an InterpretedFunction under TRITON_INTERPRET=1)
     grid: tuple[int, ...]
     args: dict[str, Any]
     options: dict[str, int]
-    _runner: Any = field(default=None, repr=False)
+    _run: Any = field(default=None, repr=False)  # the compiled kernel's launcher for this grid
+    _values: list[Any] = field(default_factory=list, repr=False)  # its arguments, in order
 
     def compile(self) -> Any:
         """The compiled kernel for this launch's specialisation (from Triton's cache when it has it)."""
         return self.kernel.warmup(grid=self.grid, **self.args, **self.options)
 
     def __call__(self) -> None:
-        if interpreted():
-            self.kernel[self.grid](**self.args, **self.options)
-            return
-        if self._runner is None:
-            compiled = self.compile()
-            self._runner = (compiled[self.grid], [self.args[name] for name in self.kernel.arg_names])
-        run, values = self._runner
-        run(*values)
+        if self._run is None:
+            if type(self.kernel).__name__ == "InterpretedFunction":
+                self.kernel[self.grid](**self.args, **self.options)
+                return
+            self._run = self.compile()[self.grid]
+            self._values = [self.args[name] for name in self.kernel.arg_names]
+        self._run(*self._values)
 
     def bind(self, **tensors: torch.Tensor) -> None:
         """Replace tensor arguments (same shapes, strides and alignment, so the same binary)."""
         self.args.update(tensors)
-        if self._runner is not None:
-            run, _ = self._runner
-            self._runner = (run, [self.args[name] for name in self.kernel.arg_names])
+        if self._run is not None:
+            self._values = [self.args[name] for name in self.kernel.arg_names]
 
 
 class _AheadOfTimeDriver:

@@ -87,3 +87,21 @@ def install(source: Path, cache: Path | None = None) -> int:
         except OSError:  # another process installed it first
             shutil.rmtree(staging, ignore_errors=True)
     return installed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m incdsl.compiler.triton.precompiled DIR``: install DIR's kernels into Triton's cache."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m incdsl.compiler.triton.precompiled", description=main.__doc__)
+    parser.add_argument("folder", type=Path, help="a folder with a manifest.json (incdsl compile --target, make gpu-kernels)")
+    args = parser.parse_args(argv)
+    manifest = json.loads((args.folder / MANIFEST).read_text(encoding="utf-8"))
+    installed = install(args.folder)
+    print(f"installed {installed} of {len(manifest['kernels'])} kernels into {_cache_dir()}"
+          f" (built with Triton {manifest.get('triton')}, for {manifest.get('target')})")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
