@@ -203,7 +203,7 @@ class _Builder:
         self.triton_convs = triton_convs
         self.tma = tma
         self.batch = x.shape[0]
-        self.dtype, self.device = x.dtype, x.device
+        self.device = x.device
         self.run_now = not x.is_meta  # on the meta device, launches are compiled, never run
         layout = arena_layout(program, nodes, self.batch, x.element_size(), triton_convs)
         self.arena = torch.empty(layout.total, dtype=x.dtype, device=x.device)
@@ -257,14 +257,21 @@ class _Builder:
                     self.values[output], self.launches, self.arena)  # fmt: skip
 
     def free_after(self, i: int) -> None:
+        """Drop the values read for the last time at node ``i`` once the latest step has run,
+        so torch's allocator can reuse them (arena values are kept by the arena)."""
         dead = [self.slot[name] for name in self.program[i].inputs if self.last.get(name) == i]
-        if dead:
+        if not dead or not self.steps:
+            return
+        for s in dead:
+            self.values[s] = None
+        latest = self.steps[-1]
 
-            def free(values: list[Any], dead: list[int] = dead) -> None:
-                for s in dead:
-                    values[s] = None
+        def step(values: list[Any]) -> None:
+            latest(values)
+            for s in dead:
+                values[s] = None
 
-            self.add(free)
+        self.steps[-1] = step
 
     def compute(self, node: ir.Node) -> None:
         a = node.attrs
