@@ -57,6 +57,8 @@ class RuntimeChooser:
 
         key = f"{self.target.name}:{shape.bucket()}"
         config = self.cache.get(key) if self.cache is not None else None
+        if config not in candidates(shape, self.target):  # only a config the AOT check's rule allows
+            config = None
         if config is None and self.tune:
             config = fastest(candidates(shape, self.target), lambda c: _time(make(c)))
             self.cache.put(key, config)

@@ -205,7 +205,8 @@ class TuningCache:
 
     def get(self, key: str) -> Config | None:
         fields = self.entries.get(key)
-        return Config(*fields) if fields else None
+        valid = isinstance(fields, list) and len(fields) == 7 and all(type(v) is int and v > 0 for v in fields)
+        return Config(*fields) if valid else None
 
     def put(self, key: str, config: Config) -> None:
         self.entries[key] = config.to_list()
