@@ -3,6 +3,7 @@ bundled networks, the tuning cache on disk, and the runtime's choice between the
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 
@@ -50,16 +51,15 @@ def _launch_shapes(spec: str, batch: int, precision: str) -> list[Shape]:
 
 @pytest.mark.parametrize("spec", ["googlenet", "inception_v3", "inception_v4", "inception_resnet_v2"])
 def test_every_launch_has_candidates_and_its_default_is_one_of_them(spec):
-    for target in (TARGETS["sm_90"], TARGETS["sm_80"]):
-        for precision in ITEMSIZE:
-            for batch in (1, 256):  # split-K and the smallest tiles; the largest
-                shapes = _launch_shapes(spec, batch, precision)
-                assert {s.precision for s in shapes} == {precision}
-                for shape in shapes:
-                    allowed = candidates(shape, target)
-                    assert allowed, shape
-                    assert default_config(shape, target) in allowed, shape
-                    assert all(estimate_shared(c, shape) <= target.max_shared for c in allowed)
+    for precision in ITEMSIZE:
+        for batch in (1, 256):  # split-K and the smallest tiles; the largest
+            shapes = _launch_shapes(spec, batch, precision)
+            assert {s.precision for s in shapes} == {precision}
+            for target, shape in itertools.product((TARGETS["sm_90"], TARGETS["sm_80"]), shapes):
+                allowed = candidates(shape, target)
+                assert allowed, shape
+                assert default_config(shape, target) in allowed, shape
+                assert all(estimate_shared(c, shape) <= target.max_shared for c in allowed)
 
 
 def test_small_gemms_split_k_to_fill_the_gpu():
