@@ -108,6 +108,7 @@ class TritonEval(InferenceEval):
     def tune(self, x: torch.Tensor) -> None:
         """Time every candidate config of each launch at ``x``'s shape on this GPU, keep the fastest
         (on disk, for later processes too) and use them from the next call on."""
+        self._check_input(x)
         with torch.no_grad():
             self._prepare()
             key = (tuple(x.shape), x.dtype, x.device)
@@ -116,10 +117,6 @@ class TritonEval(InferenceEval):
             self._plans[key] = self.build_plan(x, choose, choose.target)
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
-        from .launch import interpreted
-
-        if not (x.is_cuda or x.is_meta or interpreted()):
-            raise RuntimeError(no_gpu_message(x))
         self._check_input(x)
         with torch.no_grad():
             self._prepare()
@@ -136,6 +133,10 @@ class TritonEval(InferenceEval):
             return plan(x)
 
     def _check_input(self, x: torch.Tensor) -> None:
+        from .launch import interpreted
+
+        if not (x.is_cuda or x.is_meta or interpreted()):
+            raise RuntimeError(no_gpu_message(x))
         expected = tuple(self._nodes[self._program[0].name].shape)  # type: ignore[arg-type]
         if x.dim() != 4 or tuple(x.shape[1:]) != expected:
             c, h, w = expected
