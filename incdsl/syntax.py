@@ -173,6 +173,21 @@ def parse(text: str, file: str = "<string>") -> ast.SpecFile:
     return ast.SpecFile.model_construct(path=file, source=text, stmts=tuple(stmts))
 
 
+#: Tokens that carry layout (line ends with their comments, indentation), not meaning of their own.
+LAYOUT_TOKENS = frozenset({"_NL", "_INDENT", "_DEDENT"})
+
+
+def tokens(text: str) -> list[Token]:
+    """The tokens the parser reads from ``text``, as its own lexer splits them (in context),
+    indentation tokens included; for text that :func:`parse` accepts.
+
+    >>> [str(t) for t in tokens("conv 3x3 4 eps=1e-5\\n") if t.type not in LAYOUT_TOKENS]
+    ['conv', '3x3', '4', 'eps', '=', '1e-5']
+    """
+    source = text if text.endswith("\n") else text + "\n"
+    return list(_parser().parse_interactive(source).iter_parse())
+
+
 def _span(file: str, meta_or_token) -> Span:
     return Span(
         file,
