@@ -33,6 +33,7 @@ _TERMINAL_NAMES = {
     "_DEDENT": "the end of the indented block",
     "ARROW": "`->`",
     "LPAR": "`(`",
+    "SLASH": "`/`",
     "RPAR": "`)`",
     "COLON": "`:`",
     "COMMA": "`,`",
@@ -328,6 +329,12 @@ class _ToAst(Transformer):
             stride=int(stride) if stride else None,
             text=text,
         )
+
+    def strided(self, meta, children):
+        size, _slash, stride = children
+        size_node = self.dims(meta, [size]) if size.type == "DIMS" else self.symbol(meta, [size])
+        stride_node = self.int(meta, [stride]) if stride.type == "INT" else self.symbol(meta, [stride])
+        return ast.Strided.model_construct(span=self._s(meta), size=size_node, stride=stride_node)
 
     def positional(self, meta, children):
         (value,) = children

@@ -32,7 +32,7 @@ from incdsl import ir
 
 from ..program import eval_program, last_uses
 from . import runtime
-from .lower import IncNetwork
+from .lower import IncNetwork, call_layer
 from .weights import conv_weights, group_weights
 
 
@@ -144,9 +144,7 @@ class InferenceEval(nn.Module):
             return self._concat(node, xs, env)
         if isinstance(a, ir.AddAttrs):
             return runtime.residual(xs[0], xs[1], a.scale, a.act == "relu")
-        module = self.get_submodule(node.name)
-        y = module(torch.flatten(xs[0], 1) if isinstance(a, ir.LinearAttrs) else xs[0])
-        return F.relu_(y) if getattr(a, "act", None) == "relu" else y
+        return call_layer(self, node, xs[0])
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return x

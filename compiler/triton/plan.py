@@ -31,6 +31,7 @@ from incdsl import ir
 
 from ..program import last_uses
 from ..torch import runtime
+from ..torch.lower import call_layer
 from .conv import POOL_AVG, POOL_AVG_WITH_PAD, POOL_MAX, POOL_NONE, conv_launch
 from .epilogue import Destinations, destinations, pixel_rows
 from .gemm import _descriptor, gemm_launches, precision_of, tma_applies
@@ -301,15 +302,7 @@ class _Builder:
             return lambda x, r: runtime.residual(x, r, a.scale, a.act == "relu")
         if isinstance(a, ir.DropoutAttrs):
             return lambda x: x
-        module = self.model.get_submodule(node.name)
-        relu = getattr(a, "act", None) == "relu"
-        flatten = isinstance(a, ir.LinearAttrs)
-
-        def call(x: torch.Tensor) -> torch.Tensor:
-            y = module(torch.flatten(x, 1) if flatten else x)
-            return F.relu_(y) if relu else y
-
-        return call
+        return lambda x: call_layer(self.model, node, x)
 
     def torch_op(self, node: ir.Node, op: Callable[..., torch.Tensor]) -> None:
         ins = [self.slot[name] for name in node.inputs]
