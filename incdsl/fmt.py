@@ -23,8 +23,8 @@ from .syntax import LAYOUT_TOKENS, parse, tokens
 
 INDENT = "  "
 CONTINUATION = "    "
-_NO_SPACE_BEFORE = {")", ",", ":", "=", "(", "."}
-_NO_SPACE_AFTER = {"(", "=", "@", "."}
+_NO_SPACE_BEFORE = {")", ",", ":", "=", "(", ".", "/"}
+_NO_SPACE_AFTER = {"(", "=", "@", ".", "/"}
 _BINARY = {"+", "*", "-"}
 
 
