@@ -196,7 +196,7 @@ class Param(Node):
     """A block parameter, with its default value if it has one."""
 
     name: str
-    default: Expr | None
+    default: Expr | Dims | None
 
 
 class BlockDef(Node):
