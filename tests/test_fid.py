@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch import nn
+from conftest import randomise
 
 import incdsl
 
@@ -24,24 +24,10 @@ FEATURES = ["maxpool1", "maxpool2", "Mixed_6e", "avgpool"]
 TOLERANCE = 1e-5
 
 
-def _randomised(model: nn.Module, seed: int = 0) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.normal_(0.0, m.weight[0].numel() ** -0.5, generator=g)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2, generator=g)
-                m.running_var.uniform_(0.5, 2.0, generator=g)
-                m.weight.uniform_(0.5, 1.5, generator=g)
-                m.bias.uniform_(-0.2, 0.2, generator=g)
-    return model.eval()
-
-
 @pytest.fixture(scope="module")
 def models():
     """(ours, pytorch-fid's Inception, pytorch-fid's InceptionV3 feature wrapper), same weights."""
-    ours = _randomised(incdsl.compile(SPEC))
+    ours = randomise(incdsl.compile(SPEC), seed=0)
     weights = ours.state_dict()
     patch = pytest.MonkeyPatch()
     patch.setattr(pytorch_fid, "load_state_dict_from_url", lambda *args, **kwargs: weights)
@@ -107,7 +93,7 @@ def test_the_triton_backend_gives_the_same_features():
     """In Triton's interpreter without a GPU, at 75×75 (the smallest input Inception-v3 takes)."""
     pytest.importorskip("triton")
     net = incdsl.load(SPEC, input="3x75x75")
-    reference = _randomised(incdsl.compile(net, features=FEATURES))
+    reference = randomise(incdsl.compile(net, features=FEATURES), seed=0)
     model = incdsl.compile(net, features=FEATURES, backend="triton")
     model.load_state_dict(reference.state_dict(), strict=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
