@@ -16,8 +16,10 @@ class _Reads(Protocol):
 
 
 def eval_program(passed: ir.Network) -> list[ir.Node]:
-    """The nodes the logits depend on, in execution order (aux heads and a trailing softmax left out)."""
-    needed = passed.ancestors(passed.logits) | {passed.logits}
+    """The nodes the outputs (the logits, or the features asked for) depend on, in execution
+    order (aux heads and a trailing softmax left out)."""
+    outputs = passed.outputs()
+    needed = set(outputs).union(*(passed.ancestors(o) for o in outputs))
     return [n for n in passed.nodes if n.name in needed]
 
 

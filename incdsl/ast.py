@@ -88,10 +88,11 @@ Expr = Num | Str | Sym | TableRef | BinOp | Neg
 
 
 class Arg(Node):
-    """An argument of a call or annotation: positional, or ``name=value``."""
+    """An argument of a call or annotation: positional, or ``name=value``; a size such as
+    ``3x3`` may be passed to a block too."""
 
     name: str | None
-    value: Expr
+    value: Expr | Dims
 
 
 class Dims(Node):
@@ -101,6 +102,15 @@ class Dims(Node):
     sizes: tuple[int, ...]
     stride: int | None
     text: str
+
+
+class Strided(Node):
+    """A window with a parameter in it: ``3x3/s``, ``k/2`` or ``k/s`` (``size`` a size or a
+    parameter's name, ``stride`` a number or a parameter's name)."""
+
+    kind: Literal["strided"] = "strided"
+    size: Dims | Sym
+    stride: Num | Sym
 
 
 class Positional(Node):
@@ -135,7 +145,7 @@ class Annotation(Node):
     args: tuple[Arg, ...]
 
 
-Term = Dims | Positional | Option | Rename | Annotation
+Term = Dims | Strided | Positional | Option | Rename | Annotation
 
 
 # --- statements -------------------------------------------------------------
@@ -186,7 +196,7 @@ class Param(Node):
     """A block parameter, with its default value if it has one."""
 
     name: str
-    default: Expr | None
+    default: Expr | Dims | None
 
 
 class BlockDef(Node):

@@ -128,6 +128,11 @@ def _parser() -> argparse.ArgumentParser:
         metavar="P[,P…]",
         help="with --target: fp16, bf16, tf32 (fp32 in TF32, torch's default), ieee (fp32); default fp16",
     )
+    compile_cmd.add_argument(
+        "--features",
+        metavar="NAME[,NAME…]",
+        help="the module returns these layers' or blocks' outputs in a dict (e.g. maxpool1,Mixed_6e), not the logits",
+    )
 
     draw = _command(
         sub, "draw", "draw the network with Graphviz (SVG, PNG, PDF or DOT source)",
@@ -217,6 +222,8 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
         print("incdsl compile: error: --target goes with --backend triton and -o DIR", file=sys.stderr)
         return EXIT_USAGE
     try:
+        if args.features is not None:
+            net = ir.with_features(net, [name.strip() for name in args.features.split(",")])
         check_backend(args.backend)  # the triton package; compiling needs no GPU
         if args.backend == "triton" or args.report:
             sys.stdout.write(compile_report(net, args.backend, kernels))
@@ -228,7 +235,7 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
     except BackendUnavailable as err:
         print(f"incdsl: {err}", file=sys.stderr)
         return EXIT_BACKEND
-    except ValueError as err:  # an unknown kernel name, target or precision
+    except ValueError as err:  # an unknown kernel name, target, precision or feature
         print(f"incdsl compile: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     if args.output:

@@ -42,7 +42,10 @@ def node_cost(node: ir.Node, inputs: list[ir.Shape]) -> Cost:
     if isinstance(a, ir.LinearAttrs):
         c, h, w = inputs[0]
         weights = c * h * w * a.out_features
-        return Cost(weights + (a.out_features if a.bias else 0), weights, weights)
+        extra = (a.out_features if a.bias else 0) + (2 * a.out_features if a.bn_eps is not None else 0)
+        return Cost(weights + extra, weights, weights)
+    if isinstance(a, ir.BatchNormAttrs):
+        return Cost(2 * inputs[0][0] if a.affine else 0)
     return Cost()
 
 

@@ -5,26 +5,26 @@ tokens are separated as the language reads best (``conv 3x3/2 64 V``,
 ``block35(scale=0.17)``, ``a -> b``), continuation lines after a trailing
 ``->`` are indented four spaces, and each table's header and rows are aligned
 into columns (labels left, values right). Comments and single blank lines
-survive. Since only whitespace between tokens changes and tokens never merge,
-``parse(fmt(x))`` is the same network as ``parse(x)`` (tests check it for every
-bundled spec and for generated ones).
+survive. The tokens are the parser's own (:func:`incdsl.syntax.tokens`), so a
+token is never split or merged (``eps=1e-5`` stays one number); and the result
+is checked to read as the same tokens before it is returned, so ``fmt`` cannot
+change what a file means.
 """
 
 from __future__ import annotations
 
-import re
+from collections import defaultdict
 from dataclasses import dataclass
 
+from lark import Token
+
 from . import ast
-from .syntax import parse
+from .syntax import LAYOUT_TOKENS, parse, tokens
 
 INDENT = "  "
 CONTINUATION = "    "
-_TOKEN = re.compile(
-    r'(?P<string>"[^"\n]*")|(?P<comment>#.*)|(?P<arrow>->)|(?P<word>[A-Za-z0-9_.×/]+)|(?P<punct>[^\sA-Za-z0-9_])'
-)
-_NO_SPACE_BEFORE = {")", ",", ":", "=", "(", "."}
-_NO_SPACE_AFTER = {"(", "=", "@", "."}
+_NO_SPACE_BEFORE = {")", ",", ":", "=", "(", ".", "/"}
+_NO_SPACE_AFTER = {"(", "=", "@", ".", "/"}
 _BINARY = {"+", "*", "-"}
 
 
@@ -35,22 +35,47 @@ def format_spec(text: str, file: str = "<string>") -> str:
     'network t\\ninput 3x8x8\\nconv 3x3 4 -> conv 1x1 4\\n'
     """
     tree = parse(text, file)
-    tables = _table_cells(tree, text)
-    return _Formatter(text, tables).run()
+    code = _code_tokens(text)
+    formatted = _Formatter(text, code, _table_cells(tree, code)).run()
+    if significant_tokens(formatted) != significant_tokens(text):
+        raise AssertionError(f"incdsl fmt would change the tokens of {file}; this is a bug in the formatter")
+    return formatted
+
+
+def significant_tokens(text: str) -> list[tuple[str, str]]:
+    """What a spec says, layout aside: each token's type and text, with line ends and
+    comments left out (indentation kept as its tokens, which carry structure)."""
+    return [
+        (t.type, "" if t.type in LAYOUT_TOKENS else "->" if t.type == "ARROW" else str(t))
+        for t in tokens(text)
+        if t.type != "_NL"
+    ]
 
 
 # --- tokens and spacing ------------------------------------------------------------
 
 
-def _tokens(code: str) -> tuple[list[str], str | None]:
-    """Tokens of a line of code and its trailing comment."""
-    tokens, comment = [], None
-    for match in _TOKEN.finditer(code):
-        if match.lastgroup == "comment":
-            comment = match.group().rstrip()
-            break
-        tokens.append(match.group())
-    return tokens, comment
+def _code_tokens(text: str) -> dict[int, list[Token]]:
+    """The parser's tokens by the line they start on, line ends and indentation left out."""
+    found: dict[int, list[Token]] = defaultdict(list)
+    for token in tokens(text):
+        if token.type not in LAYOUT_TOKENS:
+            found[token.line].append(token)
+    return found
+
+
+def _spelling(token: Token) -> str:
+    # `->` at the end of a line also holds the line break and comments after it
+    return "->" if token.type == "ARROW" else str(token)
+
+
+def _line(raw: str, code: list[Token]) -> tuple[list[str], str | None]:
+    """A line's tokens as written, and its trailing comment."""
+    if not code:
+        return [], None
+    last = code[-1]
+    rest = raw[last.column - 1 + len(_spelling(last)) :].strip()
+    return [_spelling(t) for t in code], rest or None
 
 
 def _is_value(token: str) -> bool:
@@ -95,14 +120,13 @@ def _unary(tokens: list[str], i: int) -> bool:
 # --- tables ------------------------------------------------------------------------
 
 
-def _source_of(lines: list[str], span) -> str:
-    line = lines[span.line - 1]
-    end = span.end_column - 1 if span.end_line == span.line and span.end_column else len(line)
-    return line[span.column - 1 : end]
+def _cells_of(terms: tuple[ast.Term, ...], code: dict[int, list[Token]]) -> list[str]:
+    return [join_tokens(_tokens_in(code, t.span)) for t in terms]
 
 
-def _cells_of(terms: tuple[ast.Term, ...], lines: list[str]) -> list[str]:
-    return [join_tokens(_tokens(_source_of(lines, t.span))[0]) for t in terms]
+def _tokens_in(code: dict[int, list[Token]], span) -> list[str]:
+    end = span.end_column if span.end_line == span.line else None
+    return [_spelling(t) for t in code[span.line] if t.column >= span.column and (end is None or t.column < end)]
 
 
 @dataclass(frozen=True)
@@ -112,19 +136,18 @@ class _TableCells:
     rows: dict[int, list[str]]
 
 
-def _table_cells(tree: ast.SpecFile, text: str) -> dict[int, _TableCells]:
+def _table_cells(tree: ast.SpecFile, code: dict[int, list[Token]]) -> dict[int, _TableCells]:
     """Cells of every table, by the line number of its header."""
-    lines = text.splitlines()
     found: dict[int, _TableCells] = {}
 
     def visit(stmts: tuple[ast.Statement, ...]) -> None:
         for stmt in stmts:
             if isinstance(stmt, ast.Stmt) and stmt.rows is not None and isinstance(stmt.links[0], ast.Item):
                 head = stmt.links[0]
-                header = [head.head, *_cells_of(head.terms, lines)]
+                header = [head.head, *_cells_of(head.terms, code)]
                 if head.head == "table" and len(header) > 1:  # `table NAME col...`: the name is no column
                     header[:2] = [f"table {header[1]}"]
-                rows = {r.span.line: [r.label, *_cells_of(r.terms, lines)] for r in stmt.rows}
+                rows = {r.span.line: [r.label, *_cells_of(r.terms, code)] for r in stmt.rows}
                 found[head.span.line] = _TableCells(header[0], header, rows)
             if stmt.body:
                 visit(stmt.body)
@@ -169,8 +192,9 @@ def _align(cells: _TableCells, widths: list[int], indent: str) -> dict[int, str]
 
 
 class _Formatter:
-    def __init__(self, text: str, tables: dict[int, _TableCells]) -> None:
+    def __init__(self, text: str, code: dict[int, list[Token]], tables: dict[int, _TableCells]) -> None:
         self.lines = text.splitlines()
+        self.code = code
         self.tables = tables
         self.out: list[str] = []
         self.widths = [0]
@@ -208,7 +232,7 @@ class _Formatter:
                 level = self._comment_level(width, next_width, continuing or paren_depth > 0)
                 self.out.append(INDENT * level + (CONTINUATION if continuing else "") + stripped)
                 continue
-            tokens, comment = _tokens(stripped)
+            tokens, comment = _line(raw, self.code.get(number, []))
             if continuing or paren_depth > 0:
                 line = INDENT * (len(self.widths) - 1) + CONTINUATION + join_tokens(tokens)
             else:

@@ -46,6 +46,21 @@ class InputAttrs(_Attrs):
     op: Literal["input"] = "input"
 
 
+class Parts(_Attrs):
+    """Where the modules of a layer with batch norm or an activation module live, as
+    patterns of the layer's name ``X``: children (``X.conv``, ``X.bn``, ``X.relu``) or
+    siblings (``X``, ``X_bn``). ``act`` None: the ReLU is a function, not a module. A layer
+    that is one module alone is the module ``X`` itself."""
+
+    main: str = "X.conv"
+    bn: str = "X.bn"
+    act: str | None = None
+
+    def text(self) -> str:
+        """The patterns as a spec writes them: ``"X.conv X.bn"``."""
+        return " ".join(p for p in (self.main, self.bn, self.act) if p is not None)
+
+
 class ConvAttrs(_Attrs):
     """A 2-d convolution over (C, H, W), optionally followed by batch norm (``bn_eps``)
     and a ReLU (``act``); ``padding`` is per side, (rows, columns)."""
@@ -61,6 +76,7 @@ class ConvAttrs(_Attrs):
     #: Set by the fold-BN pass: the batch norm (with this eps) that the spec puts
     #: after the conv is folded into its weights and bias, for inference.
     folded_bn_eps: float | None = None
+    parts: Parts = Parts()
 
 
 class PoolAttrs(_Attrs):
@@ -108,6 +124,25 @@ class LinearAttrs(_Attrs):
     out_features: int
     bias: bool = True
     act: Literal["relu"] | None = None
+    bn_eps: float | None = None
+    parts: Parts = Parts(main="X.linear")
+
+
+class BatchNormAttrs(_Attrs):
+    """Batch norm over channels: ``BatchNorm2d`` on a (C, H, W) map, ``BatchNorm1d`` on
+    features (after ``linear`` or ``flatten``); ``affine`` adds the learned scale and shift."""
+
+    op: Literal["bn"] = "bn"
+    eps: float = 1e-5
+    affine: bool = True
+
+
+class L2NormAttrs(_Attrs):
+    """Each sample divided by its L2 norm over channels (``F.normalize(x, dim=1)``), as
+    embedding networks end."""
+
+    op: Literal["l2norm"] = "l2norm"
+    eps: float = 1e-12
 
 
 class FlattenAttrs(_Attrs):
@@ -173,12 +208,16 @@ class SliceAttrs(_Attrs):
 
 
 Attrs = Annotated[
-    InputAttrs | ConvAttrs | PoolAttrs | AdaptiveAvgPoolAttrs | LRNAttrs | DropoutAttrs | LinearAttrs | FlattenAttrs | ReLUAttrs | SoftmaxAttrs | ConcatAttrs | AddAttrs | Conv1x1GroupAttrs | SliceAttrs,
+    InputAttrs | ConvAttrs | PoolAttrs | AdaptiveAvgPoolAttrs | LRNAttrs | DropoutAttrs | LinearAttrs | BatchNormAttrs | L2NormAttrs | FlattenAttrs | ReLUAttrs | SoftmaxAttrs | ConcatAttrs | AddAttrs | Conv1x1GroupAttrs | SliceAttrs,
     Field(discriminator="op"),
 ]
 
 #: Ops that become a module (with a dotted name) in a backend.
-MODULE_OPS = frozenset({"conv", "maxpool", "avgpool", "adaptive_avgpool", "lrn", "dropout", "linear", "flatten", "relu", "softmax"})
+MODULE_OPS = frozenset({"conv", "maxpool", "avgpool", "adaptive_avgpool", "lrn", "dropout", "linear", "bn", "l2norm", "flatten", "relu", "softmax"})
+#: Ops whose output is a batch of feature vectors (N, C) at run time, not maps (N, C, H, W).
+FLAT_OPS = frozenset({"linear", "flatten"})
+#: Ops that keep the rank of their input.
+RANK_KEEPING_OPS = frozenset({"bn", "l2norm", "dropout", "relu", "softmax", "slice"})
 
 
 class Node(BaseModel):
@@ -210,6 +249,40 @@ class Node(BaseModel):
     @property
     def has_module(self) -> bool:
         return self.op in MODULE_OPS
+
+
+def part_paths(node: Node) -> dict[str, str]:
+    """The module paths of a layer's parts by role (``main``, ``bn``, ``act``), in the order they
+    run; a layer of one part is the module at its own name.
+
+    >>> attrs = ConvAttrs(out_channels=8, kernel=(1, 1), bn_eps=1e-3, parts=Parts(main="X", bn="X_bn"))
+    >>> part_paths(Node(name="m.conv1", attrs=attrs))
+    {'main': 'm.conv1', 'bn': 'm.conv1_bn'}
+    """
+    a = node.attrs
+    parts: Parts | None = getattr(a, "parts", None)
+    roles = {"main": parts.main if parts else "X"}
+    if parts is not None and getattr(a, "bn_eps", None) is not None:
+        roles["bn"] = parts.bn
+    if parts is not None and parts.act is not None and a.act == "relu":  # type: ignore[union-attr]
+        roles["act"] = parts.act
+    if len(roles) == 1:
+        return {"main": node.name}
+    scope, _, leaf = node.name.rpartition(".")
+    return {role: _fill(pattern, node.name, scope, leaf) for role, pattern in roles.items()}
+
+
+def _fill(pattern: str, name: str, scope: str, leaf: str) -> str:
+    if pattern.startswith("X."):
+        return f"{name}{pattern[1:]}"
+    sibling = pattern.replace("X", leaf, 1)
+    return f"{scope}.{sibling}" if scope else sibling
+
+
+def wrapped(node: Node) -> bool:
+    """Whether a layer's parts are children of a module at its name (``X.conv``, ``X.bn``)."""
+    paths = part_paths(node)
+    return len(paths) > 1 and all(p.startswith(node.name + ".") for p in paths.values())
 
 
 class PaperFigure(BaseModel):
@@ -270,6 +343,26 @@ class AuxHead(BaseModel):
     row: int
 
 
+class Scope(BaseModel):
+    """A named group of layers — a block instance, a ``seq``, a repeat, a multi-layer branch,
+    an aux head — with the value it reads and the value it gives. ``block`` names the block
+    definition an instance was made from."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    input: str
+    output: str
+    block: str | None = None
+
+
+class Feature(BaseModel):
+    """A named output asked for by ``features=``: ``name`` as the user wrote it, ``node`` the value."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    node: str
+
+
 class Network(BaseModel):
     """A validated network: nodes in execution order plus what the params table and backends need.
 
@@ -286,6 +379,9 @@ class Network(BaseModel):
     aux: tuple[AuxHead, ...] = ()
     rows: tuple[Row, ...] = ()
     tables: tuple[TableHeader, ...] = ()
+    scopes: tuple[Scope, ...] = ()
+    #: When not empty, compiled modules return these values in a dict instead of the logits.
+    features: tuple[Feature, ...] = ()
 
     _index: _Index | None = PrivateAttr(default=None)
 
@@ -340,6 +436,22 @@ class Network(BaseModel):
     def aux_logits(self, head: AuxHead) -> str:
         return _strip_softmax(self, head.output)
 
+    def outputs(self) -> list[str]:
+        """The values the compiled network returns: the features when asked for, else the logits."""
+        return [f.node for f in self.features] or [self.logits]
+
+    def is_flat(self, name: str) -> bool:
+        """Whether value ``name`` is a batch of feature vectors (N, C) at run time (after a
+        ``linear`` or ``flatten``), not maps."""
+        node = self.node(name)
+        while node.op in RANK_KEEPING_OPS and node.inputs:
+            node = self.node(node.inputs[0])
+        return node.op in FLAT_OPS
+
+    def scope(self, name: str) -> Scope | None:
+        """The scope called ``name``, if there is one."""
+        return self._indexed().scopes.get(name)
+
     def in_aux(self, node: Node) -> bool:
         """Whether ``node`` belongs to an auxiliary head (the one definition of membership)."""
         return node.row is not None and node.row in self._indexed().aux_rows
@@ -391,6 +503,7 @@ class _Index:
                 consumers.setdefault(src, {})[node.name] = None
         self.consumers = {name: tuple(readers) for name, readers in consumers.items()}
         self.aux_rows = frozenset(h.row for h in net.aux)
+        self.scopes = {s.name: s for s in net.scopes}
         self.graph: nx.DiGraph | None = None
 
     def __eq__(self, other: object) -> bool:
@@ -457,6 +570,46 @@ def common_scope(names: Iterable[str]) -> str:
             break
         common.append(level[0])
     return ".".join(common)
+
+
+def with_features(net: Network, names: Sequence[str]) -> Network:
+    """``net`` made to return the named values in a dict, in the given order: a layer
+    (``Conv2d_1a_3x3``), a block instance or other scope (``Mixed_6e``: its output) or a
+    table row's label (``6e``). Unknown or repeated names are a ValueError with a suggestion.
+
+    >>> from incdsl import loads
+    >>> net = with_features(loads("input 3x8x8\\nconv 3x3 4 as stem\\nglobal_avgpool\\nlinear 2\\n"), ["stem"])
+    >>> [(f.name, f.node) for f in net.features]
+    [('stem', 'stem')]
+    """
+    if not names:
+        raise ValueError("features= names at least one layer or block")
+    rows = {r.label: r for r in net.rows if r.kind == "block" and r.label is not None}
+    found: list[Feature] = []
+    for name in names:
+        if any(f.name == name for f in found):
+            raise ValueError(f"feature {name!r} is asked for twice")
+        scope = net.scope(name)
+        if scope is not None:
+            node = scope.output
+        elif name in net and ":" not in name and net.node(name).op != "input":
+            node = name
+        elif name in rows:  # a Table-1 row: the block instance it made
+            members = {n.name for n in net.nodes if n.row == rows[name].index}
+            node = next(s.output for s in net.scopes if s.block == rows[name].block and s.output in members)
+        else:
+            raise ValueError(_unknown_feature(net, name))
+        found.append(Feature(name=name, node=node))
+    return net.model_copy(update={"features": tuple(found)})
+
+
+def _unknown_feature(net: Network, name: str) -> str:
+    from .errors import closest
+
+    known = [*(s.name for s in net.scopes), *(n.name for n in net.nodes if n.has_module)]
+    best = closest(name, known)
+    hint = f"; did you mean {best!r}?" if best else "; name a layer or a block instance of the network"
+    return f"{name!r} is not a layer, block or row of {net.name}{hint}"
 
 
 def network_from_json(data: dict[str, Any]) -> Network:

@@ -48,6 +48,7 @@ _PAD_FLAGS = {"same": ("padding", "same"), "valid": ("padding", "valid"), "V": (
 _BIAS_FLAGS = {"bias": ("bias", True), "nobias": ("bias", False)}
 _ROUND_FLAGS = {"ceil": ("ceil", True), "floor": ("ceil", False)}
 _POOL_OPTIONS = {"stride": "int", "pad": "pair"}
+_BN_FLAGS = {"bn": ("bn", True), "nobn": ("bn", False)}
 
 LAYER_TYPES: dict[str, LayerType] = {
     t.name: t
@@ -55,8 +56,8 @@ LAYER_TYPES: dict[str, LayerType] = {
         LayerType(
             "conv",
             (("window", "window"), ("out_channels", "count")),
-            {**_ACT_FLAGS, **_PAD_FLAGS, **_BIAS_FLAGS, "bn": ("bn", True), "nobn": ("bn", False)},
-            {"stride": "int", "pad": "pair", "eps": "float", "act": "act"},
+            {**_ACT_FLAGS, **_PAD_FLAGS, **_BIAS_FLAGS, **_BN_FLAGS},
+            {"stride": "int", "pad": "pair", "eps": "float", "act": "act", "parts": "parts"},
             "conv 3x3/2 64 V",
         ),
         LayerType(
@@ -89,10 +90,12 @@ LAYER_TYPES: dict[str, LayerType] = {
         LayerType(
             "linear",
             (("out_features", "count"),),
-            {**_ACT_FLAGS, **_BIAS_FLAGS},
-            {"act": "act"},
+            {**_ACT_FLAGS, **_BIAS_FLAGS, **_BN_FLAGS},
+            {"act": "act", "eps": "float", "parts": "parts"},
             "linear 1000",
         ),
+        LayerType("bn", (), options={"eps": "float", "affine": "bool"}, example="bn eps=0.001"),
+        LayerType("l2norm", (), options={"eps": "float"}, example="l2norm"),
         LayerType("flatten", (), example="flatten"),
         LayerType("relu", (), example="relu"),
         LayerType("softmax", (), example="softmax"),
@@ -143,6 +146,34 @@ def as_act(value: Any, span: Span) -> str | None:
     return "relu" if value == "relu" else None
 
 
+_PARTS_HINT = (
+    'write the patterns of the main part, the batch norm and optionally the activation module, '
+    'with X for the layer\'s name: children `parts="X.conv X.bn"`, siblings `parts="X X_bn"`'
+)
+
+
+def as_parts(value: Any, span: Span) -> ir.Parts:
+    """``"X.conv X.bn [X.relu]"`` (children of the layer's module X) or ``"X X_bn [X_relu]"``
+    (siblings of X in its scope) → :class:`~incdsl.ir.Parts`."""
+    _expect(isinstance(value, str) and not isinstance(value, Symbol), f"parts= takes a quoted pattern list; got `{value}`", span, _PARTS_HINT)
+    patterns = value.split()
+    _expect(len(patterns) in (2, 3), f"parts= names 2 or 3 parts (main, bn, activation); got {len(patterns)}", span, _PARTS_HINT)
+    for pattern in patterns:
+        child = pattern.startswith("X.")
+        name = pattern[2:] if child else pattern.replace("X", "", 1)
+        _expect(pattern.count("X") >= 1 and (child or "." not in pattern), f"`{pattern}` is not a part pattern", span, _PARTS_HINT)
+        _expect(not child or (name and "." not in name and ":" not in name), f"`{pattern}`: a child part is `X.name`", span, _PARTS_HINT)
+    children = [p.startswith("X.") for p in patterns]
+    _expect(
+        all(children) or not any(children),
+        f"parts `{value}` mixes children (X.name) and siblings",
+        span,
+        hint="the parts are either all inside the layer's module (X.conv X.bn) or all beside it (X X_bn)",
+    )
+    _expect(len(set(patterns)) == len(patterns), f"parts `{value}` names one module twice", span, _PARTS_HINT)
+    return ir.Parts(main=patterns[0], bn=patterns[1], act=patterns[2] if len(patterns) == 3 else None)
+
+
 def convert_option(kind: str, key: str, value: Any, span: Span) -> Any:
     if kind == "int":
         return as_int(value, key, span)
@@ -154,6 +185,8 @@ def convert_option(kind: str, key: str, value: Any, span: Span) -> Any:
         return as_bool(value, key, span)
     if kind == "act":
         return as_act(value, span)
+    if kind == "parts":
+        return as_parts(value, span)
     if kind == "pair":
         if isinstance(value, ast.Dims):
             _expect(len(value.sizes) == 2 and value.stride is None, f"{key} takes N or HxW; got `{value.text}`", span)
@@ -238,6 +271,7 @@ def build_attrs(op: str, settings: dict[str, Setting]) -> Any:
             bias=get("bias", not bn),
             bn_eps=get("eps", 1e-5) if bn else None,
             act=get("act", "relu"),
+            parts=get("parts", ir.Parts()),
         )
     if op in ("maxpool", "avgpool"):
         kernel, stride = _window(settings["window"], op)
@@ -265,7 +299,18 @@ def build_attrs(op: str, settings: dict[str, Setting]) -> Any:
     if op == "dropout":
         return ir.DropoutAttrs(p=get("p"))
     if op == "linear":
-        return ir.LinearAttrs(out_features=get("out_features"), bias=get("bias", True), act=get("act"))
+        bn = get("bn", False)
+        return ir.LinearAttrs(
+            out_features=get("out_features"),
+            bias=get("bias", not bn),
+            act=get("act"),
+            bn_eps=get("eps", 1e-5) if bn else None,
+            parts=get("parts", ir.Parts(main="X.linear")),
+        )
+    if op == "bn":
+        return ir.BatchNormAttrs(eps=get("eps", 1e-5), affine=get("affine", True))
+    if op == "l2norm":
+        return ir.L2NormAttrs(eps=get("eps", 1e-12))
     simple: dict[str, Callable[[], Any]] = {"flatten": ir.FlattenAttrs, "relu": ir.ReLUAttrs, "softmax": ir.SoftmaxAttrs}
     return simple[op]()
 

@@ -33,6 +33,7 @@ _TERMINAL_NAMES = {
     "_DEDENT": "the end of the indented block",
     "ARROW": "`->`",
     "LPAR": "`(`",
+    "SLASH": "`/`",
     "RPAR": "`)`",
     "COLON": "`:`",
     "COMMA": "`,`",
@@ -171,6 +172,21 @@ def parse(text: str, file: str = "<string>") -> ast.SpecFile:
             raise SpecError("this spec nests too deeply to be read", Span(file, 1, 1), source=source) from None
         raise
     return ast.SpecFile.model_construct(path=file, source=text, stmts=tuple(stmts))
+
+
+#: Tokens that carry layout (line ends with their comments, indentation), not meaning of their own.
+LAYOUT_TOKENS = frozenset({"_NL", "_INDENT", "_DEDENT"})
+
+
+def tokens(text: str) -> list[Token]:
+    """The tokens the parser reads from ``text``, as its own lexer splits them (in context),
+    indentation tokens included; for text that :func:`parse` accepts.
+
+    >>> [str(t) for t in tokens("conv 3x3 4 eps=1e-5\\n") if t.type not in LAYOUT_TOKENS]
+    ['conv', '3x3', '4', 'eps', '=', '1e-5']
+    """
+    source = text if text.endswith("\n") else text + "\n"
+    return list(_parser().parse_interactive(source).iter_parse())
 
 
 def _span(file: str, meta_or_token) -> Span:
@@ -313,6 +329,12 @@ class _ToAst(Transformer):
             stride=int(stride) if stride else None,
             text=text,
         )
+
+    def strided(self, meta, children):
+        size, _slash, stride = children
+        size_node = self.dims(meta, [size]) if size.type == "DIMS" else self.symbol(meta, [size])
+        stride_node = self.int(meta, [stride]) if stride.type == "INT" else self.symbol(meta, [stride])
+        return ast.Strided.model_construct(span=self._s(meta), size=size_node, stride=stride_node)
 
     def positional(self, meta, children):
         (value,) = children

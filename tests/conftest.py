@@ -107,3 +107,20 @@ def _randomise_bn(model: torch.nn.Module, seed: int = 0) -> None:
 def randomise_bn():
     """``randomise_bn(model, seed=0)``: give every BatchNorm2d random statistics and affine terms."""
     return _randomise_bn
+
+
+def randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
+    """Fan-in-scaled weights, small biases, and random BN statistics and affine parameters."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear)):
+                m.weight.normal_(0.0, m.weight[0].numel() ** -0.5, generator=g)
+                if m.bias is not None:
+                    m.bias.uniform_(-0.1, 0.1, generator=g)
+            elif isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2, generator=g)
+                m.running_var.uniform_(0.5, 2.0, generator=g)
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.uniform_(-0.2, 0.2, generator=g)
+    return model.eval()

@@ -39,9 +39,16 @@ def test_includes_bring_blocks_and_tables_but_not_defaults():
     assert list(found.blocks) == ["b"] and list(found.arg_tables) == ["t"]
 
 
+def test_an_included_network_gives_its_blocks_with_its_own_defaults():
+    network = "network lib\ninput 3x8x8\ndefaults:\n  conv bn eps=0.001\nblock b():\n  conv 1x1 4\nb()\nconv 1x1 8\n"
+    found = decls('include "lib.inc"\ndefaults:\n  conv relu\n', {"lib.inc": network})
+    assert list(found.blocks) == ["b"]
+    assert [type(t).__name__ for t in found.defaults["conv"]] == ["Positional"]
+    inside = found.defaults_for("b")["conv"]
+    assert [getattr(t, "key", None) or t.value.name for t in inside] == ["relu", "bn", "eps"]
+
+
 @pytest.mark.parametrize(("files", "message"), [
-    ({"lib.inc": "conv 1x1 8\n"}, "an included file may only define blocks and tables"),
-    ({"lib.inc": "defaults:\n  conv bn\n"}, "`defaults` belongs in the network spec"),
     ({"lib.inc": 'include "main.inc"\n'}, "include cycle: main.inc → lib.inc → main.inc"),
 ])
 def test_what_an_included_file_may_not_do(files, message):

@@ -72,8 +72,9 @@ def test_synthetic_names_take_a_colon_and_never_collide():
     assert [given.synthetic(Scope("m"), "concat") for _ in range(3)] == ["m:concat", "m:concat2", "m:concat3"]
 
 
-def test_quoted_names_and_two_renames_are_refused():
-    with pytest.raises(SpecError, match="without quotes"):
-        Names().allocate(Scope(""), "conv", rename("x", quoted=True), None, AT)
+def test_quoted_names_are_module_names_and_two_renames_are_refused():
+    assert Names().allocate(Scope("m"), "conv", rename("1x1", quoted=True), None, AT) == "m.1x1"
+    with pytest.raises(SpecError, match="cannot name a module"):
+        Names().allocate(Scope(""), "conv", rename("a.b", quoted=True), None, AT)
     with pytest.raises(SpecError, match="only one `as` name"):
         rename_of([rename("a"), rename("b")])

@@ -199,9 +199,9 @@ def test_comments_in_any_language_are_fine():
 @pytest.mark.parametrize(
     ("line", "name", "reason"),
     [
-        ("conv 3x3 4 as class", "class", "not a valid Python identifier"),
         ("conv 3x3 4 as forward", "forward", "shadow the torch.nn.Module attribute"),
-        ("conv 3x3 4 as _private", "_private", "not a valid Python identifier"),
+        ("conv 3x3 4 as _private", "_private", "starts with `_`"),
+        ('conv 3x3 4 as "a.b"', "a.b", "cannot name a module"),
     ],
 )
 def test_names_that_cannot_be_python_attributes(line, name, reason):
@@ -211,11 +211,12 @@ def test_names_that_cannot_be_python_attributes(line, name, reason):
     assert where(err) == (3, 12)
 
 
-def test_table_row_label_that_makes_no_identifier():
-    text = HEAD + "block b(c):\n  conv 1x1 c\n" + 'b "c" as "{row}"\n  3a 4\n'
+def test_table_row_label_may_name_a_module_alone():
+    text = HEAD + "block b(c):\n  conv 1x1 c\n" + 'b "c" as "{row}"\n  3a 4\n  _x 4\n'
     err = error(text)
-    assert err.message == "module name `3a` is not a valid Python identifier"
-    assert where(err) == (6, 3)
+    assert err.message == "module name `_x` starts with `_`"
+    assert where(err) == (7, 3)
+    assert [s.name for s in loads(text.rsplit("  _x", 1)[0]).scopes] == ["3a"]
 
 
 def test_residual_channel_mismatch_names_both_counts_and_the_expansion_conv():

@@ -28,6 +28,8 @@ KNOWN_PARAMS: dict[str, tuple[int, int | None, str]] = {
     "inception_resnet_v2": (55_843_464, None, "timm inception_resnet_v2, measured, §4.2"),
     "inception_resnet_v1": (22_756_328, None, "paper-literal IR-v1 with FC 1000, derived, §4.3"),
     "paper/inception_resnet_v2": (32_433_928, None, "paper structure, widths 384/1152/2144, derived, §4.3"),
+    # torchvision's 23,834,568 with 8 more classes of 2048 weights and a bias (pytorch-fid's 1008)
+    "compat/fid_inception_v3": (23_834_568 + 8 * 2049, None, "pytorch-fid fid_inception_v3, derived; tests/test_fid.py counts it"),
 }
 
 #: spec → conv + linear multiply-adds at 299×299, in G, to the digits the source gives

@@ -9,7 +9,7 @@ import pytest
 from conftest import without_spans
 
 from incdsl import bundled_specs
-from incdsl.fmt import format_spec
+from incdsl.fmt import format_spec, significant_tokens
 from incdsl.syntax import parse
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "LANGUAGE.md"
@@ -29,6 +29,7 @@ CORPUS += [(f"LANGUAGE.md[{i}]", text) for i, text in enumerate(DOC_EXAMPLES)]
 @pytest.mark.parametrize(("file", "text"), CORPUS, ids=[f for f, _ in CORPUS])
 def test_formatting_keeps_the_network_and_the_comments(file, text, same_network):
     formatted = format_spec(text, file)
+    assert significant_tokens(formatted) == significant_tokens(text)
     assert same_network(text, formatted, file)
     assert format_spec(formatted, file) == formatted
     assert _comments(formatted) == _comments(text)
@@ -51,6 +52,15 @@ def test_formatting_a_block_library_keeps_its_syntax_tree(path):
 
 def _tree(text: str):
     return without_spans(parse(text).model_dump(mode="json")["stmts"])
+
+
+@pytest.mark.parametrize("number", ["1e-5", "1E-3", "2.5e+1", ".5e-2", "1.e-3"])
+def test_numbers_keep_their_spelling(number, same_network):
+    """A float with an exponent is one token of the grammar; fmt once split `1e-5` into `1e - 5`."""
+    text = f"network t\ninput 3x8x8\nconv 3x3 4 bn eps={number}\n"
+    formatted = format_spec(text)
+    assert formatted.splitlines()[-1] == f"conv 3x3 4 bn eps={number}"
+    assert same_network(text, formatted, "t.inc")
 
 
 def test_parameter_tables_align_under_their_columns():

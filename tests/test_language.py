@@ -175,13 +175,17 @@ def test_include_resolves_next_to_the_file_then_among_the_bundled_specs(tmp_path
     assert conv(net, "mixed_3a1.conv").bn_eps == 0.001
 
 
-def test_an_included_file_may_not_hold_layers(tmp_path: Path):
-    (tmp_path / "lib.inc").write_text("block b():\n  conv 1x1 8\nconv 1x1 8\n", encoding="utf-8")
+def test_a_network_file_is_included_for_its_blocks(tmp_path: Path):
+    """Its layers, input and aux heads stay out; its blocks keep its defaults (bn eps=0.001 here),
+    over the including network's."""
+    lib = "network lib\ninput 3x99x99\ndefaults:\n  conv bn eps=0.001\nblock b():\n  conv 1x1 8\nconv 1x1 8\nb()\n"
+    (tmp_path / "lib.inc").write_text(lib, encoding="utf-8")
     spec = tmp_path / "net.inc"
-    spec.write_text(HEAD + 'include "lib.inc"\nb()\n', encoding="utf-8")
-    err = pytest.raises(SpecError, load, spec).value
-    assert err.message.startswith("an included file may only define blocks and tables")
-    assert err.file is not None and err.file.endswith("lib.inc")
+    spec.write_text(HEAD + 'include "lib.inc"\nconv 1x1 4\nb()\n', encoding="utf-8")
+    net = load(spec)
+    assert [n.name for n in net.nodes] == ["input", "conv1", "b1.conv1"]
+    assert net.node("conv1").attrs.bn_eps is None and net.node("b1.conv1").attrs.bn_eps == 0.001
+    assert net.input_shape == (8, 9, 9)
 
 
 def test_repeat_row_shows_a_per_copy_figure_only_when_the_copies_agree():

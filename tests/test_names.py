@@ -59,7 +59,9 @@ def test_seq_scopes_and_repeats_take_consecutive_indices():
     ]
 
 
-@pytest.mark.parametrize("name", ["__import__", "os.system", "a b", "x;y", '"q"', "x\\ny", "__class__", "None"])
+@pytest.mark.parametrize(
+    "name", ["__import__", "os.system", "a b", "x;y", '"a.b"', '"a b"', '"x\\\\y"', "x\\ny", "__class__", '"forward"']
+)
 def test_hostile_layer_names_are_rejected(name):
     with pytest.raises(SpecError):
         loads(HEAD + f"conv 3x3 8 as {name}\n")
@@ -91,5 +93,21 @@ def test_generated_source_holds_only_validated_names():
     attributes = {n.attr for n in pyast.walk(tree) if isinstance(n, pyast.Attribute)}
     assert {"Odd_x9", "class_"} <= attributes
     calls = {n.func.id for n in pyast.walk(tree) if isinstance(n, pyast.Call) and isinstance(n.func, pyast.Name)}
-    # the runtime helpers copied in, and nothing else: no eval, exec, getattr or __import__
-    assert calls <= {"super", "Group", "ConvBN", "residual", "TrainOutput", "AuxOutput", "criterion", "str"}
+    # the runtime helpers copied in and the block's class, and nothing else: no eval, exec, getattr or __import__
+    runtime = {"super", "Group", "Chain", "L2Norm", "residual", "TrainOutput", "AuxOutput", "criterion", "str", "tuple", "module"}
+    assert calls <= runtime | {"B"}
+
+
+def test_module_names_that_are_not_identifiers_are_quoted():
+    """Any name PyTorch takes for a module: `"1x1"`, `"3x3_reduce"`, a leading digit, a keyword."""
+    import ast as pyast
+
+    from incdsl.compiler.torch.codegen import generate
+
+    text = 'block inc():\n  concat:\n    conv 1x1 4 as "1x1"\n    conv 1x1 2 as "3x3_reduce" -> conv 3x3 4 as "3x3"\n'
+    text += 'inc() as "5b"\nconv 1x1 4 as class\n'
+    net = loads(HEAD + text)
+    assert names(text) == ["5b.1x1", "5b.3x3_reduce", "5b.3x3", "class"]
+    source = generate(net)
+    pyast.parse(source)
+    assert "getattr(self, '1x1')(x)" in source and "self.add_module('5b', Inc())" in source

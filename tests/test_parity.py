@@ -15,6 +15,7 @@ import copy
 
 import pytest
 import torch
+from conftest import randomise
 from torch import nn
 
 import incdsl
@@ -24,23 +25,6 @@ torchvision = pytest.importorskip("torchvision")
 
 TOLERANCE = 1e-4
 BATCH = 2
-
-
-def randomise(model: nn.Module, seed: int) -> nn.Module:
-    """Fan-in-scaled weights, small biases, and random BN statistics and affine parameters."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, (nn.Conv2d, nn.Linear)):
-                m.weight.normal_(0.0, m.weight[0].numel() ** -0.5, generator=g)
-                if m.bias is not None:
-                    m.bias.uniform_(-0.1, 0.1, generator=g)
-            elif isinstance(m, nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2, generator=g)
-                m.running_var.uniform_(0.5, 2.0, generator=g)
-                m.weight.uniform_(0.5, 1.5, generator=g)
-                m.bias.uniform_(-0.2, 0.2, generator=g)
-    return model.eval()
 
 
 REFERENCES = {

@@ -16,7 +16,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import incdsl
-from incdsl.fmt import format_spec
+from incdsl.fmt import format_spec, significant_tokens
+
+#: Every way the grammar spells a float, with and without exponents (`1e-5` once came out of `fmt` as `1e - 5`).
+EPS_SPELLINGS = ("0.001", "1e-3", "1E-3", ".001", "1e-5", "0.1e-2", "1e+0", "1.")
 
 
 @dataclass
@@ -75,7 +78,7 @@ class _Writer:
         residual = self.draw(st.booleans())
         if residual:
             lines, _ = self.concat("    ")
-            scale = self.draw(st.sampled_from(["0.1", "0.17", "1.0"]))
+            scale = self.draw(st.sampled_from(["0.1", "0.17", "1.0", "1.7e-1", "1E0", ".2"]))
             act = self.draw(st.sampled_from(["", " linear"]))
             self.blocks += [f"block {name}(scale={scale}):", f"  residual scale=scale{act}:", *lines,
                             f"    conv 1x1 {self.channels} linear bias"]
@@ -101,7 +104,8 @@ class _Writer:
         kind = self.draw(st.sampled_from(["conv", "pool", "down"]))
         if kind == "conv":
             width = self.draw(st.integers(2, 24))
-            self.body.append(self.conv(width) + self.draw(st.sampled_from(["", " bn eps=0.001", " linear"])))
+            options = st.sampled_from(["", " linear", *(f" bn eps={eps}" for eps in EPS_SPELLINGS)])
+            self.body.append(self.conv(width) + self.draw(options))
             self.channels = width
         elif kind == "pool":
             self.body.append(self.draw(st.sampled_from(["maxpool 3x3/1 same", "avgpool 3x3/1 same count_include_pad=false"])))
@@ -146,7 +150,9 @@ def test_random_networks_lower_to_the_inferred_shapes(text):
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(text=networks())
 def test_fmt_round_trips_random_networks(text, same_network):
+    """fmt changes layout only: the same tokens, the same IR, and formatting twice changes nothing."""
     formatted = format_spec(text, "random.inc")
+    assert significant_tokens(formatted) == significant_tokens(text)
     assert same_network(text, formatted, "random.inc")
     assert format_spec(formatted, "random.inc") == formatted
 

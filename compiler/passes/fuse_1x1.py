@@ -37,8 +37,9 @@ def fuse_parallel_1x1(net: ir.Network) -> ir.Network:
 
 
 def observed(net: ir.Network) -> set[str]:
-    """Values read from outside the graph (the output, the aux heads' inputs): a fusion keeps them."""
-    return {net.output, *(h.input for h in net.aux)}
+    """Values read from outside the graph (the output, the aux heads' inputs, the features asked
+    for): a fusion keeps them."""
+    return {net.output, *(h.input for h in net.aux), *(f.node for f in net.features)}
 
 
 def replace_with_groups(

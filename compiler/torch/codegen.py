@@ -1,9 +1,12 @@
-"""IR → readable Python source defining the network as an ``nn.Module`` class.
+"""IR → readable Python source defining the network as ``nn.Module`` classes: a class per
+block definition with its ``forward`` (as timm writes a class per paper block), and the
+network's class that builds the modules and wires the blocks.
 
 The source needs only torch: the runtime helpers are copied in. It is built
 from the same :func:`~incdsl.compiler.torch.lower.plan` as the in-memory
 module, and every name in it comes from validated spec identifiers, node
-names (identifiers and digits) or numbers; no spec text is pasted in.
+names or numbers; module names that are not identifiers (``"1x1"``) appear
+only as string literals written with ``repr``; no spec text is pasted in.
 """
 
 from __future__ import annotations
@@ -16,64 +19,86 @@ import re
 from incdsl import __version__, ir
 
 from . import runtime
-from .lower import ModuleSpec, Plan, Step, plan
+from .lower import ModuleSpec, Plan, Step, Unit, chain_options, class_name, plan
 
+__all__ = ["class_name", "generate"]
 
-def class_name(network: str) -> str:
-    """``inception_v4`` → ``InceptionV4``."""
-    name = "".join(part[:1].upper() + part[1:] for part in network.split("_") if part)
-    return name if name.isidentifier() and not keyword.iskeyword(name) else f"Net{name}"
+#: Containers that reach a child by name with ``[...]``.
+_INDEXABLE = ("Group", "Chain")
 
 
 def _module_expr(spec: ModuleSpec) -> str:
-    if spec.children:
-        return f"{spec.cls}({', '.join(_module_expr(child) for _, child in spec.children)})"
     args = ", ".join(f"{k}={v!r}" for k, v in spec.kwargs.items())
+    if spec.cls == "Chain":
+        children = ", ".join(f"{name!r}: {_module_expr(child)}" for name, child in spec.children)
+        return f"Chain({{{children}}}{', ' + args if args else ''})"
     return f"{spec.cls}({args})"
 
 
-def _access(path: str) -> str:
-    """``inception_3a.branch2.1`` → ``self.inception_3a.branch2[1]``."""
+def _identifier(name: str) -> bool:
+    return name.isidentifier() and not keyword.iskeyword(name)
+
+
+def _access(path: str, containers: dict[str, str], base: str = "") -> str:
+    """``inception_3a.branch2.1`` → ``self.inception_3a.branch2[1]`` (paths relative to ``base``)."""
     out = "self"
-    for part in path.split("."):
-        out += f"[{part}]" if part.isdigit() else f".{part}"
+    here = base
+    for part in path.split(".") if path else ():
+        if _identifier(part):
+            out += f".{part}"
+        elif containers.get(here) in _INDEXABLE:
+            out += f"[{part}]" if part.isdigit() else f"[{part!r}]"
+        else:
+            out = f"getattr({out}, {part!r})"
+        here = f"{here}.{part}" if here else part
     return out
 
 
 class _Names:
-    """Variable names for values: the node name made into an identifier, unique."""
+    """Variable names for values: the name made into an identifier, unique in one function."""
 
-    def __init__(self) -> None:
-        self.names: dict[str, str] = {"input": "x"}
+    def __init__(self, source: str) -> None:
+        self.names: dict[str, str] = {source: "x"}
         self.used = {"x", "self", "torch", "nn", "F"}
 
-    def __getitem__(self, node: str) -> str:
-        if node not in self.names:
-            base = re.sub(r"[^0-9a-zA-Z_]", "_", node).strip("_") or "v"
-            if base[0].isdigit() or keyword.iskeyword(base):
-                base = f"v_{base}"
-            name, n = base, 1
-            while name in self.used:
-                n += 1
-                name = f"{base}_{n}"
-            self.used.add(name)
-            self.names[node] = name
-        return self.names[node]
+    def give(self, value: str, hint: str) -> str:
+        base = re.sub(r"[^0-9a-zA-Z_]", "_", hint).strip("_") or "v"
+        if base[0].isdigit() or keyword.iskeyword(base):
+            base = f"v_{base}"
+        name, n = base, 1
+        while name in self.used:
+            n += 1
+            name = f"{base}_{n}"
+        self.used.add(name)
+        self.names[value] = name
+        return name
+
+    def __getitem__(self, value: str) -> str:
+        return self.names[value]
 
 
-def _statement(step: Step, names: _Names) -> str:
+def _relative(name: str, base: str) -> str:
+    if base and name.startswith((base + ".", base + ":")):
+        return name[len(base) + 1 :]
+    return name
+
+
+def _statement(step: Step, names: _Names, containers: dict[str, str], scope: str = "") -> str:
+    """``value = expr`` for one step; module paths are relative to the class, values named
+    relative to its ``scope``."""
     args = [names[i] for i in step.inputs]
     if step.kind == "cat":
         expr = f"torch.cat([{', '.join(args)}], 1)"
     elif step.kind == "add":
         expr = f"residual({args[0]}, {args[1]}, scale={step.scale!r}, relu={step.relu})"
     else:
-        assert step.module is not None
-        x = f"torch.flatten({args[0]}, 1)" if step.kind == "linear" else args[0]
-        expr = f"{_access(step.module)}({x})"
+        expr = f"torch.flatten({args[0]}, 1)" if step.flatten else args[0]
+        for module in step.modules:
+            expr = f"{_access(module, containers)}({expr})"
         if step.relu:
-            expr = f"F.relu_({expr})"
-    return f"{names[step.name]} = {expr}"
+            expr = f"F.relu({expr})"
+    hint = step.modules[0] if step.kind == "call" else _relative(step.name, scope).replace(":", "_")
+    return f"{names.give(step.name, hint)} = {expr}"
 
 
 def _runtime_source() -> str:
@@ -83,38 +108,59 @@ def _runtime_source() -> str:
     return "\n\n\n".join(pyast.get_source_segment(source, node) or "" for node in body)
 
 
+def _container_expr(path: str, cls: str, p: Plan) -> str:
+    if cls == "Chain":
+        options = chain_options(p.units[path])
+        return f"Chain({', '.join(f'{k}={v!r}' for k, v in options.items())})"
+    return f"{cls}()"
+
+
 def _init_lines(p: Plan) -> list[str]:
     lines = []
-    created: set[str] = set()
+    pending = dict(p.containers)
     for path, spec in p.modules.items():
-        parts = path.split(".")
-        for depth in range(1, len(parts)):
-            group = ".".join(parts[:depth])
-            if group not in created:
-                created.add(group)
-                lines.append(_attach(group, "Group()"))
-        lines.append(_attach(path, _module_expr(spec)))
+        for scope in [s for s in pending if path.startswith(s + ".")]:
+            lines.append(_attach(scope, _container_expr(scope, pending.pop(scope), p), p.containers))
+        lines.append(_attach(path, _module_expr(spec), p.containers))
     return lines
 
 
-def _attach(path: str, expr: str) -> str:
+def _attach(path: str, expr: str, containers: dict[str, str]) -> str:
     parent, _, leaf = path.rpartition(".")
-    owner = _access(parent) if parent else "self"
-    if leaf.isdigit():
-        return f'{owner}.add_module("{leaf}", {expr})'
-    return f"{owner}.{leaf} = {expr}"
+    owner = _access(parent, containers)
+    if _identifier(leaf):
+        return f"{owner}.{leaf} = {expr}"
+    return f"{owner}.add_module({leaf!r}, {expr})"
+
+
+def _block_class(cls: str, unit: Unit, p: Plan, instances: list[str]) -> list[str]:
+    names = _Names(unit.input)
+    containers = {_relative(k, unit.path): v for k, v in p.containers.items() if k.startswith(unit.path + ".")}
+    containers[""] = cls
+    body = [f"        {_statement(s, names, containers, unit.path)}" for s in unit.steps]
+    shown = ", ".join(instances[:6]) + (", …" if len(instances) > 6 else "")
+    return [
+        "",
+        "",
+        f"class {cls}(nn.Module):",
+        f'    """Block `{p.block_classes[cls]}` ({shown}); the network gives each instance its layers."""',
+        "",
+        "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
+        *body,
+        f"        return {names[unit.output]}",
+    ]
 
 
 def generate(net: ir.Network) -> str:
     """The Python source of a module equivalent to ``lower(net)``."""
     p = plan(net)
-    names = _Names()
     cls = class_name(net.name)
     c, h, w = net.input_shape
+    returns = "a dict of the named features" if p.features else "the logits"
     out: list[str] = [
         f'"""{net.name}: generated by incdsl {__version__}.',
         "",
-        f"Input {c}x{h}x{w}. Eval mode returns the logits"
+        f"Input {c}x{h}x{w}. Eval mode returns {returns}"
         + ("; training mode returns TrainOutput(logits, aux) with the aux heads' loss weights." if p.aux else "."),
         "Regenerate with `incdsl compile SPEC -o FILE.py` rather than editing by hand.",
         '"""',
@@ -129,6 +175,13 @@ def generate(net: ir.Network) -> str:
         "",
         "",
         _runtime_source(),
+    ]
+    for block_cls in p.block_classes:
+        instances = [path for path, u in p.units.items() if u.cls == block_cls]
+        out += _block_class(block_cls, p.units[instances[0]], p, instances)
+    containers = {"": cls, **p.containers}
+    names = _Names("input")
+    out += [
         "",
         "",
         f"class {cls}(nn.Module):",
@@ -138,14 +191,17 @@ def generate(net: ir.Network) -> str:
         "        super().__init__()",
         *[f"        {line}" for line in _init_lines(p)],
         "",
-        "    def forward(self, x: torch.Tensor) -> torch.Tensor | TrainOutput:",
-        *[f"        {_statement(s, names)}" for s in p.steps],
+        "    def forward(self, x: torch.Tensor):",
+        *[f"        {_statement(s, names, containers)}" for s in p.steps],
     ]
-    if p.aux:
+    if p.features:
+        items = ", ".join(f"{name!r}: {names[node]}" for name, node in p.features)
+        out.append(f"        return {{{items}}}")
+    elif p.aux:
         out += [
             "        if not self.training:",
             f"            return {names[p.logits]}",
-            *[f"        {_statement(s, names)}" for s in p.aux_steps],
+            *[f"        {_statement(s, names, containers)}" for s in p.aux_steps],
             "        return TrainOutput(",
             f"            {names[p.logits]},",
             "            (",

@@ -32,7 +32,7 @@ from incdsl import ir
 
 from ..program import eval_program, last_uses
 from . import runtime
-from .lower import IncNetwork
+from .lower import IncNetwork, call_layer
 from .weights import conv_weights, group_weights
 
 
@@ -53,9 +53,10 @@ class InferenceEval(nn.Module):
 
     def setup_inference(self, passed: ir.Network, track_in_place: bool = True) -> None:
         self._nodes = {n.name: n for n in passed.nodes}
-        self._logits_name = passed.logits
+        self._outputs = passed.outputs()
+        self._feature_names = [f.name for f in passed.features]
         self._program = eval_program(passed)
-        self._program_last_read = last_uses(self._program)
+        self._program_last_read = {k: i for k, i in last_uses(self._program).items() if k not in self._outputs}
         self._prepared: dict[str, Any] = {}
         self._prepared_for: Any = None
         self._weights_epoch = 0
@@ -84,7 +85,7 @@ class InferenceEval(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor | runtime.TrainOutput:
         return super().forward(x) if self.training else self._infer(x)
 
-    def _infer(self, x: torch.Tensor) -> torch.Tensor:
+    def _infer(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
         """Run the eval program on ``x``."""
         with torch.no_grad():
             self._prepare()
@@ -97,7 +98,11 @@ class InferenceEval(nn.Module):
                 for name in node.inputs:
                     if self._program_last_read.get(name) == i:
                         env.pop(name, None)
-            return env[self._logits_name]
+            return self._returned([env[name] for name in self._outputs])
+
+    def _returned(self, values: list[torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
+        """The logits, or the features by name when the network was compiled with ``features=``."""
+        return dict(zip(self._feature_names, values, strict=True)) if self._feature_names else values[0]
 
     # --- weights ------------------------------------------------------------
 
@@ -144,9 +149,7 @@ class InferenceEval(nn.Module):
             return self._concat(node, xs, env)
         if isinstance(a, ir.AddAttrs):
             return runtime.residual(xs[0], xs[1], a.scale, a.act == "relu")
-        module = self.get_submodule(node.name)
-        y = module(torch.flatten(xs[0], 1) if isinstance(a, ir.LinearAttrs) else xs[0])
-        return F.relu_(y) if getattr(a, "act", None) == "relu" else y
+        return call_layer(self, node, xs[0])
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         return x

@@ -1,19 +1,29 @@
-"""IR → ``nn.Module``: each layer becomes a module at its spec name; a small
-interpreter runs the graph.
+"""IR → ``nn.Module``: each layer becomes a module at its spec name, each block instance a
+module of its block's class whose ``forward`` the network calls.
 
-:func:`plan` is shared with the code generator: for every node it says which
-module to build (class and keyword arguments) and how the node is computed
-(:class:`Step`), so the in-memory module and the generated source cannot
-drift apart in what they build.
+:func:`plan` is shared with the code generator: it says which modules to build
+(:class:`ModuleSpec`), which scopes are containers and of what class, and how
+each module with a ``forward`` of its own computes its value (:class:`Unit`,
+a list of :class:`Step`), so the in-memory module and the generated source
+cannot drift apart in what they build or run.
+
+A scope of the spec (a block instance, a ``seq``, a repeat, a multi-layer
+branch, an aux head) is a *unit* — a module its parent calls — when it reads
+one value and only its output is read from outside (no aux head, feature or
+logits inside it): a block instance becomes an instance of its block's class
+(one class per block definition, ``InceptionA``), another scope a
+:class:`~.runtime.Chain` when its layers run one after another. Any other scope
+is a :class:`~.runtime.Group`, a container whose layers its parent runs.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import keyword
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from incdsl import ir
@@ -24,7 +34,8 @@ from . import runtime
 
 @dataclass(frozen=True)
 class ModuleSpec:
-    """A module to build: ``cls(**kwargs)``; ``cls`` names a class in torch.nn or the runtime."""
+    """A module to build: ``cls(**kwargs)``, or ``cls(children, **kwargs)`` for a layer whose
+    parts are its children; ``cls`` names a class in torch.nn or the runtime."""
 
     cls: str
     kwargs: dict[str, Any]
@@ -33,38 +44,76 @@ class ModuleSpec:
 
 @dataclass(frozen=True)
 class Step:
-    """How one node is computed from its inputs.
+    """How one value is computed, inside the unit that runs it.
 
-    kind: ``call`` (the node's module), ``linear`` (flatten, then the module),
-    ``cat`` (channel concat), ``add`` (residual unit); ``relu`` applies a ReLU
-    after the module.
+    kind: ``call`` (``modules`` one after another: a layer's parts, or a unit),
+    ``cat`` (channel concat), ``add`` (residual unit). ``flatten`` flattens the
+    input first (a linear layer); ``relu`` applies a ReLU after the modules.
+    Module paths are relative to the unit.
     """
 
     name: str
     kind: str
     inputs: tuple[str, ...]
-    module: str | None = None
+    modules: tuple[str, ...] = ()
+    flatten: bool = False
     relu: bool = False
     scale: float = 1.0
 
 
 @dataclass(frozen=True)
+class Unit:
+    """A module with a ``forward`` of its own: its path, its class, the value it reads and the
+    one it gives, and its steps (a block's class; a Chain's steps are its children in order)."""
+
+    path: str
+    cls: str
+    input: str
+    output: str
+    steps: tuple[Step, ...]
+    block: str | None = None
+
+
+@dataclass(frozen=True)
 class Plan:
+    #: Layer modules by path, in execution order.
     modules: dict[str, ModuleSpec]
+    #: Scope containers by path → class name (``Group``, ``Chain`` or a block's class), parents first.
+    containers: dict[str, str]
+    #: The containers that have a forward of their own.
+    units: dict[str, Unit]
     steps: list[Step]
     aux_steps: list[Step]
     logits: str
     aux: list[tuple[str, str, float]] = field(default_factory=list)
+    #: ``features=``: (name asked for, value), in order; empty for a network that returns its logits.
+    features: list[tuple[str, str]] = field(default_factory=list)
+    #: Block class name → the block definition it was made for.
+    block_classes: dict[str, str] = field(default_factory=dict)
+
+
+#: Names the runtime and the generated file use themselves; a block class takes another.
+RUNTIME_NAMES = frozenset({"Chain", "Group", "L2Norm", "AuxOutput", "TrainOutput", "residual", "NamedTuple", "F", "nn", "torch"})
+
+
+def class_name(name: str) -> str:
+    """``inception_v4`` → ``InceptionV4``."""
+    out = "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
+    return out if out.isidentifier() and not keyword.iskeyword(out) else f"Net{out}"
 
 
 def _pair(p: ir.Pair) -> tuple[int, int]:
     return (int(p[0]), int(p[1]))
 
 
-def module_spec(node: ir.Node, in_shape: ir.Shape) -> ModuleSpec:
+# --- layer modules ---------------------------------------------------------------------
+
+
+def module_spec(node: ir.Node, in_shape: ir.Shape, flat_input: bool = False) -> ModuleSpec:
+    """The module of a layer without parts (for a conv or linear: its main part)."""
     a = node.attrs
     if isinstance(a, ir.ConvAttrs):
-        conv = ModuleSpec(
+        return ModuleSpec(
             "nn.Conv2d",
             {
                 "in_channels": in_shape[0],
@@ -75,10 +124,6 @@ def module_spec(node: ir.Node, in_shape: ir.Shape) -> ModuleSpec:
                 "bias": a.bias,
             },
         )
-        if a.bn_eps is None:
-            return conv
-        bn = ModuleSpec("nn.BatchNorm2d", {"num_features": a.out_channels, "eps": a.bn_eps})
-        return ModuleSpec("ConvBN", {}, (("conv", conv), ("bn", bn)))
     if isinstance(a, ir.PoolAttrs):
         kwargs: dict[str, Any] = {
             "kernel_size": _pair(a.kernel),
@@ -99,6 +144,11 @@ def module_spec(node: ir.Node, in_shape: ir.Shape) -> ModuleSpec:
     if isinstance(a, ir.LinearAttrs):
         c, h, w = in_shape
         return ModuleSpec("nn.Linear", {"in_features": c * h * w, "out_features": a.out_features, "bias": a.bias})
+    if isinstance(a, ir.BatchNormAttrs):
+        cls = "nn.BatchNorm1d" if flat_input else "nn.BatchNorm2d"
+        return ModuleSpec(cls, {"num_features": in_shape[0], "eps": a.eps, "affine": a.affine})
+    if isinstance(a, ir.L2NormAttrs):
+        return ModuleSpec("L2Norm", {"eps": a.eps})
     if isinstance(a, ir.FlattenAttrs):
         return ModuleSpec("nn.Flatten", {})
     if isinstance(a, ir.ReLUAttrs):
@@ -108,41 +158,232 @@ def module_spec(node: ir.Node, in_shape: ir.Shape) -> ModuleSpec:
     raise AssertionError(f"no module for {node.op}")
 
 
-def _step(node: ir.Node) -> Step:
+def _part_specs(node: ir.Node, net: ir.Network) -> dict[str, ModuleSpec]:
+    """Each part of a layer (by role) as a module."""
+    in_shape = net.node(node.inputs[0]).shape
+    assert in_shape is not None and node.shape is not None, "plan() needs a shape-checked network"
+    main = module_spec(node, in_shape, net.is_flat(node.inputs[0]))
+    specs = {"main": main}
+    bn_eps = getattr(node.attrs, "bn_eps", None)
+    if bn_eps is not None:
+        cls = "nn.BatchNorm1d" if isinstance(node.attrs, ir.LinearAttrs) else "nn.BatchNorm2d"
+        specs["bn"] = ModuleSpec(cls, {"num_features": node.shape[0], "eps": bn_eps})
+    specs["act"] = ModuleSpec("nn.ReLU", {})
+    return specs
+
+
+def layer_modules(node: ir.Node) -> tuple[tuple[str, ...], bool, bool]:
+    """How a layer runs: the module paths it calls in order, whether it flattens its input first,
+    and whether a ReLU (a function, not a module) follows them. A layer whose parts are
+    children of its module is that one module."""
+    paths = ir.part_paths(node)
+    flatten = isinstance(node.attrs, ir.LinearAttrs)
+    relu = getattr(node.attrs, "act", None) == "relu" and "act" not in paths
+    if ir.wrapped(node):
+        return (node.name,), flatten, False
+    return tuple(paths.values()), flatten, relu
+
+
+def call_layer(model: nn.Module, node: ir.Node, x: torch.Tensor) -> torch.Tensor:
+    """Run a layer's modules (at absolute paths under ``model``) on ``x``, as the lowering does."""
+    paths, flatten, relu = layer_modules(node)
+    y = torch.flatten(x, 1) if flatten else x
+    for path in paths:
+        y = model.get_submodule(path)(y)
+    return torch.relu(y) if relu else y
+
+
+def _layer(node: ir.Node, net: ir.Network, modules: dict[str, ModuleSpec]) -> Step:
+    """A layer's modules (into ``modules``) and its step."""
+    specs = _part_specs(node, net)
+    paths = ir.part_paths(node)
+    called, flatten, relu = layer_modules(node)
+    if ir.wrapped(node):
+        children = tuple((paths[role].rpartition(".")[2], specs[role]) for role in paths)
+        kwargs: dict[str, Any] = {}
+        if flatten:
+            kwargs["flatten"] = (children[0][0],)
+        if getattr(node.attrs, "act", None) == "relu" and "act" not in paths:
+            kwargs["relu"] = (children[-1][0],)
+        modules[node.name] = ModuleSpec("Chain", kwargs, children)
+    else:
+        for role, path in paths.items():
+            modules[path] = specs[role]
+    return Step(node.name, "call", node.inputs, called, flatten, relu)
+
+
+def _step(node: ir.Node, net: ir.Network, modules: dict[str, ModuleSpec]) -> Step:
     a = node.attrs
     if isinstance(a, ir.ConcatAttrs):
         return Step(node.name, "cat", node.inputs)
     if isinstance(a, ir.AddAttrs):
         return Step(node.name, "add", node.inputs, relu=a.act == "relu", scale=a.scale)
-    relu = getattr(a, "act", None) == "relu"
-    kind = "linear" if isinstance(a, ir.LinearAttrs) else "call"
-    return Step(node.name, kind, node.inputs, module=node.name, relu=relu)
+    return _layer(node, net, modules)
+
+
+# --- scopes ------------------------------------------------------------------------------
+
+
+def _is_region(net: ir.Network, scope: ir.Scope, members: list[ir.Node], observed: set[str]) -> bool:
+    """Whether the scope reads only its input and only its output is read from outside."""
+    inside = {n.name for n in members}
+    if scope.output not in inside:
+        return False
+    if any(src not in inside and src != scope.input for n in members for src in n.inputs):
+        return False
+    if (observed & inside) - {scope.output}:
+        return False
+    return not any(r not in inside for n in members if n.name != scope.output for r in net.consumers(n.name))
+
+
+def _relative(path: str, unit: str) -> str:
+    return path[len(unit) + 1 :] if unit else path
+
+
+def _is_chain(unit_path: str, steps: list[Step]) -> bool:
+    """Whether steps call direct children one after another, each reading the previous value."""
+    children: list[str] = []
+    for i, step in enumerate(steps):
+        if step.kind != "call" or (i > 0 and step.inputs != (steps[i - 1].name,)):
+            return False
+        children += [_relative(m, unit_path) for m in step.modules]
+    return all("." not in c for c in children) and len(set(children)) == len(children)
+
+
+class _Planner:
+    """Scopes into units, containers and steps (see the module's docstring)."""
+
+    def __init__(self, net: ir.Network) -> None:
+        self.net = net
+        self.modules: dict[str, ModuleSpec] = {}
+        self.containers: dict[str, str] = {}
+        self.units: dict[str, Unit] = {}
+        self.block_classes: dict[str, str] = {}
+        self._class_of: dict[tuple[str, tuple[Any, ...]], str] = {}
+        self.observed = {
+            *net.outputs(),
+            net.logits,
+            *(h.input for h in net.aux),
+            *(net.aux_logits(h) for h in net.aux),
+        }
+        self.scope_names = {s.name for s in net.scopes}
+        self._parent = {s.name: self._innermost(s.name.rpartition(".")[0]) for s in net.scopes}
+        self._home: dict[str, str] = {}
+        #: module path → the layer it belongs to (its parts' paths too)
+        self.owner: dict[str, str] = {}
+
+    def _innermost(self, path: str) -> str:
+        """The innermost scope that is ``path`` or holds it ("" for the network)."""
+        while path and path not in self.scope_names:
+            path = path.rpartition(".")[0]
+        return path
+
+    def scope_of_node(self, node: ir.Node) -> str:
+        """The innermost scope a node belongs to ("" for the network)."""
+        if node.name not in self._home:
+            self._home[node.name] = self._innermost(ir.scope_of(node.name))
+        return self._home[node.name]
+
+    def steps(self, path: str, nodes: list[ir.Node]) -> list[Step]:
+        """The steps that run ``nodes`` (those of scope ``path``, in execution order) from its
+        parent's view; the scopes inside it become units or containers on the way. Each step
+        runs where its value comes in the execution order."""
+        by_child: dict[str | None, list[ir.Node]] = {}
+        for node in nodes:
+            by_child.setdefault(self._direct_child(path, node), []).append(node)
+        made: dict[str, Step] = {}
+        for child, members in by_child.items():
+            inner = [self._layer_or_op(n) for n in members] if child is None else self._scope(child, members)
+            made.update((s.name, s) for s in inner)
+        return [made[n.name] for n in nodes if n.name in made]
+
+    def _layer_or_op(self, node: ir.Node) -> Step:
+        step = _step(node, self.net, self.modules)
+        if step.kind == "call":
+            self.owner.update(dict.fromkeys([node.name, *ir.part_paths(node).values()], node.name))
+        return step
+
+    def _direct_child(self, path: str, node: ir.Node) -> str | None:
+        inner = self.scope_of_node(node)
+        if inner == path:
+            return None
+        while self._parent[inner] != path:
+            inner = self._parent[inner]
+        return inner
+
+    def _scope(self, name: str, nodes: list[ir.Node]) -> list[Step]:
+        scope = self.net.scope(name)
+        assert scope is not None
+        inner = self.steps(name, nodes)
+        if any(p.startswith(name + ".") for p in self.modules):
+            self.containers[name] = "Group"
+        region = _is_region(self.net, scope, nodes, self.observed)
+        if region and (scope.block is not None or _is_chain(name, inner)):
+            relative = tuple(
+                replace(s, modules=tuple(_relative(m, name) for m in s.modules)) for s in inner
+            )
+            cls = self._block_class(scope.block, name, relative) if scope.block else "Chain"
+            if name in self.containers:
+                self.containers[name] = cls
+            self.units[name] = Unit(name, cls, scope.input, scope.output, relative, scope.block)
+            return [Step(scope.output, "call", (scope.input,), (name,))]
+        return inner
+
+    def _block_class(self, block: str, path: str, steps: tuple[Step, ...]) -> str:
+        """One class per block definition; instances whose steps differ (a different shape of
+        block, from arguments that change its structure) get a numbered class of their own."""
+        key = (block, _shape_of(path, steps))
+        if key not in self._class_of:
+            base = class_name(block)
+            if base in RUNTIME_NAMES or base == class_name(self.net.name):
+                base += "Block"
+            cls, n = base, 1
+            while cls in self.block_classes:
+                n += 1
+                cls = f"{base}_{n}"
+            self._class_of[key] = cls
+            self.block_classes[cls] = block
+        return self._class_of[key]
+
+
+def _shape_of(path: str, steps: tuple[Step, ...]) -> tuple[Any, ...]:
+    """Steps with value names relative to the unit: equal for instances that run alike."""
+
+    def rel(name: str) -> str:
+        return name[len(path) :] if name.startswith((path + ".", path + ":")) else "<input>"
+
+    return tuple((rel(s.name), s.kind, tuple(map(rel, s.inputs)), s.modules, s.flatten, s.relu, s.scale) for s in steps)
 
 
 def plan(net: ir.Network) -> Plan:
     """What to build and how to run it, for the torch backend and its code generator."""
-    modules: dict[str, ModuleSpec] = {}
-    steps: list[Step] = []
-    aux_steps: list[Step] = []
-    for node in net.nodes:
-        if node.op == "input":
-            continue
-        if node.has_module:
-            in_shape = net.node(node.inputs[0]).shape
-            assert in_shape is not None, "plan() needs a shape-checked network"
-            modules[node.name] = module_spec(node, in_shape)
-        (aux_steps if net.in_aux(node) else steps).append(_step(node))
+    planner = _Planner(net)
+    main = [n for n in net.main_nodes() if n.op != "input"]
+    steps = planner.steps("", main)
+    aux_nodes = [n for n in net.nodes if net.in_aux(n)]
+    aux_steps = planner.steps("", aux_nodes)
     logits = net.logits
     # A trailing softmax only names the loss: the module returns logits.
     steps = [s for s in steps if s.name != net.output or s.name == logits]
     heads = [(h.name, net.aux_logits(h), h.weight) for h in net.aux]
     skip = {h.output for h in net.aux} - {aux for _, aux, _ in heads}
     aux_steps = [s for s in aux_steps if s.name not in skip]
-    return Plan(modules, steps, aux_steps, logits, heads)
+    features = [(f.name, f.node) for f in net.features]
+    if features:
+        needed = {f for _, f in features}.union(*(net.ancestors(f) for _, f in features))
+        steps = [s for s in steps if s.name in needed]
+        aux_steps, heads = [], []
+    containers = {path: planner.containers[path] for path in sorted(planner.containers, key=lambda p: p.count("."))}
+    order = {n.name: i for i, n in enumerate(net.nodes)}
+    modules = dict(sorted(planner.modules.items(), key=lambda item: order[planner.owner[item[0]]]))
+    return Plan(modules, containers, planner.units, steps, aux_steps, logits, heads, features, planner.block_classes)
 
+
+# --- building ---------------------------------------------------------------------------------
 
 _CLASSES: dict[str, type[nn.Module]] = {
     "nn.Conv2d": nn.Conv2d,
+    "nn.BatchNorm1d": nn.BatchNorm1d,
     "nn.BatchNorm2d": nn.BatchNorm2d,
     "nn.MaxPool2d": nn.MaxPool2d,
     "nn.AvgPool2d": nn.AvgPool2d,
@@ -153,33 +394,93 @@ _CLASSES: dict[str, type[nn.Module]] = {
     "nn.Flatten": nn.Flatten,
     "nn.ReLU": nn.ReLU,
     "nn.Softmax": nn.Softmax,
-    "ConvBN": runtime.ConvBN,
+    "L2Norm": runtime.L2Norm,
 }
 
 
 def build(spec: ModuleSpec) -> nn.Module:
-    if spec.children:
-        return _CLASSES[spec.cls](*(build(child) for _, child in spec.children))
+    if spec.cls == "Chain":
+        return runtime.Chain({name: build(child) for name, child in spec.children}, **spec.kwargs)
     return _CLASSES[spec.cls](**spec.kwargs)
 
 
+def run_steps(owner: nn.Module, steps: Iterable[Step], env: dict[str, torch.Tensor], last_use: dict[str, int] | None) -> None:
+    """Run ``steps`` with the submodules of ``owner``; values go into ``env`` (freed after their last use)."""
+    for i, step in enumerate(steps):
+        xs = [env[name] for name in step.inputs]
+        if step.kind == "cat":
+            y = torch.cat(xs, 1)
+        elif step.kind == "add":
+            y = runtime.residual(xs[0], xs[1], step.scale, step.relu)
+        else:
+            y = torch.flatten(xs[0], 1) if step.flatten else xs[0]
+            for path in step.modules:
+                y = owner.get_submodule(path)(y)
+            if step.relu:
+                y = torch.relu(y)  # not in place: a hook on the module keeps the value it saw
+        env[step.name] = y
+        if last_use is not None:
+            for name in step.inputs:
+                if last_use.get(name) == i:
+                    del env[name]
+
+
+class BlockModule(nn.Module):
+    """An instance of a spec's block: the base of each block's class (``InceptionA``), made by
+    :func:`lower`; ``forward`` runs the instance's steps on its input."""
+
+    def __init__(self, unit: Unit) -> None:
+        super().__init__()
+        self._unit_steps = unit.steps
+        self._unit_io = (unit.input, unit.output)
+        self._unit_last_use = last_uses(unit.steps)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        source, output = self._unit_io
+        env = {source: x}
+        run_steps(self, self._unit_steps, env, self._unit_last_use)
+        return env[output]
+
+
+def block_classes(p: Plan) -> dict[str, type[BlockModule]]:
+    """A class for each block definition (named as in generated source), made for this network."""
+    return {
+        cls: type(cls, (BlockModule,), {"__doc__": f"Block `{block}` of the spec.", "__module__": __name__})
+        for cls, block in p.block_classes.items()
+    }
+
+
 def attach(root: nn.Module, path: str, module: nn.Module) -> None:
-    """Put ``module`` at dotted ``path`` under ``root``, creating groups on the way."""
-    *parents, leaf = path.split(".")
-    here = root
-    for part in parents:
-        if part not in here._modules:
-            here.add_module(part, runtime.Group())
-        here = here._modules[part]  # type: ignore[assignment]
-    here.add_module(leaf, module)
+    """Put ``module`` at dotted ``path`` under ``root`` (whose parents exist)."""
+    parent, _, leaf = path.rpartition(".")
+    (root.get_submodule(parent) if parent else root).add_module(leaf, module)
+
+
+def _container(cls: str, unit: Unit | None, classes: dict[str, type[BlockModule]]) -> nn.Module:
+    if cls == "Group":
+        return runtime.Group()
+    assert unit is not None
+    if cls == "Chain":
+        return runtime.Chain(**chain_options(unit))
+    return classes[cls](unit)
+
+
+def chain_options(unit: Unit) -> dict[str, tuple[str, ...]]:
+    """A chain unit's ``relu=`` and ``flatten=``: the children a ReLU follows, those that flatten first."""
+    options = {
+        "relu": tuple(s.modules[-1] for s in unit.steps if s.relu),
+        "flatten": tuple(s.modules[0] for s in unit.steps if s.flatten),
+    }
+    return {k: v for k, v in options.items() if v}
 
 
 class IncNetwork(nn.Module):
     """A network compiled by incdsl's torch backend.
 
-    Eval mode returns the logits. Training mode, when the spec has auxiliary
-    heads, returns a :class:`~incdsl.compiler.torch.runtime.TrainOutput`
-    (``out.logits``, ``out.aux``, ``out.loss(criterion, target)``).
+    Eval mode returns the logits (or, compiled with ``features=``, a dict of the
+    named values). Training mode, when the spec has auxiliary heads, returns a
+    :class:`~incdsl.compiler.torch.runtime.TrainOutput` (``out.logits``,
+    ``out.aux``, ``out.loss(criterion, target)``).
     """
 
     def __init__(self, net: ir.Network) -> None:
@@ -187,45 +488,37 @@ class IncNetwork(nn.Module):
         self._network_name = net.name
         self._input_shape = net.input_shape
         p = plan(net)
+        classes = block_classes(p)
+        pending = dict(p.containers)
         for path, spec in p.modules.items():
+            # containers go in just before their first layer, so each parent holds its children in execution order
+            for scope in [s for s in pending if path.startswith(s + ".")]:
+                attach(self, scope, _container(pending.pop(scope), p.units.get(scope), classes))
             attach(self, path, build(spec))
+        for scope, cls in pending.items():
+            attach(self, scope, _container(cls, p.units.get(scope), classes))
         self._steps = p.steps
         self._aux_steps = p.aux_steps
         self._logits = p.logits
         self._aux = p.aux
-        self._last_use = last_uses(p.steps)
+        self._features = p.features
+        kept = {node for _, node in p.features}
+        self._last_use = {k: i for k, i in last_uses(p.steps).items() if k not in kept}
 
     def extra_repr(self) -> str:
         c, h, w = self._input_shape
         return f"network={self._network_name!r}, input={c}x{h}x{w}"
 
-    def _run(self, steps: list[Step], env: dict[str, torch.Tensor], last_use: dict[str, int] | None) -> None:
-        for i, step in enumerate(steps):
-            xs = [env[name] for name in step.inputs]
-            if step.kind == "cat":
-                y = torch.cat(xs, 1)
-            elif step.kind == "add":
-                y = runtime.residual(xs[0], xs[1], step.scale, step.relu)
-            else:
-                module = self.get_submodule(step.module)  # type: ignore[arg-type]
-                x = torch.flatten(xs[0], 1) if step.kind == "linear" else xs[0]
-                y = module(x)
-                if step.relu:
-                    y = F.relu_(y)  # the output of a conv, BN, linear or add: fresh, and not saved for backward
-            env[step.name] = y
-            if last_use is not None:
-                for name in step.inputs:
-                    if last_use.get(name) == i:
-                        del env[name]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor | runtime.TrainOutput:
+    def forward(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor] | runtime.TrainOutput:
         env: dict[str, torch.Tensor] = {"input": x}
-        with_aux = self.training and bool(self._aux)
-        self._run(self._steps, env, None if with_aux else self._last_use)
+        with_aux = self.training and bool(self._aux) and not self._features
+        run_steps(self, self._steps, env, None if with_aux else self._last_use)
+        if self._features:
+            return {name: env[node] for name, node in self._features}
         logits = env[self._logits]
         if not with_aux:
             return logits
-        self._run(self._aux_steps, env, None)
+        run_steps(self, self._aux_steps, env, None)
         heads = tuple(runtime.AuxOutput(name, env[out], weight) for name, out, weight in self._aux)
         return runtime.TrainOutput(logits, heads)
 

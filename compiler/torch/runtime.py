@@ -14,21 +14,53 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class ConvBN(nn.Module):
-    """A bias-free convolution followed by batch norm (its activation is applied by the caller)."""
+class Chain(nn.Module):
+    """Children run one after another, like ``nn.Sequential`` with named children: a layer and
+    its parts (conv, batch norm), or a branch. A ReLU follows the children named in
+    ``relu``; those in ``flatten`` flatten their input first (a linear layer).
+    ``chain["1"]`` reaches a child by name."""
 
-    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    def __init__(self, children: dict[str, nn.Module] | None = None, relu: tuple[str, ...] = (),
+                 flatten: tuple[str, ...] = ()) -> None:  # fmt: skip
         super().__init__()
-        self.conv = conv
-        self.bn = bn
+        for name, module in (children or {}).items():
+            self.add_module(name, module)
+        self._relu_after = tuple(relu)
+        self._flatten_before = tuple(flatten)
+
+    def __getitem__(self, key: int | str) -> nn.Module:
+        return self._modules[str(key)]  # type: ignore[return-value]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x))
+        for name, module in self._modules.items():
+            if name in self._flatten_before:
+                x = torch.flatten(x, 1)
+            x = module(x)  # type: ignore[misc]
+            if name in self._relu_after:
+                x = F.relu(x)  # not in place: a hook on the module keeps the value it saw
+        return x
+
+    def extra_repr(self) -> str:
+        return f"relu={self._relu_after}" if self._relu_after else ""
+
+
+class L2Norm(nn.Module):
+    """Each sample divided by its L2 norm over channels (``F.normalize(x, dim=1)``)."""
+
+    def __init__(self, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, p=2.0, dim=1, eps=self.eps)
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps}"
 
 
 class Group(nn.Module):
-    """A named scope of a spec (a block instance, a branch): it only holds submodules.
-    ``group[1]`` reaches a child named by position."""
+    """A named scope of a spec whose layers its parent runs (a branch that is not a chain):
+    it only holds submodules. ``group[1]`` reaches a child named by position."""
 
     def __getitem__(self, key: int | str) -> nn.Module:
         return self._modules[str(key)]  # type: ignore[return-value]

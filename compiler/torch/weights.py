@@ -20,9 +20,10 @@ def conv_weights(model: nn.Module, name: str, attrs: ir.ConvAttrs) -> tuple[torc
     ``W·s`` and ``β + (b − μ)·s`` with ``s = γ / √(σ² + ε)``, in float32, then
     cast back to the parameters' dtype.
     """
-    module = model.get_submodule(name)
-    # A ConvBN: the lowering's, or the copy a generated source carries.
-    conv, bn = (module, None) if isinstance(module, nn.Conv2d) else (module.conv, module.bn)
+    # Where the parts are follows the spec's naming rule (`parts=`), in the lowering and in generated source alike.
+    paths = ir.part_paths(ir.Node(name=name, attrs=attrs.model_copy(update={"bn_eps": attrs.bn_eps if attrs.bn_eps is not None else attrs.folded_bn_eps})))
+    conv = model.get_submodule(paths["main"])
+    bn = model.get_submodule(paths["bn"]) if "bn" in paths else None
     weight = conv.weight.detach()
     bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(weight[:, 0, 0, 0])
     if attrs.folded_bn_eps is None:

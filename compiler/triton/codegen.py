@@ -18,6 +18,8 @@ def _compact(net: ir.Network) -> str:
     """``net`` as JSON, one node a line, without spans and default values."""
     head = {"name": net.name, "input_shape": list(net.input_shape), "output": net.output}
     head["aux"] = [h.model_dump(mode="json") for h in net.aux]
+    if net.features:
+        head["features"] = [f.model_dump(mode="json") for f in net.features]
     nodes = [
         {
             **n.model_dump(mode="json", exclude_defaults=True, exclude={"span", "origin", "attrs"}),

@@ -94,7 +94,7 @@ class TritonEval(InferenceEval):
         self._cuda_graphs = cuda_graphs
         self._autotune = autotune
         self._plans: dict[tuple[Any, ...], Any] = {}
-        self._graphs: dict[tuple[Any, ...], tuple[Any, torch.Tensor]] = {}
+        self._graphs: dict[tuple[Any, ...], tuple[Any, tuple[torch.Tensor, ...]]] = {}
 
     @property
     def kernels(self) -> tuple[str, ...]:
@@ -127,10 +127,10 @@ class TritonEval(InferenceEval):
                 with progress(f"compiling Triton kernels for input {'×'.join(map(str, x.shape))}"):
                     choose = self._chooser(x, tune=self._autotune)
                     plan = self._plans[key] = self.build_plan(x, choose, choose.target)
-                return plan.output()
+                return self._returned(list(plan.output()))
             if self._cuda_graphs and x.is_cuda:
-                return self._replay(plan, key, x)
-            return plan(x)
+                return self._returned(self._replay(plan, key, x))
+            return self._returned(list(plan(x)))
 
     def _check_input(self, x: torch.Tensor) -> None:
         from .launch import interpreted
@@ -170,7 +170,7 @@ class TritonEval(InferenceEval):
 
         return build_plan(
             self, self._program, self._nodes, self._prepared, x, choose,
-            triton_convs="conv" in self._kernels, tma=target.has_tma,
+            triton_convs="conv" in self._kernels, tma=target.has_tma, outputs=tuple(self._outputs),
         )  # fmt: skip
 
     # --- weights ----------------------------------------------------------------
@@ -208,17 +208,17 @@ class TritonEval(InferenceEval):
 
     # --- CUDA graphs: one launch sequence per input shape, replayed ------------
 
-    def _replay(self, plan: Any, key: tuple[Any, ...], x: torch.Tensor) -> torch.Tensor:
+    def _replay(self, plan: Any, key: tuple[Any, ...], x: torch.Tensor) -> list[torch.Tensor]:
         entry = self._graphs.get(key)
         if entry is None:
             entry = self._graphs[key] = _capture(plan)
-        graph, out = entry
+        graph, outs = entry
         plan.input_place.copy_(x)
         graph.replay()
-        return out.clone()
+        return [out.clone() for out in outs]
 
 
-def _capture(plan: Any) -> tuple[Any, torch.Tensor]:
+def _capture(plan: Any) -> tuple[Any, tuple[torch.Tensor, ...]]:
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side):  # warm-up off the default stream, as capture wants

@@ -31,6 +31,7 @@ from incdsl import ir
 
 from ..program import last_uses
 from ..torch import runtime
+from ..torch.lower import call_layer
 from .conv import POOL_AVG, POOL_AVG_WITH_PAD, POOL_MAX, POOL_NONE, conv_launch
 from .epilogue import Destinations, destinations, pixel_rows
 from .gemm import _descriptor, gemm_launches, precision_of, tma_applies
@@ -62,32 +63,32 @@ class Weights:
 class Plan:
     """The prepared forward for one input shape; ``plan(x)`` runs it."""
 
-    def __init__(self, steps: list[Step], slots: int, input_slot: int, output_slot: int, input_place: torch.Tensor,
-                 first_output: torch.Tensor, launches: list[Launch], arena: torch.Tensor) -> None:  # fmt: skip
+    def __init__(self, steps: list[Step], slots: int, input_slot: int, output_slots: tuple[int, ...], input_place: torch.Tensor,
+                 first_outputs: tuple[torch.Tensor, ...], launches: list[Launch], arena: torch.Tensor) -> None:  # fmt: skip
         self.steps = steps
         self.slots = slots
         self.input_slot = input_slot
-        self.output_slot = output_slot
+        self.output_slots = output_slots
         self.input_place = input_place  # the arena's copy of the input
         self.launches = launches  # every Triton launch, in order (for reports and the AOT check)
         self.arena = arena
-        self._first_output = first_output
+        self._first_outputs = first_outputs
 
-    def run(self) -> torch.Tensor:
-        """Run the steps on :attr:`input_place`; the output may live in the arena."""
+    def run(self) -> tuple[torch.Tensor, ...]:
+        """Run the steps on :attr:`input_place`; the outputs may live in the arena."""
         values: list[Any] = [None] * self.slots
         values[self.input_slot] = self.input_place
         for step in self.steps:
             step(values)
-        return values[self.output_slot]
+        return tuple(values[s] for s in self.output_slots)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
         self.input_place.copy_(x)
-        return self._handed_out(self.run())
+        return tuple(map(self._handed_out, self.run()))
 
-    def output(self) -> torch.Tensor:
+    def output(self) -> tuple[torch.Tensor, ...]:
         """What the run that built the plan computed."""
-        return self._handed_out(self._first_output)
+        return tuple(map(self._handed_out, self._first_outputs))
 
     def _handed_out(self, out: torch.Tensor) -> torch.Tensor:
         # A value in the arena is overwritten by the next call: hand out a copy.
@@ -129,7 +130,8 @@ class ArenaLayout:
 
 
 def arena_layout(
-    program: list[ir.Node], nodes: dict[str, ir.Node], batch: int, itemsize: int, triton_convs: bool
+    program: list[ir.Node], nodes: dict[str, ir.Node], batch: int, itemsize: int, triton_convs: bool,
+    outputs: tuple[str, ...] = (),
 ) -> ArenaLayout:
     """The arena for ``program`` at ``batch``: the input, every concat and every value a kernel
     writes that is not stored in a concat each get a buffer; buffers alive at no common
@@ -151,7 +153,7 @@ def arena_layout(
     for name in placed:
         r = root(name)
         start, stop = born[name], max(last.get(name, len(program)), born[name])
-        if name == program[-1].name:
+        if name in (outputs or (program[-1].name,)):
             stop = len(program)
         old = spans.get(r, (start, stop))
         spans[r] = (min(old[0], start), max(old[1], stop))
@@ -194,6 +196,7 @@ class _Builder:
         choose: Chooser,
         triton_convs: bool,
         tma: bool,
+        outputs: tuple[str, ...] = (),
     ) -> None:
         self.model = model
         self.program = program
@@ -205,7 +208,8 @@ class _Builder:
         self.batch = x.shape[0]
         self.device = x.device
         self.run_now = not x.is_meta  # on the meta device, launches are compiled, never run
-        layout = arena_layout(program, nodes, self.batch, x.element_size(), triton_convs)
+        self.outputs = outputs or (program[-1].name,)
+        layout = arena_layout(program, nodes, self.batch, x.element_size(), triton_convs, self.outputs)
         self.arena = torch.empty(layout.total, dtype=x.dtype, device=x.device)
         self.offsets = layout.offsets
         self.slot = {n.name: i for i, n in enumerate(program)}
@@ -252,14 +256,14 @@ class _Builder:
             if self.values[i] is None:  # a group may have produced it already
                 self.compute(node)
             self.free_after(i)
-        output = self.slot[self.program[-1].name]
-        return Plan(self.steps, len(self.program), self.slot[input_name], output, input_place,
-                    self.values[output], self.launches, self.arena)  # fmt: skip
+        outs = tuple(self.slot[name] for name in self.outputs)
+        return Plan(self.steps, len(self.program), self.slot[input_name], outs, input_place,
+                    tuple(self.values[s] for s in outs), self.launches, self.arena)  # fmt: skip
 
     def free_after(self, i: int) -> None:
         """Drop the values read for the last time at node ``i`` once the latest step has run,
         so torch's allocator can reuse them (arena values are kept by the arena)."""
-        dead = [self.slot[name] for name in self.program[i].inputs if self.last.get(name) == i]
+        dead = [self.slot[name] for name in self.program[i].inputs if self.last.get(name) == i and name not in self.outputs]
         if not dead or not self.steps:
             return
         for s in dead:
@@ -301,15 +305,7 @@ class _Builder:
             return lambda x, r: runtime.residual(x, r, a.scale, a.act == "relu")
         if isinstance(a, ir.DropoutAttrs):
             return lambda x: x
-        module = self.model.get_submodule(node.name)
-        relu = getattr(a, "act", None) == "relu"
-        flatten = isinstance(a, ir.LinearAttrs)
-
-        def call(x: torch.Tensor) -> torch.Tensor:
-            y = module(torch.flatten(x, 1) if flatten else x)
-            return F.relu_(y) if relu else y
-
-        return call
+        return lambda x: call_layer(self.model, node, x)
 
     def torch_op(self, node: ir.Node, op: Callable[..., torch.Tensor]) -> None:
         ins = [self.slot[name] for name in node.inputs]
@@ -475,7 +471,9 @@ def build_plan(
     *,
     triton_convs: bool = False,
     tma: bool = False,
+    outputs: tuple[str, ...] = (),
 ) -> Plan:
     """Build (and, off the meta device, run once) the plan for input ``x``; ``program`` is the
-    passed network's eval program, ``weights`` the inference weights of its conv and group nodes."""
-    return _Builder(model, program, nodes, weights, x, choose, triton_convs, tma).build(x)
+    passed network's eval program, ``weights`` the inference weights of its conv and group nodes,
+    ``outputs`` the values the plan returns (by default the program's last)."""
+    return _Builder(model, program, nodes, weights, x, choose, triton_convs, tma, outputs).build(x)

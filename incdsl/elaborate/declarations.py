@@ -2,7 +2,10 @@
 blocks, argument tables and the network's defaults.
 
 :func:`collect` walks the spec and its includes once; the walker then only
-reads the :class:`Declarations` it returns.
+reads the :class:`Declarations` it returns. An included file gives its blocks
+and argument tables; when it is a network spec itself, its layers, input and
+aux heads are left out, and its ``defaults:`` go with its blocks (a block means
+what its own file says), over the including network's.
 """
 
 from __future__ import annotations
@@ -30,6 +33,13 @@ class Declarations:
     arg_tables: dict[str, ArgTable] = field(default_factory=dict)
     #: layer or container type → the terms of its ``defaults:`` lines, in order.
     defaults: dict[str, tuple[ast.Term, ...]] = field(default_factory=dict)
+    #: block → the defaults of the included file that defines it, when that file has any.
+    block_defaults: dict[str, dict[str, tuple[ast.Term, ...]]] = field(default_factory=dict)
+
+    def defaults_for(self, block: str) -> dict[str, tuple[ast.Term, ...]]:
+        """The defaults in force inside ``block``: the network's, then its own file's (later wins)."""
+        own = self.block_defaults.get(block, {})
+        return {op: self.defaults.get(op, ()) + own.get(op, ()) for op in {*self.defaults, *own}}
 
 
 def collect(spec: ast.SpecFile, resolve_include: IncludeResolver) -> Declarations:
@@ -48,27 +58,25 @@ def collect(spec: ast.SpecFile, resolve_include: IncludeResolver) -> Declaration
 
 def _collect(spec: ast.SpecFile, chain: list[str], resolve_include: IncludeResolver, found: Declarations) -> None:
     is_root = len(chain) == 1
+    defaults = found.defaults if is_root else {}
+    blocks: list[str] = []
     for stmt in spec.stmts:
         if isinstance(stmt, ast.BlockDef):
             _define_block(found.blocks, stmt)
+            blocks.append(stmt.name)
             continue
         head = stmt.links[0]
         if not isinstance(head, ast.Item):
-            if not is_root:
-                raise SpecError("an included file may only define blocks and tables", stmt.links[0].span)
             continue
         if head.head == "include":
             included = _include(head, chain, resolve_include)
             _collect(included, [*chain, included.path], resolve_include, found)
         elif head.head == "table":
             _define_arg_table(found.arg_tables, stmt, head)
-        elif head.head == "defaults" and is_root:
-            _define_defaults(found.defaults, stmt, head, found.arg_tables)
-        elif not is_root:
-            raise SpecError(
-                f"an included file may only define blocks and tables; `{head.head}` belongs in the network spec",
-                head.head_span,
-            )
+        elif head.head == "defaults":
+            _define_defaults(defaults, stmt, head, found.arg_tables)
+    if defaults and not is_root:
+        found.block_defaults.update(dict.fromkeys(blocks, defaults))
 
 
 def _include(item: ast.Item, chain: list[str], resolve_include: IncludeResolver) -> ast.SpecFile:

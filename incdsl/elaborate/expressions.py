@@ -38,7 +38,7 @@ class ArgSet:
     values: Mapping[str, Any]
 
 
-def evaluate(expr: ast.Expr, env: Env, arg_tables: Mapping[str, ArgTable]) -> Any:
+def evaluate(expr: ast.Expr | ast.Dims, env: Env, arg_tables: Mapping[str, ArgTable]) -> Any:
     """The value of an expression: a number, a string, a block argument, a :class:`Symbol`
     (a bare word that is not an argument) or an :class:`ArgSet`.
 
@@ -49,6 +49,8 @@ def evaluate(expr: ast.Expr, env: Env, arg_tables: Mapping[str, ArgTable]) -> An
     """
     if isinstance(expr, (ast.Num, ast.Str)):
         return expr.value
+    if isinstance(expr, ast.Dims):
+        return expr
     if isinstance(expr, ast.Sym):
         return env[expr.name] if expr.name in env else Symbol(expr.name)
     if isinstance(expr, ast.Neg):
@@ -85,7 +87,7 @@ def _number(value: Any, span: Span) -> None:
     if isinstance(value, Symbol):
         raise SpecError(f"`{value}` is not a parameter of this block, so it has no value here", span)
     if not isinstance(value, (int, float)) or isinstance(value, bool):
-        raise SpecError(f"arithmetic needs numbers; got `{value}`", span)
+        raise SpecError(f"arithmetic needs numbers; got `{value.text if isinstance(value, ast.Dims) else value}`", span)
 
 
 def without(item: ast.Item, kinds: tuple[type, ...]) -> ast.Item:
@@ -110,6 +112,8 @@ def split_terms(terms: Sequence[ast.Term], env: Env, arg_tables: Mapping[str, Ar
             out.keyed.append((term.key, evaluate(term.value, env, arg_tables), term.span))
         elif isinstance(term, ast.Dims):
             out.positional.append((term, term.span))
+        elif isinstance(term, ast.Strided):
+            out.positional.append((strided_window(term, env), term.span))
         elif isinstance(term, ast.Positional):
             value = evaluate(term.value, env, arg_tables)
             if isinstance(value, Symbol):
@@ -117,6 +121,33 @@ def split_terms(terms: Sequence[ast.Term], env: Env, arg_tables: Mapping[str, Ar
             else:
                 out.positional.append((value, term.span))
     return out
+
+
+def strided_window(term: ast.Strided, env: Env) -> ast.Dims:
+    """``3x3/s``, ``k/2`` or ``k/s`` with the block's arguments filled in: a window with its stride.
+
+    >>> from incdsl.syntax import parse
+    >>> item = parse("conv 3x3/s 8\\n").stmts[0].links[0]
+    >>> strided_window(item.terms[0], {"s": 2}).text
+    '3x3/2'
+    """
+    size = term.size if isinstance(term.size, ast.Dims) else env.get(term.size.name, Symbol(term.size.name))
+    if not isinstance(size, ast.Dims) or size.stride is not None:
+        shown = size.text if isinstance(size, ast.Dims) else size
+        raise SpecError(
+            f"`{shown}` before `/` is not a window size",
+            term.size.span,
+            hint="the size is written like 3x3, or is a block parameter given one (`k` with `k=3x3`)",
+        )
+    stride = term.stride.value if isinstance(term.stride, ast.Num) else env.get(term.stride.name, Symbol(term.stride.name))
+    if isinstance(stride, bool) or not isinstance(stride, int) or stride < 1:
+        raise SpecError(
+            f"the stride after `/` must be a whole number of at least 1; got `{stride}`",
+            term.stride.span,
+            hint="write e.g. `3x3/2`, or pass a number to the block parameter",
+        )
+    text = f"{'x'.join(map(str, size.sizes))}/{stride}"
+    return ast.Dims.model_construct(span=term.span, sizes=size.sizes, stride=stride, text=text)
 
 
 def call_arguments(

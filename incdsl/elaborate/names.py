@@ -2,7 +2,7 @@
 
 Naming rules (they decide whether a reference ``state_dict`` loads):
 
-* an explicit ``as name`` puts the layer in the nearest *named* scope (the
+* an explicit ``as name`` (``as "1x1"`` where the name is not an identifier) puts the layer in the nearest *named* scope (the
   network, a block instance, an aux head, a ``seq NAME:`` or a named repeat);
 * otherwise a layer in a named scope is called after its type and a running
   count (``conv1``, ``maxpool2``), and one in an *indexed* scope (a ``seq``,
@@ -60,6 +60,40 @@ def check_identifier(name: str, span: Span, what: str = "layer name") -> None:
         )
 
 
+def check_module_name(name: str, span: Span, what: str = "layer name") -> None:
+    """Refuse a name PyTorch would not take for a submodule, or one that would shadow an attribute
+    of ``torch.nn.Module``; anything else goes (``1x1``, ``3x3_reduce``, ``5b``), quoted where it
+    is not an identifier.
+
+    >>> check_module_name("3x3_reduce", Span("t.inc", 1, 1))
+    >>> check_module_name("a.b", Span("t.inc", 1, 1))
+    Traceback (most recent call last):
+    incdsl.errors.SpecError: t.inc:1:1: error: layer name `a.b` cannot name a module
+    hint: PyTorch module names cannot be empty or contain `.`, and incdsl keeps `:` for its own nodes
+    """
+    if not name or "." in name or ":" in name:
+        raise SpecError(
+            f"{what} `{name}` cannot name a module",
+            span,
+            hint="PyTorch module names cannot be empty or contain `.`, and incdsl keeps `:` for its own nodes",
+        )
+    odd = [c for c in name if not c.isprintable() or c.isspace() or c in "\\'\""]
+    if odd:
+        raise SpecError(
+            f"{what} `{name}` contains {odd[0]!r}",
+            span,
+            hint="module names are written without spaces, quotes or backslashes",
+        )
+    if name.startswith("_"):
+        raise SpecError(
+            f"{what} `{name}` starts with `_`",
+            span,
+            hint="names starting with `_` are torch.nn.Module's private attributes; choose another name",
+        )
+    if name in RESERVED_NAMES:
+        check_identifier(name, span, what)
+
+
 def rename_of(terms: Sequence[ast.Term]) -> ast.Rename | None:
     """The ``as name`` among an item's terms, if any (at most one)."""
     renames = [t for t in terms if isinstance(t, ast.Rename)]
@@ -111,9 +145,7 @@ class Names:
         """The name of a new module of kind ``base`` in ``scope``: its ``as`` name, else the label
         it is given (a concat branch's), else its position or type and count (see the module's rules)."""
         if rename is not None:
-            if rename.quoted:
-                raise SpecError("a layer name is written without quotes: `as name`", rename.span)
-            check_identifier(rename.name, rename.span)
+            check_module_name(rename.name, rename.span)
             if scope.indexed:
                 self._take_index(scope)
             name = scope.named.full(rename.name)

@@ -48,7 +48,7 @@ def elaborate(spec: ast.SpecFile, resolve_include: IncludeResolver, input_shape:
     first_line = Span(spec.path, 1, 1)
     walker.out.nodes.append(ir.Node(name="input", attrs=ir.InputAttrs(), span=first_line))
     walker.names.register("input", first_line)
-    root = Cursor(Scope(""))
+    root = Cursor(Scope(""), defaults=decls.defaults)
     x = "input"
     for stmt in top.main:
         x = _main_statement(walker, stmt, x, root)
@@ -61,6 +61,7 @@ def elaborate(spec: ast.SpecFile, resolve_include: IncludeResolver, input_shape:
         aux=tuple(heads),
         rows=tuple(walker.out.rows),
         tables=tuple(walker.out.headers.all),
+        scopes=tuple(walker.out.scopes),
     )
 
 
@@ -134,10 +135,11 @@ def _main_statement(walker: Walker, stmt: ast.Stmt, x: str, at: Cursor) -> str:
     stmt, paper = take_paper(stmt)
     first = stmt.links[0]
     if len(stmt.links) == 1 and isinstance(first, ast.Item) and first.head == "seq" and stmt.body:
-        inside = at.inside(walker.seq_scope(first, at))
+        scope = walker.seq_scope(first, at)
+        inside, x_in = at.inside(scope), x
         for inner in stmt.body:
             x = _main_statement(walker, statement(inner), x, inside)
-        return x
+        return walker.out.add_scope(scope.path, x_in, x)
     kind = "layer"
     call: ast.Item | None = None
     count = 1
@@ -193,7 +195,8 @@ def _aux_head(walker: Walker, stmt: ast.Stmt) -> ir.AuxHead:
     root = Scope("")
     name = walker.names.allocate(root, "aux", rename, None, item.span)
     row = out.new_row("aux", item.span, label=name)
-    output = walker.sequence(stmt.body, tensor, Cursor(Scope(name), row=row, origin=item.span))
+    output = walker.sequence(stmt.body, tensor, Cursor(Scope(name), row=row, origin=item.span, defaults=walker.decls.defaults))
+    out.add_scope(name, tensor, output)
     return ir.AuxHead(name=name, after=module, input=tensor, weight=loss_weight, output=output, row=row)
 
 

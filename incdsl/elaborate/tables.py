@@ -20,7 +20,7 @@ from .. import ast, ir
 from ..errors import SpecError, did_you_mean
 from ..layers import LAYER_TYPES
 from .expressions import ArgTable, Env, Located, evaluate, without
-from .names import KEYWORDS, check_identifier, rename_of
+from .names import KEYWORDS, check_module_name, rename_of
 
 DEFAULT_PATTERN = "{block}_{row}"
 
@@ -152,7 +152,7 @@ def row_calls(
     columns = header.columns
     n_paper = len(header.paper)
     for row in stmt.rows:
-        terms = [t for t in row.terms if isinstance(t, ast.Positional)]
+        terms = [t for t in row.terms if isinstance(t, (ast.Positional, ast.Dims))]
         if len(terms) != len(columns) + n_paper:
             paper_part = f" and {n_paper} paper figure(s)" if n_paper else ""
             raise SpecError(
@@ -160,8 +160,8 @@ def row_calls(
                 row.span,
                 hint=f"columns: {', '.join(columns)}" + (f", then {', '.join(header.paper)}" if n_paper else ""),
             )
-        values = [(evaluate(t.value, env, arg_tables), t.span) for t in terms[: len(columns)]]
-        paper_exprs = {k: t.value for k, t in zip(header.paper, terms[len(columns):], strict=True)}
+        values = [(evaluate(_value(t), env, arg_tables), t.span) for t in terms[: len(columns)]]
+        paper_exprs = {k: _value(t) for k, t in zip(header.paper, terms[len(columns):], strict=True)}
         annotations = [t for t in row.terms if isinstance(t, ast.Annotation)]
         paper = None
         if paper_exprs or annotations:
@@ -169,9 +169,13 @@ def row_calls(
         rename = rename_of(row.terms)
         if rename is None:
             module = header.pattern.format(block=block.name, row=row.label)
-            check_identifier(module, row.label_span, "module name")
+            check_module_name(module, row.label_span, "module name")
             rename = ast.Rename.model_construct(span=row.label_span, name=module, quoted=False)
         yield RowCall(row, values, paper, rename)
+
+
+def _value(term: ast.Positional | ast.Dims) -> ast.Expr | ast.Dims:
+    return term if isinstance(term, ast.Dims) else term.value
 
 
 def paper_figures(term: ast.Annotation | None, given: Mapping[str, ast.Expr]) -> ir.PaperFigures:

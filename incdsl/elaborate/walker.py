@@ -10,7 +10,7 @@ names it gives come from a :class:`~.names.Names`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -21,13 +21,14 @@ from ..layers import (
     CONTAINER_OPTIONS,
     LAYER_TYPES,
     Setting,
+    Symbol,
     apply_settings,
     build_attrs,
     fill_positional,
 )
 from .declarations import Declarations
 from .expressions import Env, Located, bind, call_arguments, split_terms, without
-from .names import CONTAINERS, KEYWORDS, TOP_LEVEL, Names, Scope, rename_of
+from .names import CONTAINERS, KEYWORDS, TOP_LEVEL, Names, Scope, check_module_name, rename_of
 from .tables import Headers, row_calls, table_block
 
 
@@ -47,6 +48,8 @@ class Cursor:
     label: str | None = None
     #: The blocks being expanded, outermost first (to refuse recursion).
     calls: tuple[str, ...] = ()
+    #: The defaults in force: layer or container type → terms (the network's, or a block's own file's over them).
+    defaults: Mapping[str, tuple[ast.Term, ...]] = field(default_factory=dict)
 
     def inside(self, scope: Scope) -> Cursor:
         """The cursor for the statements of a new scope."""
@@ -64,6 +67,12 @@ class Output:
     row_labels: dict[str, str] = field(default_factory=dict)
     rows: list[ir.Row] = field(default_factory=list)
     headers: Headers = field(default_factory=Headers)
+    scopes: list[ir.Scope] = field(default_factory=list)
+
+    def add_scope(self, name: str, x: str, out: str, block: str | None = None) -> str:
+        """Record the scope ``name`` (its layers made), which reads ``x`` and gives ``out``; returns ``out``."""
+        self.scopes.append(ir.Scope(name=name, input=x, output=out, block=block))
+        return out
 
     def add_node(self, name: str, attrs: Any, inputs: tuple[str, ...], span: Span, at: Cursor) -> str:
         """Append a node made at ``at``; returns its name."""
@@ -144,6 +153,8 @@ class Walker:
     def _link(self, link: ast.Link, x: str, at: Cursor, body: tuple[ast.Statement, ...] | None) -> str:
         if isinstance(link, ast.Repeat):
             return self._repeat(link, x, at, body)
+        if link.head in at.env:
+            link = self._typed_by_parameter(link, at)
         head = link.head
         if head not in CONTAINERS and head not in self.decls.blocks and head not in LAYER_TYPES:
             self._unknown(link)
@@ -158,7 +169,8 @@ class Walker:
                 return self._concat(link, body, x, at)
             if head == "residual":
                 return self._residual(link, body, x, at)
-            return self.sequence(body, x, at.inside(self.seq_scope(link, at)))
+            scope = self.seq_scope(link, at)
+            return self.out.add_scope(scope.path, x, self.sequence(body, x, at.inside(scope)))
         if body is not None:
             raise SpecError(
                 f"`{head}` does not take an indented body",
@@ -168,6 +180,19 @@ class Walker:
         if head in self.decls.blocks:
             return self.call(link, x, at)
         return self._layer(link, x, at)
+
+    def _typed_by_parameter(self, link: ast.Item, at: Cursor) -> ast.Item:
+        """``pool 3x3/1 -> ...`` where ``pool`` is a block parameter: the layer type (or block)
+        its argument names."""
+        value = at.env[link.head]
+        if isinstance(value, Symbol) and (value in LAYER_TYPES or value in self.decls.blocks):
+            return link.model_copy(update={"head": str(value)})
+        shown = value.text if isinstance(value, ast.Dims) else value
+        raise SpecError(
+            f"parameter `{link.head}` is `{shown}` here, which is not a layer type or a block",
+            link.head_span,
+            hint=f"a parameter used as a layer's type is given one, e.g. `maxpool`; layer types are {', '.join(LAYER_TYPES)}",
+        )
 
     def _unknown(self, link: ast.Item) -> None:
         head = link.head
@@ -198,14 +223,24 @@ class Walker:
             if isinstance(term, ast.Annotation):
                 raise SpecError("annotations such as `@paper` belong at the end of a top-level line", term.span)
         terms = split_terms(item.terms, at.env, self.decls.arg_tables)
-        defaults = split_terms(self.decls.defaults.get(op, ()), {}, self.decls.arg_tables)
+        defaults = split_terms(at.defaults.get(op, ()), {}, self.decls.arg_tables)
         settings: dict[str, Setting] = {}
         apply_settings(op, layer.flags, layer.options, defaults.words, defaults.keyed, settings)
         apply_settings(op, layer.flags, layer.options, terms.words, terms.keyed, settings, parameters=list(at.env))
         settings.update(fill_positional(layer, terms.positional, item.span))
         attrs = build_attrs(op, settings)
         name = self.names.allocate(at.scope, op, rename_of(item.terms), at.label, item.span)
-        return self.out.add_node(name, attrs, (x,), item.span, at)
+        self.out.add_node(name, attrs, (x,), item.span, at)
+        self._claim_siblings(self.out.nodes[-1], settings.get("parts"), item.span)
+        return name
+
+    def _claim_siblings(self, node: ir.Node, parts: Setting | None, span: Span) -> None:
+        """A layer whose parts are siblings (``X``, ``X_bn``) names modules beside its own name."""
+        for role, path in ir.part_paths(node).items():
+            if path != node.name and not path.startswith(node.name + "."):
+                where = parts.span if parts is not None else span
+                check_module_name(path.rpartition(".")[2], where, f"the {role} part's name")
+                self.names.register(path, where)
 
     # --- containers --------------------------------------------------------
 
@@ -221,10 +256,10 @@ class Walker:
         name = self.names.allocate(at.scope, "seq", rename, at.label, item.span)
         return Scope(name, indexed=True, home=None if rename else at.scope.named)
 
-    def _container_settings(self, item: ast.Item, env: Env) -> dict[str, Setting]:
+    def _container_settings(self, item: ast.Item, at: Cursor) -> dict[str, Setting]:
         op = item.head
         settings: dict[str, Setting] = {}
-        for terms, e in ((self.decls.defaults.get(op, ()), {}), (item.terms, env)):
+        for terms, e in ((at.defaults.get(op, ()), {}), (item.terms, at.env)):
             split = split_terms([t for t in terms if not isinstance(t, ast.Rename)], e, self.decls.arg_tables)
             if split.positional:
                 raise SpecError(f"`{op}` takes no values, only options", split.positional[0][1])
@@ -240,11 +275,12 @@ class Walker:
         return Scope(name, home=None if rename else at.scope.named)
 
     def _concat(self, item: ast.Item, body: tuple[ast.Statement, ...], x: str, at: Cursor) -> str:
-        settings = self._container_settings(item, at.env)
+        settings = self._container_settings(item, at)
         base = settings["base"].value if "base" in settings else 1
         inner = self._own_scope(item, at)
         inside = at.inside(inner)
         outs: list[str] = []
+        x_in = x
         labels: list[str] = []
         for k, branch in enumerate(body):
             label = f"branch{base + k}"
@@ -253,7 +289,8 @@ class Walker:
         if len(outs) < 2:
             raise SpecError("a concat needs at least two branches, one per indented line", item.span)
         attrs = ir.ConcatAttrs(branches=tuple(labels))
-        return self.out.add_node(self.names.synthetic(inner, "concat"), attrs, tuple(outs), item.span, at)
+        out = self.out.add_node(self.names.synthetic(inner, "concat"), attrs, tuple(outs), item.span, at)
+        return self.out.add_scope(inner.path, x_in, out) if inner is not at.scope else out
 
     def _branch(self, stmt: ast.Stmt, x: str, at: Cursor) -> str:
         """A concat branch, ``at.label`` its label: one layer is that layer; a longer chain is an
@@ -265,16 +302,18 @@ class Walker:
         if all_named:
             return self.statement(stmt, x, replace(at, label=None))
         name = self.names.allocate(at.scope, "branch", None, at.label, stmt.span)
-        return self.statement(stmt, x, at.inside(Scope(name, indexed=True, home=at.scope.named)))
+        out = self.statement(stmt, x, at.inside(Scope(name, indexed=True, home=at.scope.named)))
+        return self.out.add_scope(name, x, out)
 
     def _residual(self, item: ast.Item, body: tuple[ast.Statement, ...], x: str, at: Cursor) -> str:
-        settings = self._container_settings(item, at.env)
+        settings = self._container_settings(item, at)
         scale = settings["scale"].value if "scale" in settings else 1.0
         act = settings["act"].value if "act" in settings else "relu"
         inner = self._own_scope(item, at)
         out = self.sequence(body, x, at.inside(inner))
         attrs = ir.AddAttrs(scale=scale, act=act)
-        return self.out.add_node(self.names.synthetic(inner, "add"), attrs, (x, out), item.span, at)
+        out = self.out.add_node(self.names.synthetic(inner, "add"), attrs, (x, out), item.span, at)
+        return self.out.add_scope(inner.path, x, out) if inner is not at.scope else out
 
     def _repeat(self, link: ast.Repeat, x: str, at: Cursor, body: tuple[ast.Statement, ...] | None) -> str:
         if not 1 <= link.count <= limits.MAX_REPEAT:
@@ -287,11 +326,12 @@ class Walker:
         if rename is not None or (at.label is not None and link.count > 1):
             name = self.names.allocate(at.scope, "repeat", rename, at.label, link.span)
             group = at.inside(Scope(name, indexed=True, home=None if rename else at.scope.named))
+        x_in = x
         for c in range(link.count):
             # in a repeat inside a repeat, the copies are numbered by the outer one
             copy = group if at.repeat_index is not None else replace(group, repeat_index=c)
             x = self._link(item, x, copy, body)
-        return x
+        return self.out.add_scope(group.scope.path, x_in, x) if group is not at else x
 
     # --- blocks ------------------------------------------------------------
 
@@ -326,10 +366,12 @@ class Walker:
             cycle = " → ".join([*at.calls[at.calls.index(block.name):], block.name])
             raise SpecError(f"block `{block.name}` calls itself: {cycle}", span, hint="blocks cannot be recursive")
         name = self.names.allocate(at.scope, block.name, rename, at.label, span)
-        inside = replace(at.inside(Scope(name)), env=bound, calls=(*at.calls, block.name))
+        inside = replace(
+            at.inside(Scope(name)), env=bound, calls=(*at.calls, block.name), defaults=self.decls.defaults_for(block.name)
+        )
         out = self.sequence(block.body, x, inside)
         self.out.outputs[name] = out
-        return out
+        return self.out.add_scope(name, x, out, block.name)
 
 
 def statement(stmt: ast.Statement) -> ast.Stmt:

@@ -13,21 +13,53 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class ConvBN(nn.Module):
-    """A bias-free convolution followed by batch norm (its activation is applied by the caller)."""
+class Chain(nn.Module):
+    """Children run one after another, like ``nn.Sequential`` with named children: a layer and
+    its parts (conv, batch norm), or a branch. A ReLU follows the children named in
+    ``relu``; those in ``flatten`` flatten their input first (a linear layer).
+    ``chain["1"]`` reaches a child by name."""
 
-    def __init__(self, conv: nn.Conv2d, bn: nn.BatchNorm2d) -> None:
+    def __init__(self, children: dict[str, nn.Module] | None = None, relu: tuple[str, ...] = (),
+                 flatten: tuple[str, ...] = ()) -> None:  # fmt: skip
         super().__init__()
-        self.conv = conv
-        self.bn = bn
+        for name, module in (children or {}).items():
+            self.add_module(name, module)
+        self._relu_after = tuple(relu)
+        self._flatten_before = tuple(flatten)
+
+    def __getitem__(self, key: int | str) -> nn.Module:
+        return self._modules[str(key)]  # type: ignore[return-value]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.bn(self.conv(x))
+        for name, module in self._modules.items():
+            if name in self._flatten_before:
+                x = torch.flatten(x, 1)
+            x = module(x)  # type: ignore[misc]
+            if name in self._relu_after:
+                x = F.relu(x)  # not in place: a hook on the module keeps the value it saw
+        return x
+
+    def extra_repr(self) -> str:
+        return f"relu={self._relu_after}" if self._relu_after else ""
+
+
+class L2Norm(nn.Module):
+    """Each sample divided by its L2 norm over channels (``F.normalize(x, dim=1)``)."""
+
+    def __init__(self, eps: float = 1e-12) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.normalize(x, p=2.0, dim=1, eps=self.eps)
+
+    def extra_repr(self) -> str:
+        return f"eps={self.eps}"
 
 
 class Group(nn.Module):
-    """A named scope of a spec (a block instance, a branch): it only holds submodules.
-    ``group[1]`` reaches a child named by position."""
+    """A named scope of a spec whose layers its parent runs (a branch that is not a chain):
+    it only holds submodules. ``group[1]`` reaches a child named by position."""
 
     def __getitem__(self, key: int | str) -> nn.Module:
         return self._modules[str(key)]
@@ -62,114 +94,98 @@ class TrainOutput(NamedTuple):
         return total
 
 
+class Inception(nn.Module):
+    """Block `inception` (inception_3a, inception_3b, inception_4a, inception_4b); the network gives each instance its layers."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        branch1 = self.branch1(x)
+        branch2 = self.branch2(x)
+        branch3 = self.branch3(x)
+        branch4 = self.branch4(x)
+        concat = torch.cat([branch1, branch2, branch3, branch4], 1)
+        return concat
+
+
 class MiniGooglenet(nn.Module):
     """mini_googlenet, input 1x32x32."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv1 = ConvBN(nn.Conv2d(in_channels=1, out_channels=32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False), nn.BatchNorm2d(num_features=32, eps=1e-05))
+        self.conv1 = Chain({'conv': nn.Conv2d(in_channels=1, out_channels=32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False), 'bn': nn.BatchNorm2d(num_features=32, eps=1e-05)}, relu=('bn',))
         self.maxpool1 = nn.MaxPool2d(kernel_size=(3, 3), stride=(2, 2), padding=(0, 0), ceil_mode=True)
-        self.inception_3a = Group()
-        self.inception_3a.branch1 = ConvBN(nn.Conv2d(in_channels=32, out_channels=16, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=16, eps=1e-05))
-        self.inception_3a.branch2 = Group()
-        self.inception_3a.branch2.add_module("0", ConvBN(nn.Conv2d(in_channels=32, out_channels=16, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=16, eps=1e-05)))
-        self.inception_3a.branch2.add_module("1", ConvBN(nn.Conv2d(in_channels=16, out_channels=24, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False), nn.BatchNorm2d(num_features=24, eps=1e-05)))
-        self.inception_3a.branch3 = Group()
-        self.inception_3a.branch3.add_module("0", ConvBN(nn.Conv2d(in_channels=32, out_channels=4, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=4, eps=1e-05)))
-        self.inception_3a.branch3.add_module("1", ConvBN(nn.Conv2d(in_channels=4, out_channels=8, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2), bias=False), nn.BatchNorm2d(num_features=8, eps=1e-05)))
-        self.inception_3a.branch4 = Group()
-        self.inception_3a.branch4.add_module("0", nn.MaxPool2d(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), ceil_mode=True))
-        self.inception_3a.branch4.add_module("1", ConvBN(nn.Conv2d(in_channels=32, out_channels=8, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=8, eps=1e-05)))
-        self.inception_3b = Group()
-        self.inception_3b.branch1 = ConvBN(nn.Conv2d(in_channels=56, out_channels=24, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=24, eps=1e-05))
-        self.inception_3b.branch2 = Group()
-        self.inception_3b.branch2.add_module("0", ConvBN(nn.Conv2d(in_channels=56, out_channels=24, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=24, eps=1e-05)))
-        self.inception_3b.branch2.add_module("1", ConvBN(nn.Conv2d(in_channels=24, out_channels=32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False), nn.BatchNorm2d(num_features=32, eps=1e-05)))
-        self.inception_3b.branch3 = Group()
-        self.inception_3b.branch3.add_module("0", ConvBN(nn.Conv2d(in_channels=56, out_channels=8, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=8, eps=1e-05)))
-        self.inception_3b.branch3.add_module("1", ConvBN(nn.Conv2d(in_channels=8, out_channels=16, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2), bias=False), nn.BatchNorm2d(num_features=16, eps=1e-05)))
-        self.inception_3b.branch4 = Group()
-        self.inception_3b.branch4.add_module("0", nn.MaxPool2d(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), ceil_mode=True))
-        self.inception_3b.branch4.add_module("1", ConvBN(nn.Conv2d(in_channels=56, out_channels=16, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=16, eps=1e-05)))
+        self.inception_3a = Inception()
+        self.inception_3a.branch1 = Chain({'conv': nn.Conv2d(in_channels=32, out_channels=16, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=16, eps=1e-05)}, relu=('bn',))
+        self.inception_3a.branch2 = Chain()
+        self.inception_3a.branch2.add_module('0', Chain({'conv': nn.Conv2d(in_channels=32, out_channels=16, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=16, eps=1e-05)}, relu=('bn',)))
+        self.inception_3a.branch2.add_module('1', Chain({'conv': nn.Conv2d(in_channels=16, out_channels=24, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False), 'bn': nn.BatchNorm2d(num_features=24, eps=1e-05)}, relu=('bn',)))
+        self.inception_3a.branch3 = Chain()
+        self.inception_3a.branch3.add_module('0', Chain({'conv': nn.Conv2d(in_channels=32, out_channels=4, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=4, eps=1e-05)}, relu=('bn',)))
+        self.inception_3a.branch3.add_module('1', Chain({'conv': nn.Conv2d(in_channels=4, out_channels=8, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2), bias=False), 'bn': nn.BatchNorm2d(num_features=8, eps=1e-05)}, relu=('bn',)))
+        self.inception_3a.branch4 = Chain()
+        self.inception_3a.branch4.add_module('0', nn.MaxPool2d(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), ceil_mode=True))
+        self.inception_3a.branch4.add_module('1', Chain({'conv': nn.Conv2d(in_channels=32, out_channels=8, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=8, eps=1e-05)}, relu=('bn',)))
+        self.inception_3b = Inception()
+        self.inception_3b.branch1 = Chain({'conv': nn.Conv2d(in_channels=56, out_channels=24, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=24, eps=1e-05)}, relu=('bn',))
+        self.inception_3b.branch2 = Chain()
+        self.inception_3b.branch2.add_module('0', Chain({'conv': nn.Conv2d(in_channels=56, out_channels=24, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=24, eps=1e-05)}, relu=('bn',)))
+        self.inception_3b.branch2.add_module('1', Chain({'conv': nn.Conv2d(in_channels=24, out_channels=32, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False), 'bn': nn.BatchNorm2d(num_features=32, eps=1e-05)}, relu=('bn',)))
+        self.inception_3b.branch3 = Chain()
+        self.inception_3b.branch3.add_module('0', Chain({'conv': nn.Conv2d(in_channels=56, out_channels=8, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=8, eps=1e-05)}, relu=('bn',)))
+        self.inception_3b.branch3.add_module('1', Chain({'conv': nn.Conv2d(in_channels=8, out_channels=16, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2), bias=False), 'bn': nn.BatchNorm2d(num_features=16, eps=1e-05)}, relu=('bn',)))
+        self.inception_3b.branch4 = Chain()
+        self.inception_3b.branch4.add_module('0', nn.MaxPool2d(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), ceil_mode=True))
+        self.inception_3b.branch4.add_module('1', Chain({'conv': nn.Conv2d(in_channels=56, out_channels=16, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=16, eps=1e-05)}, relu=('bn',)))
         self.maxpool2 = nn.MaxPool2d(kernel_size=(3, 3), stride=(2, 2), padding=(0, 0), ceil_mode=True)
-        self.inception_4a = Group()
-        self.inception_4a.branch1 = ConvBN(nn.Conv2d(in_channels=88, out_channels=32, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=32, eps=1e-05))
-        self.inception_4a.branch2 = Group()
-        self.inception_4a.branch2.add_module("0", ConvBN(nn.Conv2d(in_channels=88, out_channels=24, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=24, eps=1e-05)))
-        self.inception_4a.branch2.add_module("1", ConvBN(nn.Conv2d(in_channels=24, out_channels=48, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False), nn.BatchNorm2d(num_features=48, eps=1e-05)))
-        self.inception_4a.branch3 = Group()
-        self.inception_4a.branch3.add_module("0", ConvBN(nn.Conv2d(in_channels=88, out_channels=8, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=8, eps=1e-05)))
-        self.inception_4a.branch3.add_module("1", ConvBN(nn.Conv2d(in_channels=8, out_channels=16, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2), bias=False), nn.BatchNorm2d(num_features=16, eps=1e-05)))
-        self.inception_4a.branch4 = Group()
-        self.inception_4a.branch4.add_module("0", nn.MaxPool2d(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), ceil_mode=True))
-        self.inception_4a.branch4.add_module("1", ConvBN(nn.Conv2d(in_channels=88, out_channels=16, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=16, eps=1e-05)))
-        self.inception_4b = Group()
-        self.inception_4b.branch1 = ConvBN(nn.Conv2d(in_channels=112, out_channels=48, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=48, eps=1e-05))
-        self.inception_4b.branch2 = Group()
-        self.inception_4b.branch2.add_module("0", ConvBN(nn.Conv2d(in_channels=112, out_channels=32, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=32, eps=1e-05)))
-        self.inception_4b.branch2.add_module("1", ConvBN(nn.Conv2d(in_channels=32, out_channels=64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False), nn.BatchNorm2d(num_features=64, eps=1e-05)))
-        self.inception_4b.branch3 = Group()
-        self.inception_4b.branch3.add_module("0", ConvBN(nn.Conv2d(in_channels=112, out_channels=8, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=8, eps=1e-05)))
-        self.inception_4b.branch3.add_module("1", ConvBN(nn.Conv2d(in_channels=8, out_channels=16, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2), bias=False), nn.BatchNorm2d(num_features=16, eps=1e-05)))
-        self.inception_4b.branch4 = Group()
-        self.inception_4b.branch4.add_module("0", nn.MaxPool2d(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), ceil_mode=True))
-        self.inception_4b.branch4.add_module("1", ConvBN(nn.Conv2d(in_channels=112, out_channels=16, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=16, eps=1e-05)))
+        self.inception_4a = Inception()
+        self.inception_4a.branch1 = Chain({'conv': nn.Conv2d(in_channels=88, out_channels=32, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=32, eps=1e-05)}, relu=('bn',))
+        self.inception_4a.branch2 = Chain()
+        self.inception_4a.branch2.add_module('0', Chain({'conv': nn.Conv2d(in_channels=88, out_channels=24, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=24, eps=1e-05)}, relu=('bn',)))
+        self.inception_4a.branch2.add_module('1', Chain({'conv': nn.Conv2d(in_channels=24, out_channels=48, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False), 'bn': nn.BatchNorm2d(num_features=48, eps=1e-05)}, relu=('bn',)))
+        self.inception_4a.branch3 = Chain()
+        self.inception_4a.branch3.add_module('0', Chain({'conv': nn.Conv2d(in_channels=88, out_channels=8, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=8, eps=1e-05)}, relu=('bn',)))
+        self.inception_4a.branch3.add_module('1', Chain({'conv': nn.Conv2d(in_channels=8, out_channels=16, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2), bias=False), 'bn': nn.BatchNorm2d(num_features=16, eps=1e-05)}, relu=('bn',)))
+        self.inception_4a.branch4 = Chain()
+        self.inception_4a.branch4.add_module('0', nn.MaxPool2d(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), ceil_mode=True))
+        self.inception_4a.branch4.add_module('1', Chain({'conv': nn.Conv2d(in_channels=88, out_channels=16, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=16, eps=1e-05)}, relu=('bn',)))
+        self.inception_4b = Inception()
+        self.inception_4b.branch1 = Chain({'conv': nn.Conv2d(in_channels=112, out_channels=48, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=48, eps=1e-05)}, relu=('bn',))
+        self.inception_4b.branch2 = Chain()
+        self.inception_4b.branch2.add_module('0', Chain({'conv': nn.Conv2d(in_channels=112, out_channels=32, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=32, eps=1e-05)}, relu=('bn',)))
+        self.inception_4b.branch2.add_module('1', Chain({'conv': nn.Conv2d(in_channels=32, out_channels=64, kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), bias=False), 'bn': nn.BatchNorm2d(num_features=64, eps=1e-05)}, relu=('bn',)))
+        self.inception_4b.branch3 = Chain()
+        self.inception_4b.branch3.add_module('0', Chain({'conv': nn.Conv2d(in_channels=112, out_channels=8, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=8, eps=1e-05)}, relu=('bn',)))
+        self.inception_4b.branch3.add_module('1', Chain({'conv': nn.Conv2d(in_channels=8, out_channels=16, kernel_size=(5, 5), stride=(1, 1), padding=(2, 2), bias=False), 'bn': nn.BatchNorm2d(num_features=16, eps=1e-05)}, relu=('bn',)))
+        self.inception_4b.branch4 = Chain()
+        self.inception_4b.branch4.add_module('0', nn.MaxPool2d(kernel_size=(3, 3), stride=(1, 1), padding=(1, 1), ceil_mode=True))
+        self.inception_4b.branch4.add_module('1', Chain({'conv': nn.Conv2d(in_channels=112, out_channels=16, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=16, eps=1e-05)}, relu=('bn',)))
         self.global_avgpool1 = nn.AdaptiveAvgPool2d(output_size=(1, 1))
         self.dropout1 = nn.Dropout(p=0.2)
         self.linear1 = nn.Linear(in_features=144, out_features=10, bias=True)
         self.softmax1 = nn.Softmax(dim=1)
         self.aux1 = Group()
         self.aux1.avgpool1 = nn.AvgPool2d(kernel_size=(4, 4), stride=(4, 4), padding=(0, 0), ceil_mode=False, count_include_pad=True)
-        self.aux1.conv1 = ConvBN(nn.Conv2d(in_channels=88, out_channels=32, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), nn.BatchNorm2d(num_features=32, eps=1e-05))
+        self.aux1.conv1 = Chain({'conv': nn.Conv2d(in_channels=88, out_channels=32, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=32, eps=1e-05)}, relu=('bn',))
         self.aux1.linear1 = nn.Linear(in_features=512, out_features=64, bias=True)
         self.aux1.dropout1 = nn.Dropout(p=0.5)
         self.aux1.linear2 = nn.Linear(in_features=64, out_features=10, bias=True)
         self.aux1.softmax1 = nn.Softmax(dim=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | TrainOutput:
-        conv1 = F.relu_(self.conv1(x))
+    def forward(self, x: torch.Tensor):
+        conv1 = self.conv1(x)
         maxpool1 = self.maxpool1(conv1)
-        inception_3a_branch1 = F.relu_(self.inception_3a.branch1(maxpool1))
-        inception_3a_branch2_0 = F.relu_(self.inception_3a.branch2[0](maxpool1))
-        inception_3a_branch2_1 = F.relu_(self.inception_3a.branch2[1](inception_3a_branch2_0))
-        inception_3a_branch3_0 = F.relu_(self.inception_3a.branch3[0](maxpool1))
-        inception_3a_branch3_1 = F.relu_(self.inception_3a.branch3[1](inception_3a_branch3_0))
-        inception_3a_branch4_0 = self.inception_3a.branch4[0](maxpool1)
-        inception_3a_branch4_1 = F.relu_(self.inception_3a.branch4[1](inception_3a_branch4_0))
-        inception_3a_concat = torch.cat([inception_3a_branch1, inception_3a_branch2_1, inception_3a_branch3_1, inception_3a_branch4_1], 1)
-        inception_3b_branch1 = F.relu_(self.inception_3b.branch1(inception_3a_concat))
-        inception_3b_branch2_0 = F.relu_(self.inception_3b.branch2[0](inception_3a_concat))
-        inception_3b_branch2_1 = F.relu_(self.inception_3b.branch2[1](inception_3b_branch2_0))
-        inception_3b_branch3_0 = F.relu_(self.inception_3b.branch3[0](inception_3a_concat))
-        inception_3b_branch3_1 = F.relu_(self.inception_3b.branch3[1](inception_3b_branch3_0))
-        inception_3b_branch4_0 = self.inception_3b.branch4[0](inception_3a_concat)
-        inception_3b_branch4_1 = F.relu_(self.inception_3b.branch4[1](inception_3b_branch4_0))
-        inception_3b_concat = torch.cat([inception_3b_branch1, inception_3b_branch2_1, inception_3b_branch3_1, inception_3b_branch4_1], 1)
-        maxpool2 = self.maxpool2(inception_3b_concat)
-        inception_4a_branch1 = F.relu_(self.inception_4a.branch1(maxpool2))
-        inception_4a_branch2_0 = F.relu_(self.inception_4a.branch2[0](maxpool2))
-        inception_4a_branch2_1 = F.relu_(self.inception_4a.branch2[1](inception_4a_branch2_0))
-        inception_4a_branch3_0 = F.relu_(self.inception_4a.branch3[0](maxpool2))
-        inception_4a_branch3_1 = F.relu_(self.inception_4a.branch3[1](inception_4a_branch3_0))
-        inception_4a_branch4_0 = self.inception_4a.branch4[0](maxpool2)
-        inception_4a_branch4_1 = F.relu_(self.inception_4a.branch4[1](inception_4a_branch4_0))
-        inception_4a_concat = torch.cat([inception_4a_branch1, inception_4a_branch2_1, inception_4a_branch3_1, inception_4a_branch4_1], 1)
-        inception_4b_branch1 = F.relu_(self.inception_4b.branch1(inception_4a_concat))
-        inception_4b_branch2_0 = F.relu_(self.inception_4b.branch2[0](inception_4a_concat))
-        inception_4b_branch2_1 = F.relu_(self.inception_4b.branch2[1](inception_4b_branch2_0))
-        inception_4b_branch3_0 = F.relu_(self.inception_4b.branch3[0](inception_4a_concat))
-        inception_4b_branch3_1 = F.relu_(self.inception_4b.branch3[1](inception_4b_branch3_0))
-        inception_4b_branch4_0 = self.inception_4b.branch4[0](inception_4a_concat)
-        inception_4b_branch4_1 = F.relu_(self.inception_4b.branch4[1](inception_4b_branch4_0))
-        inception_4b_concat = torch.cat([inception_4b_branch1, inception_4b_branch2_1, inception_4b_branch3_1, inception_4b_branch4_1], 1)
-        global_avgpool1 = self.global_avgpool1(inception_4b_concat)
+        inception_3a = self.inception_3a(maxpool1)
+        inception_3b = self.inception_3b(inception_3a)
+        maxpool2 = self.maxpool2(inception_3b)
+        inception_4a = self.inception_4a(maxpool2)
+        inception_4b = self.inception_4b(inception_4a)
+        global_avgpool1 = self.global_avgpool1(inception_4b)
         dropout1 = self.dropout1(global_avgpool1)
         linear1 = self.linear1(torch.flatten(dropout1, 1))
         if not self.training:
             return linear1
-        aux1_avgpool1 = self.aux1.avgpool1(inception_3b_concat)
-        aux1_conv1 = F.relu_(self.aux1.conv1(aux1_avgpool1))
-        aux1_linear1 = F.relu_(self.aux1.linear1(torch.flatten(aux1_conv1, 1)))
+        aux1_avgpool1 = self.aux1.avgpool1(inception_3b)
+        aux1_conv1 = self.aux1.conv1(aux1_avgpool1)
+        aux1_linear1 = F.relu(self.aux1.linear1(torch.flatten(aux1_conv1, 1)))
         aux1_dropout1 = self.aux1.dropout1(aux1_linear1)
         aux1_linear2 = self.aux1.linear2(torch.flatten(aux1_dropout1, 1))
         return TrainOutput(
