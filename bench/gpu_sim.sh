@@ -12,11 +12,13 @@
 #           runs first if a wheel is missing)
 #   site/   gpu.sh's install folder (its /tmp/site there), emptied for each run
 #   *.log   each run's whole output
-# gpu.sh runs there twice, with a bare environment (env -i), the venv's python3
+# `gpu.sh first` runs there twice, with a bare environment (env -i), the venv's python3
 # first on PATH, no GPU visible and pip's configuration files off:
 #   1. GPU_SH_DRY_RUN=1: passes if it exits 0 with its line "gpu.sh: dry run: ...",
 #      i.e. installed the wheels and the package, imported every incdsl module from
-#      the install folder, collected the tests and loaded bench/bench.py;
+#      the install folder, collected the tests and built every item of both benchmark
+#      stages on the meta device (bench.py --dry-run: models, incdsl plans, the
+#      groups' Triton launches, torch.compile objects);
 #   2. as on the machine: passes if it stops at the CUDA check, exit 3 with
 #      "gpu.sh: error: no CUDA device", every step before it done.
 set -euo pipefail
@@ -90,7 +92,7 @@ run() { # LOG [VAR=VALUE...]: gpu.sh in the tree with a bare environment; prints
     set +e
     (cd "$sim/tree" && env -i PATH="$venv/bin:/usr/local/bin:/usr/bin:/bin" HOME="$HOME" LANG=C.UTF-8 \
         PIP_CONFIG_FILE=/dev/null CUDA_VISIBLE_DEVICES= OUT="$sim/out" GPU_SH_SITE="$sim/site" "$@" \
-        bash bench/gpu.sh) >"$sim/$log" 2>&1
+        bash bench/gpu.sh first) >"$sim/$log" 2>&1
     echo $?
     set -e
 }
