@@ -10,7 +10,9 @@
 What is measured
 ----------------
 Networks (GoogLeNet, Inception-v3, Inception-v4, Inception-ResNet-v2), eval mode, channels-last
-inputs drawn fresh for each (network, batch), weights of the reference loaded everywhere:
+inputs drawn fresh for each (network, batch); the reference's own initialisation with its batch
+norms' statistics and affine parameters drawn at random (seeded; the defaults would hide a wrongly
+folded batch norm), and those weights loaded into every variant:
 
 - ``eager (reference)``: torchvision ``googlenet`` / ``inception_v3``, timm ``inception_v4`` /
   ``inception_resnet_v2``, with cuDNN (``torch.backends.cudnn.benchmark = True`` for every variant);
@@ -167,8 +169,8 @@ GROUP_VARIANTS = (SEPARATE, ONE_CONV, TORCH_GEMM, TRI_POOL_THEN_GEMM, TRI, TRI_T
 #: with a 16-core host, Triton compiling each kernel binary in 1–2 s, inductor tens of seconds per
 #: model and batch (max-autotune benchmarks every conv's templates: minutes).
 PRIORS_GPU = {
-    "eager": 6.0, "fuse": 4.0, "torch": 4.0, "triton": 45.0, "triton-next-batch": 15.0, "triton-variant": 10.0,
-    "tuned": 120.0, "compile:googlenet": 35.0, "compile:inception_v3": 50.0, "compile:inception_v4": 60.0,
+    "eager": 6.0, "fuse": 4.0, "torch": 4.0, "triton": 25.0, "triton-next-batch": 8.0, "triton-variant": 8.0,
+    "triton-all": 30.0, "tuned": 60.0, "compile:googlenet": 35.0, "compile:inception_v3": 50.0, "compile:inception_v4": 60.0,
     "compile:inception_resnet_v2": 90.0, "max-autotune-factor": 5.0, "group-row": 2.5, "tuned-row": 20.0,
     "conv-row": 3.0, "ceilings": 4.0,
 }  # fmt: skip
@@ -568,6 +570,22 @@ class Item:
     protected: bool = False  # earlier unprotected items leave time for it
 
 
+def randomise_batch_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Draw each batch norm's statistics and affine parameters (a fresh reference has mean 0,
+    variance 1, γ 1, β 0, which would hide a wrongly folded batch norm)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.running_mean is not None:
+                c = m.num_features
+                m.running_mean.copy_((torch.rand(c, generator=g) - 0.5) * 0.2)
+                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
+                if m.affine:
+                    m.weight.copy_(torch.rand(c, generator=g) + 0.5)
+                    m.bias.copy_((torch.rand(c, generator=g) - 0.5) * 0.2)
+    return model
+
+
 class NetState:
     """A network at one dtype: its reference (eager), an fp32 copy for references, the passed IR
     for the roofline, the incdsl models built so far, and per batch the input and reference outputs."""
@@ -579,7 +597,7 @@ class NetState:
         spec, ctor = NETWORKS[name]
         self.spec_net = incdsl.load(spec, input=bench.input) if bench.input else incdsl.load(spec)
         self.shape = tuple(self.spec_net.input_shape)
-        reference = ctor().eval()
+        reference = randomise_batch_norms(ctor().eval())
         self.state = reference.state_dict()  # the CPU fp32 tensors: .to() below makes new ones
         self.ref32 = None
         if dtype != torch.float32 and bench.device != "meta":
@@ -706,6 +724,17 @@ class Bench:
         self.states[key] = self.states.pop(key)  # the most recently used last
         return self.states[key]
 
+    def _reset_compiled(self) -> None:
+        """Forget every compiled graph (and the CUDA graphs of reduce-overhead), free their memory."""
+        import torch._dynamo
+
+        torch._dynamo.reset()
+        with contextlib.suppress(ImportError, AttributeError):
+            from torch._inductor.cudagraph_trees import reset_cudagraph_trees
+
+            reset_cudagraph_trees()
+        self._free()
+
     def _free(self) -> None:
         if self.device == "cuda":
             gc.collect()
@@ -798,6 +827,8 @@ class Bench:
                 return eager + (max(0.4 * got[0], p["triton-next-batch"] / 3) if got else p["triton"])
             if variant == TRITON_TUNED:
                 return eager + self.seen(f"{variant}:{name}", p["tuned"])
+            if variant == TRITON_ALL:
+                return eager + self.seen(f"{variant}:{name}", p["triton-all"])
             if variant == EAGER:
                 return eager
             return eager + self.seen(f"{variant}:{name}", p.get("triton-variant", 10.0))
@@ -821,8 +852,7 @@ class Bench:
         import torch._inductor.config
 
         torch._inductor.config.freezing = True
-        torch._dynamo.reset()
-        self._free()
+        self._reset_compiled()
         holder: dict[str, Any] = {}
 
         def build() -> Any:
@@ -833,8 +863,7 @@ class Bench:
             self.measure_network(st, batch, f"torch.compile {mode}", build)
         finally:
             holder.clear()
-            torch._dynamo.reset()
-            self._free()
+            self._reset_compiled()
         if not self.dry and mode != "max-autotune":
             row = self.results.data["networks"][-1]  # type: ignore[union-attr]
             if row.get("variant") == f"torch.compile {mode}":
@@ -1068,7 +1097,11 @@ class Bench:
         self.say(f"  {case.network:<20} {label:<34} {dtype_name:<8} {batch:>4}  {cells}")
 
     def time_rotating(self, fns: list[Callable]) -> dict:
-        """:func:`time_graph` of calls that take the input sets in turn."""
+        """:func:`time_graph` of calls that take the input sets in turn (each called once first, so
+        that nothing is compiled or loaded while a CUDA graph is being captured)."""
+        for fn in fns:
+            fn()
+        _sync(self.device)
         turn = itertools.cycle(fns)
         return time_graph(lambda: next(turn)(), self.timing_device, self.args.rounds, self.args.round_ms)
 
@@ -1378,71 +1411,12 @@ def _latest(rows: list[dict], key: Callable[[dict], tuple]) -> dict[tuple, dict]
     return found
 
 
-def markdown(results: dict) -> str:
+def markdown(results: dict, networks_only: bool = False) -> str:
     """The results as the tables BENCHMARKS.md quotes: networks (ms and speed-up over eager in the
     same run), their roofline, the groups, the convs; what was skipped and what failed."""
-    runs = results.get("runs") or [{"run": 1, "device": results["device"], "date": results["date"],
-                                    "torch": results["torch"]}]  # fmt: skip
-    lines = []
-    for r in runs:
-        versions = ", ".join(f"{k} {r[k]}" for k in ("torch", "triton", "torchvision", "timm") if k in r)
-        tag = f"Run {r['run']}: " if len(runs) > 1 else ""
-        lines.append(f"{tag}Device: {r['device']}, {versions}, {r['date']}.")
-        if r.get("ceilings"):
-            c = r["ceilings"]
-            lines.append(f"Measured ceilings: {', '.join(f'{k} {v:,.0f}' for k, v in c.items())}.")
-        if r.get("peak"):
-            p = r["peak"]
-            lines.append(f"Datasheet peak ({p['name']}): {p['half_tflops']:.0f} TFLOP/s fp16/bf16, "
-                         f"{p['tf32_tflops']:.0f} TF32, {p['gbps']:,.0f} GB/s.")  # fmt: skip
-        if r.get("settings", {}).get("fp32"):
-            lines.append(f"fp32 precision: {', '.join(f'{k} {v}' for k, v in r['settings']['fp32'].items())}.")
-    lines.append("")
-    multi = len(runs) > 1
-    nets = results.get("networks", [])
-    if nets:
-        variants = [v for v in NETWORK_VARIANTS if any(r["variant"] == v for r in nets)]
-        variants += [v for v in dict.fromkeys(r["variant"] for r in nets) if v not in variants]
-        eager = {(r["network"], r["dtype"], r["batch"], r.get("run", 1)): r["ms"] for r in nets if r["variant"] == EAGER}
-        latest = _latest(nets, lambda r: (r["network"], r["dtype"], r["batch"], r["variant"]))
-        lines += [
-            "| network | dtype | batch | " + " | ".join(variants) + " |",
-            "| --- | --- | ---: | " + " | ".join("---:" for _ in variants) + " |",
-        ]
-        for key in dict.fromkeys((r["network"], r["dtype"], r["batch"]) for r in nets):
-            cells = []
-            for v in variants:
-                r = latest.get((*key, v))
-                if r is None:
-                    cells.append("—")
-                    continue
-                base = eager.get((*key, r.get("run", 1)))
-                ratio = f" ({base / r['ms']:.2f}×)" if base else ""
-                mark = f" ^{r['run']}" if multi else ""
-                cells.append(f"{_ms(r['ms'])} ms{ratio}{mark}")
-            lines.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
-        if multi:
-            lines += ["", "^N: measured in run N; its ratio is against that run's eager."]
-        if any("rel_err" in r for r in nets):
-            lines += [
-                "",
-                "| network | dtype | batch | variant | ms (min–max) | rel err | max abs diff | setup s | GFLOP | min MB "
-                "| TFLOP/s | % peak | GB/s | % BW | floor ms | floor ÷ time |",
-                "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-            ]
-            for key in dict.fromkeys((r["network"], r["dtype"], r["batch"]) for r in nets):
-                for v in variants:
-                    r = latest.get((*key, v))
-                    if r is None:
-                        continue
-                    floor = r.get("floor_ms")
-                    lines.append(
-                        f"| {key[0]} | {key[1]} | {key[2]} | {v} | {_ms(r['ms'])} ({_ms(r['ms_min'])}–{_ms(r['ms_max'])}) "
-                        f"| {r.get('rel_err', math.nan):.1e} | {r.get('max_abs_diff_vs_eager', math.nan):.1e} "
-                        f"| {r.get('setup_s', math.nan):.1f} | {r['flops'] / 1e9:,.1f} | {r['min_bytes'] / 1e6:,.1f} "
-                        f"| {r['tflops']:.1f} | {_pct(r.get('compute_frac'))} | {r['gbps']:,.0f} | {_pct(r.get('bw_frac'))} "
-                        f"| {'—' if floor is None else _ms(floor)} | {'—' if floor is None else _pct(floor / r['ms'])} |"
-                    )
+    lines = _header(results) + [""] + _network_tables(results, details=not networks_only)
+    if networks_only:
+        return "\n".join(lines) + "\n"
     groups = results.get("groups", [])
     if groups and "variants" not in groups[0]:
         lines += [""] + _legacy_groups(groups)
@@ -1461,6 +1435,80 @@ def markdown(results: dict) -> str:
         lines += ["", f"Errors ({len(results['errors'])}):", ""]
         lines += [f"- `{e['key']}`: {e['error'].splitlines()[-1][:300]}" for e in results["errors"]]
     return "\n".join(lines) + "\n"
+
+
+def _header(results: dict) -> list[str]:
+    runs = results.get("runs") or [{"run": 1, "device": results["device"], "date": results["date"],
+                                    "torch": results["torch"]}]  # fmt: skip
+    lines = []
+    for r in runs:
+        versions = ", ".join(f"{k} {r[k]}" for k in ("torch", "triton", "torchvision", "timm") if k in r)
+        tag = f"Run {r['run']} ({r.get('stage', '')} stage): " if len(runs) > 1 else ""
+        lines.append(f"{tag}Device: {r['device']}, {versions}, {r['date']}.")
+        if r.get("ceilings"):
+            c = r["ceilings"]
+            lines.append(f"Measured ceilings: {', '.join(f'{k} {v:,.0f}' for k, v in c.items())}.")
+        if r.get("peak"):
+            p = r["peak"]
+            lines.append(f"Datasheet peak ({p['name']}): {p['half_tflops']:.0f} TFLOP/s fp16/bf16, "
+                         f"{p['tf32_tflops']:.0f} TF32, {p['gbps']:,.0f} GB/s.")  # fmt: skip
+        if r.get("settings", {}).get("fp32"):
+            lines.append(f"fp32 precision: {', '.join(f'{k} {v}' for k, v in r['settings']['fp32'].items())}.")
+        if r.get("interrupted"):
+            lines.append(f"Interrupted: {r['interrupted']}.")
+    return lines
+
+
+def _network_tables(results: dict, details: bool) -> list[str]:
+    nets = results.get("networks", [])
+    if not nets:
+        return []
+    multi = len(results.get("runs") or [1]) > 1
+    variants = [v for v in NETWORK_VARIANTS if any(r["variant"] == v for r in nets)]
+    variants += [v for v in dict.fromkeys(r["variant"] for r in nets) if v not in variants]
+    eager = {(r["network"], r["dtype"], r["batch"], r.get("run", 1)): r["ms"] for r in nets if r["variant"] == EAGER}
+    latest = _latest(nets, lambda r: (r["network"], r["dtype"], r["batch"], r["variant"]))
+    keys = list(dict.fromkeys((r["network"], r["dtype"], r["batch"]) for r in nets))
+    lines = [
+        "| network | dtype | batch | " + " | ".join(variants) + " |",
+        "| --- | --- | ---: | " + " | ".join("---:" for _ in variants) + " |",
+    ]
+    for key in keys:
+        cells = []
+        for v in variants:
+            r = latest.get((*key, v))
+            if r is None:
+                cells.append("—")
+                continue
+            base = eager.get((*key, r.get("run", 1)))
+            ratio = f" ({base / r['ms']:.2f}×)" if base else ""
+            mark = f" ^{r['run']}" if multi else ""
+            cells.append(f"{_ms(r['ms'])} ms{ratio}{mark}")
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
+    if multi:
+        lines += ["", "^N: measured in run N; its ratio is against that run's eager."]
+    if not details or not any("rel_err" in r for r in nets):
+        return lines
+    lines += [
+        "",
+        "| network | dtype | batch | variant | ms (min–max) | rel err | max abs diff | setup s | GFLOP | min MB "
+        "| TFLOP/s | % peak | GB/s | % BW | floor ms | floor ÷ time |",
+        "| --- | --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for key in keys:
+        for v in variants:
+            r = latest.get((*key, v))
+            if r is None:
+                continue
+            floor = r.get("floor_ms")
+            lines.append(
+                f"| {key[0]} | {key[1]} | {key[2]} | {v} | {_ms(r['ms'])} ({_ms(r['ms_min'])}–{_ms(r['ms_max'])}) "
+                f"| {r.get('rel_err', math.nan):.1e} | {r.get('max_abs_diff_vs_eager', math.nan):.1e} "
+                f"| {r.get('setup_s', math.nan):.1f} | {r['flops'] / 1e9:,.1f} | {r['min_bytes'] / 1e6:,.1f} "
+                f"| {r['tflops']:.1f} | {_pct(r.get('compute_frac'))} | {r['gbps']:,.0f} | {_pct(r.get('bw_frac'))} "
+                f"| {'—' if floor is None else _ms(floor)} | {'—' if floor is None else _pct(floor / r['ms'])} |"
+            )
+    return lines
 
 
 def _case_table(rows: list[dict], label: str, shape_head: str, shape_key: str, order: Sequence[str]) -> list[str]:
@@ -1593,6 +1641,8 @@ def main(argv: list[str] | None = None) -> int:
     results.save()
     print()
     print(markdown(results.data), end="")
+    print("\nThe networks again (the output's tail is what a device call returns):\n")
+    print(markdown(results.data, networks_only=True), end="")
     d = results.data
     print(f"bench.py: run {results.run}: {sum(r['run'] == results.run for r in d['networks'])} network rows, "
           f"{sum(r['run'] == results.run for r in d['groups'])} group rows, "

@@ -8,7 +8,7 @@
 #       whole call's budget in seconds, install included; the call ends by S + 40.
 #   bash bench/gpu.sh second [--budget S] [--pytest-budget P] [--resume FILE] [bench.py args...]
 #       install, the real-GPU tests (tests/test_triton.py, test_passes.py,
-#       test_properties.py; stopped after P seconds, default 240), then bench.py --stage
+#       test_properties.py; stopped after P seconds, default 240; 0 skips them), then bench.py --stage
 #       second with what is left of S (default 420): what FILE (the first call's JSON,
 #       copied into the checkout) skipped, then the slow baselines.
 #
@@ -120,7 +120,7 @@ if [[ -d .gpu-kernels ]]; then
     say "Triton cache: $(find "$TRITON_CACHE_DIR" -type f | wc -l) files from .gpu-kernels in $TRITON_CACHE_DIR"
 fi
 export INCDSL_CACHE_DIR=${INCDSL_CACHE_DIR:-/tmp/incdsl-tuning}
-mkdir -p -m 700 "$INCDSL_CACHE_DIR"
+mkdir -p "$INCDSL_CACHE_DIR" && chmod 700 "$INCDSL_CACHE_DIR"
 
 if [[ ${GPU_SH_DRY_RUN:-0} == 1 ]]; then
     collected=$(python3 -m pytest -q -p no:cacheprovider --collect-only "${TESTS[@]}" 2>&1) ||
@@ -138,7 +138,7 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm 
 out=${OUT:-bench/results}
 mkdir -p "$out"
 status=0
-if [[ $stage == second ]]; then
+if [[ $stage == second ]] && ((pytest_budget > 0)); then
     say "tests on the GPU: ${TESTS[*]} (at most ${pytest_budget} s; log: $out/pytest.log)"
     timeout -k 10 "$pytest_budget" python3 -m pytest -q -p no:cacheprovider --durations=15 "${TESTS[@]}" \
         2>&1 | tee "$out/pytest.log" || status=$?
