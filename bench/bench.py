@@ -568,6 +568,7 @@ class Item:
     estimate: Callable[[], float]
     run: Callable[[], None]
     protected: bool = False  # earlier unprotected items leave time for it
+    minimum: Callable[[], float] | None = None  # what its first part takes (a table goes row by row)
 
 
 def randomise_batch_norms(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -831,6 +832,8 @@ class Bench:
                 return eager + self.seen(f"{variant}:{name}", p["triton-all"])
             if variant == EAGER:
                 return eager
+            if variant == FUSE:
+                return eager + self.seen(f"{variant}:{name}", p["fuse"])
             return eager + self.seen(f"{variant}:{name}", p.get("triton-variant", 10.0))
 
         category = {EAGER: f"eager:{name}"}.get(variant, f"{variant}:{name}")
@@ -1244,7 +1247,7 @@ class Bench:
                     self.say(f"  error in {row_key}: {str(err).splitlines()[0] if str(err) else type(err).__name__}")
                 self.observe(category, time.perf_counter() - t0)
 
-        return Item(key, "rows", estimate, run, protected)
+        return Item(key, "rows", estimate, run, protected, lambda: self.seen(category, self.priors[per_row]))
 
     # -- the device's ceilings
 
@@ -1345,10 +1348,11 @@ class Bench:
                 item.run()
                 continue
             estimate = item.estimate()
+            needed = item.minimum() if item.minimum is not None else estimate
             reserve = 0.0
             if not item.protected:
                 reserve = sum(it.estimate() for it in items[i + 1 :] if it.protected and it.key not in self.done)
-            if estimate + reserve > self.left():
+            if needed + reserve > self.left():
                 kept = f" (+{reserve:.0f} s kept for the groups table)" if reserve else ""
                 self.results.skip(item.key, f"budget: needs ~{estimate:.0f} s{kept}, {self.left():.0f} s left")  # type: ignore[union-attr]
                 self.say(f"  skip {item.key}: ~{estimate:.0f} s{kept} > {self.left():.0f} s left")
