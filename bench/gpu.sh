@@ -27,8 +27,8 @@
 # keeps bench/ off sys.path for `python3 bench/bench.py`.
 #
 # If the checkout holds .gpu-kernels/ (Triton kernels compiled ahead of time for
-# the GPU, carried), it is copied to a writable folder under /tmp that becomes
-# TRITON_CACHE_DIR, so the GPU's minutes go to measuring, not compiling.
+# the GPU by `make gpu-kernels`, carried), they are installed into TRITON_CACHE_DIR
+# (/tmp/incdsl-triton-cache), so the GPU's minutes go to measuring, not compiling.
 #
 # GPU_SH_DRY_RUN=1 stops right before the first CUDA call, after installing,
 # importing every incdsl module, collecting the tests and building every benchmark
@@ -112,13 +112,13 @@ versions = ", ".join(f"{d} {md.version(d)}" for d in (
 print(f"gpu.sh: imported {len(modules)} incdsl modules from {site}; Python {platform.python_version()}, {versions}")
 EOF
 
-# 3. Caches: the carried kernels (read-only where they travel, so copied), tuned configs.
-if [[ -d .gpu-kernels ]]; then
-    export TRITON_CACHE_DIR=/tmp/incdsl-triton-cache
-    rm -rf "$TRITON_CACHE_DIR"
-    cp -r .gpu-kernels "$TRITON_CACHE_DIR"
-    say "Triton cache: $(find "$TRITON_CACHE_DIR" -type f | wc -l) files from .gpu-kernels in $TRITON_CACHE_DIR"
-fi
+# 3. Caches: a writable Triton cache under /tmp holding the carried kernels (`make
+# gpu-kernels`: one folder per target, each with a manifest), and the tuned configs.
+export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-/tmp/incdsl-triton-cache}
+mkdir -p "$TRITON_CACHE_DIR"
+for manifest in .gpu-kernels/manifest.json .gpu-kernels/*/manifest.json; do
+    say "carried kernels: $(python3 -m incdsl.compiler.triton.precompiled "$(dirname "$manifest")")"
+done
 export INCDSL_CACHE_DIR=${INCDSL_CACHE_DIR:-/tmp/incdsl-tuning}
 mkdir -p "$INCDSL_CACHE_DIR" && chmod 700 "$INCDSL_CACHE_DIR"
 
