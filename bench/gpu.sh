@@ -117,7 +117,10 @@ EOF
 export TRITON_CACHE_DIR=${TRITON_CACHE_DIR:-/tmp/incdsl-triton-cache}
 mkdir -p "$TRITON_CACHE_DIR"
 for manifest in .gpu-kernels/manifest.json .gpu-kernels/*/manifest.json; do
-    say "carried kernels: $(python3 -m incdsl.compiler.triton.precompiled "$(dirname "$manifest")")"
+    [[ -f $manifest ]] || continue
+    installed=$(python3 -m incdsl.compiler.triton.precompiled "$(dirname "$manifest")") ||
+        die 2 "could not install the carried kernels of $(dirname "$manifest")"
+    say "carried kernels: $installed"
 done
 export INCDSL_CACHE_DIR=${INCDSL_CACHE_DIR:-/tmp/incdsl-tuning}
 mkdir -p "$INCDSL_CACHE_DIR" && chmod 700 "$INCDSL_CACHE_DIR"

@@ -9,7 +9,7 @@
 #           rest of that image's packages, not lark or pydantic): a few GB to download
 #   tree/   a fresh copy of what a device call sends: the tracked files and the
 #           untracked ones git does not ignore, plus .whl/ (bench/fetch_wheels.sh
-#           runs first if a wheel is missing)
+#           runs first if a wheel is missing) and .gpu-kernels/ if there is one
 #   site/   gpu.sh's install folder (its /tmp/site there), emptied for each run
 #   *.log   each run's whole output
 # `gpu.sh first` runs there twice, with a bare environment (env -i), the venv's python3
@@ -82,6 +82,7 @@ git ls-files -z --cached --others --exclude-standard |
     while IFS= read -r -d '' f; do [[ -e $f ]] && printf '%s\0' "$f"; done |
     tar --null -T - -cf - | tar -xf - -C "$sim/tree"
 cp -r .whl "$sim/tree/.whl"
+if [[ -d .gpu-kernels ]]; then cp -r .gpu-kernels "$sim/tree/.gpu-kernels"; fi # carried too, when made
 
 # 4. gpu.sh, twice.
 run() { # LOG [VAR=VALUE...]: gpu.sh in the tree with a bare environment; prints its exit status
