@@ -9,14 +9,16 @@
 #           rest of that image's packages, not lark or pydantic): a few GB to download
 #   tree/   a fresh copy of what a device call sends: the tracked files and the
 #           untracked ones git does not ignore, plus .whl/ (bench/fetch_wheels.sh
-#           runs first if a wheel is missing)
+#           runs first if a wheel is missing) and .gpu-kernels/ if there is one
 #   site/   gpu.sh's install folder (its /tmp/site there), emptied for each run
 #   *.log   each run's whole output
-# gpu.sh runs there twice, with a bare environment (env -i), the venv's python3
+# `gpu.sh first` runs there twice, with a bare environment (env -i), the venv's python3
 # first on PATH, no GPU visible and pip's configuration files off:
 #   1. GPU_SH_DRY_RUN=1: passes if it exits 0 with its line "gpu.sh: dry run: ...",
 #      i.e. installed the wheels and the package, imported every incdsl module from
-#      the install folder, collected the tests and loaded bench/bench.py;
+#      the install folder, collected the tests and built every item of both benchmark
+#      stages on the meta device (bench.py --dry-run: models, incdsl plans, the
+#      groups' Triton launches, torch.compile objects);
 #   2. as on the machine: passes if it stops at the CUDA check, exit 3 with
 #      "gpu.sh: error: no CUDA device", every step before it done.
 set -euo pipefail
@@ -80,6 +82,7 @@ git ls-files -z --cached --others --exclude-standard |
     while IFS= read -r -d '' f; do [[ -e $f ]] && printf '%s\0' "$f"; done |
     tar --null -T - -cf - | tar -xf - -C "$sim/tree"
 cp -r .whl "$sim/tree/.whl"
+if [[ -d .gpu-kernels ]]; then cp -r .gpu-kernels "$sim/tree/.gpu-kernels"; fi # carried too, when made
 
 # 4. gpu.sh, twice.
 run() { # LOG [VAR=VALUE...]: gpu.sh in the tree with a bare environment; prints its exit status
@@ -90,7 +93,7 @@ run() { # LOG [VAR=VALUE...]: gpu.sh in the tree with a bare environment; prints
     set +e
     (cd "$sim/tree" && env -i PATH="$venv/bin:/usr/local/bin:/usr/bin:/bin" HOME="$HOME" LANG=C.UTF-8 \
         PIP_CONFIG_FILE=/dev/null CUDA_VISIBLE_DEVICES= OUT="$sim/out" GPU_SH_SITE="$sim/site" "$@" \
-        bash bench/gpu.sh) >"$sim/$log" 2>&1
+        bash bench/gpu.sh first) >"$sim/$log" 2>&1
     echo $?
     set -e
 }
