@@ -380,10 +380,10 @@ class _Builder:
         precision = precision_of(self.operand(x_name).dtype)
         outs = _kernel_written(node, False)
         dest = destinations([self.place(name) for name in outs])
-        m, n, k = self.batch * _numel(node.shape) // w.weight.shape[1], w.weight.shape[1], w.weight.shape[0]
+        _, h, wd = node.shape  # type: ignore[misc]
+        m, n, k = self.batch * h * wd, w.weight.shape[1], w.weight.shape[0]
         if a.pool is not None:
             pool = pool_code(a.pool)
-            _, h, wd = node.shape  # type: ignore[misc]
 
             def make(config: Config) -> list[Launch]:
                 return [conv_launch(self.operand(x_name), w.weight, w.bias, w.floor, dest, (h, wd), config, pool=pool)]  # type: ignore[arg-type]
