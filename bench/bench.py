@@ -236,8 +236,8 @@ class Results:
         self.save()
 
     def error(self, key: str, err: BaseException) -> None:
-        text = "".join(traceback.format_exception_only(type(err), err)).strip()
-        self.data["errors"].append({"key": key, "error": text[-2000:], "run": self.run})
+        text = "".join(traceback.format_exception(type(err), err, err.__traceback__)).strip()
+        self.data["errors"].append({"key": key, "error": text[-3000:], "run": self.run})
         self.save()
 
     def save(self) -> None:

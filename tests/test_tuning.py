@@ -62,12 +62,13 @@ def test_every_launch_has_candidates_and_its_default_is_one_of_them(spec):
                 assert all(estimate_shared(c, shape) <= target.max_shared for c in allowed)
 
 
-def test_small_gemms_split_k_to_fill_the_gpu():
-    # GoogLeNet 5b at batch 1: a 7×7 output makes one row of tiles for 132 SMs.
+def test_small_gemms_may_split_k_but_do_not_by_default():
+    # GoogLeNet 5b at batch 1: a 7×7 output makes one row of tiles for 132 SMs. Split-K is a
+    # candidate the tuner times; by default it is off (on an H200 the reduce launch cost more).
     shape = Shape("gemm", 49, 624, 832)
-    config = default_config(shape, TARGETS["sm_90"])
-    assert config.split_k > 1
-    assert default_config(Shape("gemm", 256 * 784, 176, 192), TARGETS["sm_90"]).split_k == 1
+    assert any(c.split_k > 1 for c in candidates(shape, TARGETS["sm_90"]))
+    assert default_config(shape, TARGETS["sm_90"]).split_k == 1
+    assert not any(c.split_k > 1 for c in candidates(Shape("gemm", 256 * 784, 176, 192), TARGETS["sm_90"]))
 
 
 def test_pool_projections_stay_within_two_stages_and_16_bit_hopper_tiles_within_wgmma():

@@ -129,8 +129,8 @@ def _variant(launch: Launch, precision: str) -> tuple[str, str]:
 
 
 #: Which configs of each launch a check compiles: every candidate the tuner may pick; the
-#: default and the widest once per kernel variant (the test suite's subset); the default
-#: alone (what a cross-compiled module runs before it is tuned).
+#: default, the widest and a split-K one for one launch of each kind (the test suite's subset);
+#: the default alone (what a cross-compiled module runs before it is tuned).
 MODES = ("all", "subset", "default")
 
 
@@ -142,23 +142,26 @@ class Check:
         self.mode = mode
         self.rows: dict[str, Row] = {}
         self.compiled: dict[str, dict[str, str]] = {}  # hash → the binary's files in Triton's cache
-        self.seen: set[tuple[str, str]] = set()  # (variant, config) compiled in subset mode
+        self.seen: set[tuple[str, str, bool, str]] = set()  # what subset mode compiled already
         self.user = ""
 
     def choose(self, shape: Shape, make: Callable[[Config], list[Launch]], label: str) -> list[Launch]:
         configs = candidates(shape, self.target)
         default = default_config(shape, self.target)
-        if self.mode == "subset":
+        if self.mode == "subset":  # the default, the widest, and a split-K config where there is one
             widest = max(configs, key=lambda c: estimate_shared(c, shape))
-            configs = [default] if widest == default else [default, widest]
+            split = [c for c in configs if c.split_k > 1][:1]
+            configs = list(dict.fromkeys([default, widest, *split]))
         elif self.mode == "default":
             configs = [default]
         for config in configs:
             for launch in make(config):
-                key = (" ".join(_variant(launch, shape.precision)), str(config))
-                if self.mode == "subset" and key in self.seen:
-                    continue
-                self.seen.add(key)
+                if self.mode == "subset":  # one launch of each kind (a residual GEMM is a kind) per precision
+                    kind, variant = _variant(launch, shape.precision)
+                    key = (kind, shape.precision, "residual" in variant.split(), str(config))
+                    if key in self.seen:
+                        continue
+                    self.seen.add(key)
                 self.compile(launch, shape, config, label)
         return make(default)
 
@@ -326,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nets", default=",".join(NETWORKS), help="bundled specs (default: the family)")
     parser.add_argument("--batches", default="1,32,256")
     parser.add_argument("--precisions", default=",".join(PRECISIONS), help="fp16,bf16,tf32,ieee (fp32 in IEEE)")
-    parser.add_argument("--subset", action="store_true", help="each kernel variant once, default and widest config")
+    parser.add_argument("--subset", action="store_true", help="one launch of each kind: default, widest, split-K config")
     parser.add_argument("--export", type=Path, metavar="DIR", help="copy every binary to DIR/<target>/ (to carry)")
     parser.add_argument("--json", type=Path, help="write the rows and the summary here")
     parser.add_argument("--quiet", action="store_true", help="print the summary only")

@@ -83,7 +83,8 @@ class Launch:
             if type(self.kernel).__name__ == "InterpretedFunction":
                 self.kernel[self.grid](**self.args, **self.options)
                 return
-            self._run = self.compile()[self.grid]
+            # A compiled kernel's launcher takes all three grid dimensions.
+            self._run = self.compile()[(*self.grid, 1, 1)[:3]]
             self._values = [self.args[name] for name in self.kernel.arg_names]
         self._run(*self._values)
 
