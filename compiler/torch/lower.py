@@ -21,7 +21,7 @@ from __future__ import annotations
 import keyword
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -53,7 +53,7 @@ class Step:
     """
 
     name: str
-    kind: str
+    kind: Literal["call", "cat", "add"]
     inputs: tuple[str, ...]
     modules: tuple[str, ...] = ()
     flatten: bool = False
