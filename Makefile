@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 
-.PHONY: demo test golden lint gpu-check gpu-kernels gpu-sim clean
+.PHONY: demo test golden lint gpu-check gpu-check-here gpu-kernels gpu-sim clean
 
 $(STAMP): pyproject.toml requirements/constraints-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -46,15 +46,20 @@ $(SIDE_NUMPY)/.installed: $(STAMP)
 # machine's Triton and under the GPU machine's; fail on anything outside the targets'
 # limits. The tables land in build/gpu-check-*.txt. `make test` runs a subset. Then the
 # kernels' interpreter tests again under the GPU machine's Triton.
-gpu-check: $(STAMP) $(SIDE_TRITON)/.installed $(SIDE_NUMPY)/.installed
-	mkdir -p build
-	$(BIN)/python -m incdsl.compiler.triton.aot --json build/gpu-check-triton-here.json > build/gpu-check-triton-here.txt
-	tail -n 3 build/gpu-check-triton-here.txt
+gpu-check: gpu-check-here $(SIDE_TRITON)/.installed $(SIDE_NUMPY)/.installed
 	PYTHONPATH=$(SIDE_TRITON) $(BIN)/python -m incdsl.compiler.triton.aot \
-		--json build/gpu-check-triton-$(GPU_TRITON).json > build/gpu-check-triton-$(GPU_TRITON).txt
+		--json build/gpu-check-triton-$(GPU_TRITON).json > build/gpu-check-triton-$(GPU_TRITON).txt \
+		|| { grep FAIL build/gpu-check-triton-$(GPU_TRITON).txt; tail -n 3 build/gpu-check-triton-$(GPU_TRITON).txt; exit 1; }
 	tail -n 3 build/gpu-check-triton-$(GPU_TRITON).txt
 	PYTHONPATH=$(SIDE_TRITON):$(SIDE_NUMPY) TRITON_INTERPRET=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
 		-W ignore::DeprecationWarning tests/test_triton.py
+
+# The same check under this machine's Triton alone (what .ci/run adds to `make test`).
+gpu-check-here: $(STAMP)
+	mkdir -p build
+	$(BIN)/python -m incdsl.compiler.triton.aot --json build/gpu-check-triton-here.json > build/gpu-check-triton-here.txt \
+		|| { grep FAIL build/gpu-check-triton-here.txt; tail -n 3 build/gpu-check-triton-here.txt; exit 1; }
+	tail -n 3 build/gpu-check-triton-here.txt
 
 # The kernels the first GPU benchmark call launches, compiled here for the lent GPU
 # (sm_90, its Triton) into .gpu-kernels/, which bench/gpu.sh installs there: the

@@ -30,11 +30,15 @@ from .targets import Target
 # wide tiles (four spill). 128×256 tiles spill in every width; so does a 128×64×32 k×k
 # conv tile on four warps on sm_80, and Triton 3.6 spills fp32 pool projections at BLOCK_K 16 or on four warps.
 _SPACES: dict[tuple[str, int], list[tuple[int, int, int, int, int]]] = {
+    # (64×256 tiles cover a group's columns when ΣCout ≤ 256, so each row of A is read once)
     ("gemm", 2): [
-        (128, 128, 64, 8, 4), (128, 128, 64, 8, 3), (128, 64, 64, 4, 4), (64, 128, 64, 4, 4), (64, 64, 64, 4, 4),
-        (128, 128, 32, 8, 4), (128, 64, 32, 4, 4), (64, 128, 32, 4, 4), (64, 64, 32, 4, 4),
+        (128, 128, 64, 8, 4), (128, 128, 64, 8, 3), (64, 256, 64, 8, 3), (64, 256, 32, 8, 4), (128, 64, 64, 4, 4),
+        (64, 128, 64, 4, 4), (64, 64, 64, 4, 4), (128, 128, 32, 8, 4), (128, 64, 32, 4, 4), (64, 128, 32, 4, 4),
+        (64, 64, 32, 4, 4),
     ],
-    ("gemm", 4): [(128, 128, 32, 8, 3), (128, 64, 32, 8, 3), (64, 128, 32, 8, 3), (64, 64, 32, 4, 3)],
+    ("gemm", 4): [
+        (128, 128, 32, 8, 3), (64, 256, 32, 8, 3), (128, 64, 32, 8, 3), (64, 128, 32, 8, 3), (64, 64, 32, 4, 3),
+    ],
     # k×k convs whose channels are a multiple of BLOCK_K: each K tile lies in one kernel tap
     ("conv", 2): [
         (128, 128, 64, 8, 3), (128, 128, 32, 8, 4), (128, 64, 64, 4, 3), (64, 128, 64, 4, 3), (64, 64, 64, 4, 3),
