@@ -398,3 +398,27 @@ def test_torch_report_and_kernel_choice_on_the_command_line(cli):
     code, out, err = cli("compile", "googlenet", "--backend", "triton", "--kernels", "all")
     # 9 groups + 9 pool projections + 21 convs (conv1, conv2, conv3 and two per module)
     assert code == 0 and "Triton launches per forward: 39" in out
+
+
+def test_a_compiled_launch_gets_a_three_dimensional_grid():
+    # The bug the first GPU run found: a compiled kernel's launcher indexes grid[0..2], and
+    # the interpreter, which the other tests run, takes any grid. Off the interpreter, a
+    # launch must hand the launcher all three dimensions, and its arguments in order.
+    from incdsl.compiler.triton.launch import Launch
+
+    seen = []
+
+    class Compiled:
+        def __getitem__(self, grid):
+            assert len(grid) == 3, grid
+            return lambda *args: seen.append((grid, args))
+
+    class Kernel:
+        arg_names = ["x", "n", "BLOCK"]
+
+        def warmup(self, grid, **kwargs):
+            return Compiled()
+
+    for grid, full in (((7,), (7, 1, 1)), ((7, 3), (7, 3, 1)), ((7, 3, 2), (7, 3, 2))):
+        Launch(Kernel(), grid, {"n": 5, "BLOCK": 64, "x": "ptr"}, {"num_warps": 4})()
+        assert seen[-1] == (full, ("ptr", 5, 64))
