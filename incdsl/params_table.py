@@ -118,7 +118,9 @@ def _compare(what: str, ours: float, ours_text: str, figure: ir.PaperFigure, sca
     slack = max(PAPER_TOLERANCE * paper, paper_rounding(figure) * scale)
     if abs(ours - paper) <= slack:
         return None
-    return f"{what}: paper {figure.text}, here {ours_text} (paper {paper / ours - 1:+.1%})"
+    # a row with no weights (a pool, a concat) has nothing to divide by: say so without a ratio
+    relative = f" (paper {paper / ours - 1:+.1%})" if ours else ""
+    return f"{what}: paper {figure.text}, here {ours_text}{relative}"
 
 
 def _paper_notes(row: ParamsRow) -> list[str]:
