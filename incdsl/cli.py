@@ -13,6 +13,7 @@ import fnmatch
 import json
 import os
 import re
+import shutil
 import sys
 import warnings
 from collections import Counter
@@ -123,6 +124,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     params.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
     params.add_argument("--expand", action="store_true", help="one row per copy of a repeated block")
+    params.add_argument(
+        "--layers", action="store_true",
+        help="one row per layer instead, with its input and output shapes, params, MACs and activation "
+        "memory (as torchinfo's summary shows them)",
+    )
 
     ir_cmd = _command(
         sub, "ir", "print the graph IR", "Print the elaborated, shape-checked graph IR: one node per line, or JSON."
@@ -233,7 +239,7 @@ def _summary(net: ir.Network, path: str) -> str:
     c, h, w = net.input_shape
     lines = [
         f"{net.name}: ok ({path})",
-        f"  input    {c}×{h}×{w}",
+        f"  input    {c}×{h}×{w} (C×H×W)",
         f"  output   {'×'.join(map(str, out or ()))} from `{net.logits}`",
         f"  layers   {sum(ops.values())} ({layer_kinds})",
         f"  rows     {len(net.rows) - len(net.aux)} in the params table",
@@ -245,6 +251,15 @@ def _summary(net: ir.Network, path: str) -> str:
     if net.aux:
         lines.append(f"  with aux {with_aux.params:,} params, {with_aux.macs / 1e9:.2f} G MACs (training)")
     return "\n".join(lines) + "\n"
+
+
+def _width() -> int | None:
+    """The width text tables must fit: ``COLUMNS`` when set, else the terminal's when stdout is
+    one, else none (a file or a pipe gets the whole table)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 def _ir_text(net: ir.Network) -> str:
@@ -516,9 +531,12 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "check":
         sys.stdout.write(_summary(net, "<stdin>" if args.spec == "-" else args.spec))
     elif args.command == "params":
-        from .params_table import RENDERERS, params_table
+        from .params_table import LAYER_RENDERERS, RENDERERS, params_table
 
-        sys.stdout.write(RENDERERS[args.format](params_table(net), expand=args.expand))
+        if args.layers:
+            sys.stdout.write(LAYER_RENDERERS[args.format](net, width=_width()))
+        else:
+            sys.stdout.write(RENDERERS[args.format](params_table(net), expand=args.expand, width=_width()))
     elif args.command == "ir":
         sys.stdout.write(json.dumps(net.to_json(), indent=1) + "\n" if args.json else _ir_text(net))
     elif args.command == "compile":
