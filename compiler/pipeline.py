@@ -132,9 +132,9 @@ def generate_source(net: ir.Network, backend: str = "torch", kernels: Iterable[s
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
     from .torch.codegen import generate
 
-    source = generate(net)
     if backend == "triton":
         from .triton.codegen import triton_footer
 
-        source += triton_footer(net, check_kernels(kernels))
-    return source
+        chosen = check_kernels(kernels)
+        return generate(net, footer=lambda cls: triton_footer(net, chosen, cls))
+    return generate(net)

@@ -12,15 +12,18 @@ import difflib
 import fnmatch
 import json
 import os
+import re
+import shutil
 import sys
+import warnings
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
-from . import ir
-from .errors import SpecError
-from .frontend import load
+from . import __version__, ir
+from .errors import SpecError, SpecNotFound, SpecWarning, did_you_mean
+from .frontend import coerce_input, load, loads, read_spec_text
 
 EXIT_SPEC, EXIT_USAGE, EXIT_BACKEND = 1, 2, 3
 
@@ -30,10 +33,53 @@ def use_color(stream) -> bool:
     return stream.isatty() and not os.environ.get("NO_COLOR")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser, whose usage errors (status 2) suggest the closest command, choice or option."""
+
+    def error(self, message: str) -> NoReturn:
+        hint = _usage_hint(message, self)
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n" + (f"hint: {hint}\n" if hint else ""))
+
+
+def _usage_hint(message: str, parser: argparse.ArgumentParser) -> str | None:
+    """"did you mean ...?" for a misspelt command or choice (argparse lists the choices in its
+    message) or option (any option of ``parser``, which for a subcommand's is that subcommand)."""
+    choice = re.search(r"invalid choice: '(.*?)' \(choose from (.*)\)", message)
+    if choice:
+        return did_you_mean(choice.group(1), re.findall(r"'([^']*)'", choice.group(2)) or choice.group(2).split(", "))
+    unknown = re.search(r"unrecognized arguments: (.*)", message)
+    if unknown:
+        options = [o for action in parser._actions for o in action.option_strings]  # noqa: SLF001
+        for word in unknown.group(1).split():
+            if word.startswith("-"):
+                return did_you_mean(word.partition("=")[0], options)
+    return None
+
+
+def _input_size(text: str) -> str:
+    """``--input``'s value, checked as the command line is read: a malformed one is a usage error."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SpecWarning)  # shown when the spec is loaded, with it
+            coerce_input(text)
+    except SpecError as err:
+        raise argparse.ArgumentTypeError(f"{err.message}, e.g. 3x224x224") from None
+    return text
+
+
 def _add_spec(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("spec", help="a spec file, or the name of a bundled spec (e.g. googlenet)")
     parser.add_argument(
-        "--input", metavar="CxHxW", help="override the spec's input size, e.g. 3x299x299", default=None
+        "spec", help="a spec file, the name of a bundled spec (e.g. googlenet), or - for standard input"
+    )
+    parser.add_argument(
+        "--input", metavar="CxHxW", type=_input_size, default=None,
+        help="override the spec's input size, channels×height×width, e.g. 3x299x299",
+    )
+    parser.add_argument(
+        "--include-path", metavar="DIR", action="append", default=[],
+        help="a folder `include` may also read from (repeatable); by default a spec includes only "
+        "from its own folder and those below it, and the bundled library",
     )
 
 
@@ -48,14 +94,15 @@ def _command(
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="incdsl",
         description="Describe Inception-family networks the way the papers print them; "
         "check them, tabulate their params and MACs, and compile them to PyTorch.",
         epilog="Run `incdsl COMMAND --help` for a command's options. Exit status: 0 ok, 1 spec error, "
         "2 usage error, 3 backend unavailable.",
     )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    parser.add_argument("--version", action="version", version=f"incdsl {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
     listing = _command(
         sub, "list", "list the bundled specs",
@@ -77,6 +124,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     params.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
     params.add_argument("--expand", action="store_true", help="one row per copy of a repeated block")
+    params.add_argument(
+        "--layers", action="store_true",
+        help="one row per layer instead, with its input and output shapes, params, MACs and activation "
+        "memory (as torchinfo's summary shows them)",
+    )
 
     ir_cmd = _command(
         sub, "ir", "print the graph IR", "Print the elaborated, shape-checked graph IR: one node per line, or JSON."
@@ -87,10 +139,16 @@ def _parser() -> argparse.ArgumentParser:
         sub, "fmt", "format specs: aligned Table-1 rows, normalised spacing",
         "Format spec files in place: two-space indentation, normalised spacing, table rows "
         "aligned into columns; comments survive. A bundled spec's name prints the formatted text; "
-        "`-` reads stdin and writes stdout.",
+        "`-` reads stdin and writes stdout. The formatted text is checked to mean what the file "
+        "means (the same tokens, syntax tree and network); if it would not, the file is left as it is "
+        "and the status is 1.",
         spec=False,
     )
     fmt.add_argument("specs", nargs="+", metavar="SPEC", help="spec files (or a bundled spec's name, or -)")
+    fmt.add_argument(
+        "--include-path", metavar="DIR", action="append", default=[],
+        help="a folder `include` may also read from, for the check that the formatted file loads the same",
+    )
     fmt.add_argument("--check", action="store_true", help="change nothing; exit 1 if a file would change")
     fmt.add_argument("--diff", action="store_true", help="change nothing; print a unified diff")
 
@@ -181,7 +239,7 @@ def _summary(net: ir.Network, path: str) -> str:
     c, h, w = net.input_shape
     lines = [
         f"{net.name}: ok ({path})",
-        f"  input    {c}×{h}×{w}",
+        f"  input    {c}×{h}×{w} (C×H×W)",
         f"  output   {'×'.join(map(str, out or ()))} from `{net.logits}`",
         f"  layers   {sum(ops.values())} ({layer_kinds})",
         f"  rows     {len(net.rows) - len(net.aux)} in the params table",
@@ -193,6 +251,15 @@ def _summary(net: ir.Network, path: str) -> str:
     if net.aux:
         lines.append(f"  with aux {with_aux.params:,} params, {with_aux.macs / 1e9:.2f} G MACs (training)")
     return "\n".join(lines) + "\n"
+
+
+def _width() -> int | None:
+    """The width text tables must fit: ``COLUMNS`` when set, else the terminal's when stdout is
+    one, else none (a file or a pipe gets the whole table)."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
 
 def _ir_text(net: ir.Network) -> str:
@@ -219,8 +286,13 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
     if args.kernels not in (None, "all"):
         kernels = tuple(k.strip() for k in args.kernels.split(","))
     if args.target and (args.backend != "triton" or not args.output):
-        print("incdsl compile: error: --target goes with --backend triton and -o DIR", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage_error("compile", "--target goes with --backend triton and -o DIR")
+    if args.kernels is not None and args.backend != "triton":
+        return _usage_error("compile", "--kernels picks the Triton kernels: it goes with --backend triton")
+    if args.output is not None and not args.target:
+        refused = _output_refused(args.output, args)
+        if refused:
+            return _usage_error("compile", refused)
     try:
         if args.features is not None:
             net = ir.with_features(net, [name.strip() for name in args.features.split(",")])
@@ -238,14 +310,10 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
     except ValueError as err:  # an unknown kernel name, target, precision or feature
         print(f"incdsl compile: error: {err}", file=sys.stderr)
         return EXIT_USAGE
-    if args.output:
-        target = Path(args.output)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(source, encoding="utf-8")
-        print(f"wrote {target} ({len(source.splitlines())} lines)", file=sys.stderr)
-    else:
+    if args.output is None:
         sys.stdout.write(source)
-    return 0
+        return 0
+    return _write("compile", args.output, source.encode(), f"{source.count(chr(10))} lines")
 
 
 def _cross_compile(net: ir.Network, kernels: Any, source: str, args: argparse.Namespace) -> int:
@@ -266,6 +334,8 @@ def _cross_compile(net: ir.Network, kernels: Any, source: str, args: argparse.Na
     except ValueError:
         raise ValueError(f"--batches takes whole numbers, got {args.batches!r}") from None
     folder = Path(args.output)
+    if folder.exists() and not folder.is_dir():
+        raise ValueError(f"-o {args.output} is a file: with --target, -o names a folder for the module and its kernels")
     module = folder / f"{net.name}.py"
     with progress(f"compiling {net.name}'s kernels for {gpu.name}"):
         rows = cross_compile(net, chosen, gpu, batches, precisions, folder / "kernels")
@@ -295,21 +365,21 @@ def _list(pattern: str) -> int:
 def _fmt(args: argparse.Namespace) -> int:
     from .fmt import format_spec
     from .frontend import resolve_spec
-    from .syntax import decode
 
     status = 0
     for name in args.specs:
-        path = None if name == "-" else resolve_spec(name)
         try:
-            text = sys.stdin.read() if path is None else decode(path.read_bytes(), str(path))
-            formatted = format_spec(text, name if path is None else str(path))
-        except SpecError as err:
-            print(err.with_source(text).render() if err.span else err.render(), file=sys.stderr)
-            status = EXIT_SPEC
+            path = None if name == "-" else resolve_spec(name)
+            file = "<stdin>" if path is None else str(path)
+            text = read_spec_text(path, file)
+            formatted = format_spec(text, file, include_path=args.include_path)
+        except SpecNotFound as err:
+            print(err.render(color=use_color(sys.stderr)), file=sys.stderr)
+            status = EXIT_USAGE
             continue
-        except OSError as err:
-            print(f"incdsl: cannot read {name}: {err.strerror}", file=sys.stderr)
-            status = EXIT_SPEC
+        except SpecError as err:  # each carries the text of the file it is about
+            print(err.render(color=use_color(sys.stderr)), file=sys.stderr)
+            status = max(status, EXIT_SPEC)
             continue
         changed = formatted != text
         if args.diff and changed:
@@ -323,7 +393,12 @@ def _fmt(args: argparse.Namespace) -> int:
         elif path is None or not Path(name).exists():
             sys.stdout.write(formatted)
         elif changed:
-            path.write_text(formatted, encoding="utf-8")
+            try:
+                path.write_text(formatted, encoding="utf-8")
+            except OSError as err:
+                print(f"incdsl fmt: error: cannot write {name}: {err.strerror or err}", file=sys.stderr)
+                status = max(status, EXIT_SPEC)
+                continue
             print(f"reformatted {name}", file=sys.stderr)
     return status
 
@@ -333,11 +408,46 @@ def _usage_error(command: str, message: str) -> int:
     return EXIT_USAGE
 
 
+def _output_refused(target: str, args: argparse.Namespace) -> str | None:
+    """Why ``-o target`` cannot be written (a usage error), or None: an empty name, a folder,
+    or a file the spec was read from."""
+    if not target:
+        return "-o needs a file name (omit it to write to standard output)"
+    path = Path(target)
+    if path.is_dir():
+        return f"{target} is a folder; -o names the file to write"
+    if path.exists() and any(_same_file(path, Path(source)) for source in args.sources):
+        return f"{target} is the spec this command reads; -o names the file to write"
+    return None
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.samefile(b)
+    except OSError:
+        return False
+
+
+def _write(command: str, target: str, data: bytes, what: str) -> int:
+    """Write a command's output file; a file that cannot be written is a usage error (as click has it)."""
+    path = Path(target)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+    except OSError as err:
+        return _usage_error(command, f"cannot write {target}: {err.strerror or err}")
+    print(f"wrote {path} ({what})", file=sys.stderr)
+    return 0
+
+
 def _draw(net: ir.Network, args: argparse.Namespace) -> int:
     from .draw import RENDERED, DrawUnavailable, UnknownModule, render, to_dot
     from .progress import progress
 
     fmt = Path(args.output).suffix.lower().lstrip(".") if args.output else "dot"
+    refused = _output_refused(args.output, args) if args.output is not None else None
+    if refused:
+        return _usage_error("draw", refused)
     if fmt not in (*RENDERED, "dot"):
         return _usage_error("draw", f"cannot tell the format of {args.output!r}: name it .svg, .png, .pdf or .dot")
     if args.module is not None and args.depth is not None:
@@ -346,7 +456,7 @@ def _draw(net: ir.Network, args: argparse.Namespace) -> int:
         source = to_dot(net, depth=args.depth or "module", module=args.module)
     except UnknownModule as err:
         return _usage_error("draw", str(err))
-    if not args.output:
+    if args.output is None:
         sys.stdout.write(source)
         return 0
     data = source.encode()
@@ -357,17 +467,16 @@ def _draw(net: ir.Network, args: argparse.Namespace) -> int:
         except DrawUnavailable as err:
             print(f"incdsl draw: {err}", file=sys.stderr)
             return EXIT_BACKEND
-    target = Path(args.output)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_bytes(data)
-    print(f"wrote {target} ({len(data):,} bytes)", file=sys.stderr)
-    return 0
+    return _write("draw", args.output, data, f"{len(data):,} bytes")
 
 
 def _export(net: ir.Network, args: argparse.Namespace) -> int:
     from .compiler.pipeline import BackendUnavailable, compile_network
     from .progress import progress
 
+    refused = _output_refused(args.onnx, args)
+    if refused:
+        return _usage_error("export", refused.replace("-o ", "--onnx "))
     try:
         with progress(f"exporting {net.name} to ONNX") as step:
             from .compiler.torch.export import export_onnx  # imports torch: the spinner is already up
@@ -378,27 +487,56 @@ def _export(net: ir.Network, args: argparse.Namespace) -> int:
     except BackendUnavailable as err:
         print(f"incdsl export: {err}", file=sys.stderr)
         return EXIT_BACKEND
+    except OSError as err:
+        return _usage_error("export", f"cannot write {args.onnx}: {err.strerror or err}")
     print(f"wrote {exported.summary()}", file=sys.stderr)
     return 0
 
 
+def _load(args: argparse.Namespace) -> ir.Network:
+    """The network a command names (``-`` reads it from standard input), its warnings shown on stderr."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SpecWarning)
+        try:
+            if args.spec == "-":
+                text = read_spec_text(None, "<stdin>")
+                return loads(text, input=args.input, file="<stdin>", include_path=args.include_path)
+            return load(args.spec, input=args.input, include_path=args.include_path)
+        finally:  # before the error, if there is one
+            for found in caught:
+                if isinstance(found.message, SpecWarning):
+                    print(found.message.render(color=use_color(sys.stderr)), file=sys.stderr)
+
+
 def run(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # reported by the command's own parser, which knows its options
+        commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))  # noqa: SLF001
+        commands.choices[args.command].error(f"unrecognized arguments: {' '.join(extra)}")
     if args.command == "list":
         return _list(args.pattern)
     if args.command == "fmt":
         return _fmt(args)
     try:
-        net = load(args.spec, input=args.input)
+        net = _load(args)
+    except SpecNotFound as err:  # the command line names no spec: a usage error
+        print(f"incdsl {args.command}: {err.render(color=use_color(sys.stderr))}", file=sys.stderr)
+        return EXIT_USAGE
     except SpecError as err:
         print(err.render(color=use_color(sys.stderr)), file=sys.stderr)
         return EXIT_SPEC
+    # the files this network was read from, which no output may overwrite
+    args.sources = {args.spec, *(n.span.file for n in net.nodes if n.span and n.span.file)}
     if args.command == "check":
-        sys.stdout.write(_summary(net, args.spec))
+        sys.stdout.write(_summary(net, "<stdin>" if args.spec == "-" else args.spec))
     elif args.command == "params":
-        from .params_table import RENDERERS, params_table
+        from .params_table import LAYER_RENDERERS, RENDERERS, params_table
 
-        sys.stdout.write(RENDERERS[args.format](params_table(net), expand=args.expand))
+        if args.layers:
+            sys.stdout.write(LAYER_RENDERERS[args.format](net, width=_width()))
+        else:
+            sys.stdout.write(RENDERERS[args.format](params_table(net), expand=args.expand, width=_width()))
     elif args.command == "ir":
         sys.stdout.write(json.dumps(net.to_json(), indent=1) + "\n" if args.json else _ir_text(net))
     elif args.command == "compile":

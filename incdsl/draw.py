@@ -130,19 +130,41 @@ def _attrs(attrs: dict[str, object]) -> str:
     return f" [{shown}]" if shown else ""
 
 
+#: What a box stands for: ``("layer", node name)``, ``("module", scope, index)`` or ``("io", text)``;
+#: the second element is the id it would like.
+Key = tuple[str, ...]
+
+
 class _Dot:
+    """DOT statements; every box is named by a :data:`Key` and gets an id no other box has."""
+
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.indent = 1
+        self._ids: dict[Key, str] = {}
+        self._taken: set[str] = set()
+
+    def id(self, key: Key) -> str:
+        """The box's DOT id: the name it stands for, or that name numbered when another box has it
+        (a repeated block's copies, a layer called ``output``) — two boxes never share one."""
+        if key not in self._ids:
+            base = key[1] or key[0]
+            name, n = base, 1
+            while name in self._taken:
+                n += 1
+                name = f"{base}#{n}"
+            self._taken.add(name)
+            self._ids[key] = name
+        return self._ids[key]
 
     def add(self, statement: str) -> None:
         self.lines.append("  " * self.indent + statement)
 
-    def node(self, name: str, **attrs: object) -> None:
-        self.add(f"{_value(name)}{_attrs(attrs)}")
+    def node(self, key: Key, **attrs: object) -> None:
+        self.add(f"{_value(self.id(key))}{_attrs(attrs)}")
 
-    def edge(self, tail: str, head: str, **attrs: object) -> None:
-        self.add(f"{_value(tail)} -> {_value(head)}{_attrs(attrs)}")
+    def edge(self, tail: Key, head: Key, **attrs: object) -> None:
+        self.add(f"{_value(self.id(tail))} -> {_value(self.id(head))}{_attrs(attrs)}")
 
     @contextmanager
     def cluster(self, name: str, **attrs: object) -> Iterator[None]:
@@ -228,7 +250,7 @@ def _layer(dot: _Dot, node: ir.Node, local: str | None = None, **attrs: object) 
     name = local if local is not None else node.name
     second = " · ".join([name, *_notes(node)]) if name and ":" not in name else " · ".join(_notes(node))
     dot.node(
-        node.name, label=_two_lines(describe(node), second), fillcolor=_FILL.get(node.op, "#ffffff"), **attrs
+        ("layer", node.name), label=_two_lines(describe(node), second), fillcolor=_FILL.get(node.op, "#ffffff"), **attrs
     )
 
 
@@ -240,20 +262,20 @@ class _Drawing:
     where one value fans out to several consumers, only the first edge says it.
     """
 
-    def __init__(self, net: ir.Network, owner: dict[str, str] | None = None) -> None:
+    def __init__(self, net: ir.Network, owner: dict[str, Key] | None = None) -> None:
         self.net = net
         self.dot = _Dot()
         self.owner = owner or {}
         self.labelled: set[str] = set()
-        self.drawn: set[tuple[str, str]] = set()
+        self.drawn: set[tuple[Key, Key]] = set()
 
-    def box(self, name: str) -> str:
-        return self.owner.get(name, name)
+    def box(self, name: str) -> Key:
+        return self.owner.get(name, ("layer", name))
 
-    def io(self, name: str, text: str) -> None:
-        self.dot.node(name, label=text, shape="plaintext", style="", fontcolor="#333333")
+    def io(self, key: Key, text: str) -> None:
+        self.dot.node(key, label=text, shape="plaintext", style="", fontcolor="#333333")
 
-    def edge(self, source: str, head: str, *, aux: bool = False) -> None:
+    def edge(self, source: str, head: Key, *, aux: bool = False) -> None:
         """An edge from the box of ``source`` to ``head``, labelled with ``source``'s shape."""
         tail = self.box(source)
         if tail == head or (tail, head) in self.drawn:
@@ -272,7 +294,7 @@ class _Drawing:
         inside = {n.name for n in nodes}
         heads = [n.name for n in nodes if n.inputs and not inside.intersection(n.inputs)]
         if len(heads) > 1:
-            self.dot.add("{rank=same; " + " ".join(_value(h) for h in heads) + "}")
+            self.dot.add("{rank=same; " + " ".join(_value(self.dot.id(("layer", h))) for h in heads) + "}")
 
     def aux_heads(self) -> None:
         """Each auxiliary head as a dashed frame beside the main path."""
@@ -289,16 +311,17 @@ class _Drawing:
                     _layer(self.dot, node, node.name.removeprefix(f"{head.name}."))
             for node in nodes:
                 for src in node.inputs:
-                    self.edge(src, node.name, aux=True)
+                    self.edge(src, ("layer", node.name), aux=True)
 
 
 def _whole(net: ir.Network, depth: str) -> _Dot:
     found = _merge_repeats(modules(net)) if depth == "module" else modules(net)
-    owner = {n.name: m.scope for m in found for n in m.nodes}
-    drawing = _Drawing(net, owner if depth == "module" else None)
+    keys = {id(m): ("module", m.scope, str(i)) for i, m in enumerate(found)}
+    owner = {n.name: keys[id(m)] for m in found for n in m.nodes}
+    drawing = _Drawing(net, {**(owner if depth == "module" else {}), "input": ("io", "input")})
     dot = drawing.dot
     dot.add("ordering=out")
-    drawing.io("input", "input")
+    drawing.io(("io", "input"), "input")
     costs = node_costs(net)
     for node in net.main_nodes():
         if node.op != "input" and node.name not in owner:
@@ -307,22 +330,22 @@ def _whole(net: ir.Network, depth: str) -> _Dot:
         if depth == "module":
             cost = sum((costs[n.name] for n in module.nodes), Cost())
             dot.node(
-                module.scope,
+                keys[id(module)],
                 label=_module_label(module, cost),
                 fillcolor=_MODULE_FILL,
                 penwidth=1.4,
                 group="main",
             )
             continue
-        with dot.cluster(module.scope, label=module.title, style="rounded", color="#6aa84f", fontsize=11):
+        with dot.cluster(dot.id(keys[id(module)]), label=module.title, style="rounded", color="#6aa84f", fontsize=11):
             for node in module.nodes:
                 _layer(dot, node, node.name.removeprefix(module.scope + "."))
             drawing.first_rank(module.nodes)
     for node in net.main_nodes():
         for src in node.inputs:
             drawing.edge(src, drawing.box(node.name))
-    drawing.io("output", "output")
-    drawing.edge(net.output, "output")
+    drawing.io(("io", "output"), "output")
+    drawing.edge(net.output, ("io", "output"))
     drawing.aux_heads()
     return dot
 
@@ -339,9 +362,22 @@ def _merge_repeats(found: list[Module]) -> list[Module]:
             continue
         nodes = tuple(n for m in copies for n in m.nodes)
         block = copies[0].title.partition(" (")[0]
-        scope = ir.common_scope(n.name for n in nodes) or f"{copies[0].scope}…{copies[-1].scope}"
+        # the copies' own scope when they have one to themselves (`repeat`), else their range
+        scope = ir.common_scope(n.name for n in nodes)
+        if not scope or any(not n.name.startswith(scope + ".") for n in nodes) or scope in _scopes_of_others(found, copies):
+            scope = f"{copies[0].scope}…{copies[-1].scope}"
         merged.append(Module(scope, f"{len(copies)} × {block}", None, copies[0].row, nodes))
     return merged
+
+
+def _scopes_of_others(found: list[Module], copies: list[Module]) -> set[str]:
+    """The scopes of the modules that are not among ``copies``, and every scope above them."""
+    out: set[str] = set()
+    for module in found:
+        if module not in copies:
+            parts = module.scope.split(".")
+            out.update(".".join(parts[:i]) for i in range(1, len(parts) + 1))
+    return out
 
 
 def _module_label(module: Module, cost: Cost) -> _Html:
@@ -353,25 +389,34 @@ def _module_label(module: Module, cost: Cost) -> _Html:
 
 def _one_module(net: ir.Network, module: Module) -> _Dot:
     """The module's layers, what feeds it ("previous layer") and what reads it ("next")."""
-    outside = {n.name: m.scope for m in modules(net) if m.scope != module.scope for n in m.nodes}
-    outside.update((n.name, head.name) for head in net.aux for n in net.aux_nodes(head))
+    others = [m for m in modules(net) if m.scope != module.scope]
+    outside: dict[str, Key] = {n.name: ("io", m.scope) for m in others for n in m.nodes}
+    outside.update((n.name, ("io", head.name)) for head in net.aux for n in net.aux_nodes(head))
+    inside = {n.name for n in module.nodes}
+    for node in net.nodes:  # any other layer it touches is a plain box outside the module
+        if node.name not in inside and node.name not in outside:
+            outside[node.name] = ("io", node.name)
     drawing = _Drawing(net, outside)
     dot = drawing.dot
     dot.add("ordering=out")
-    inside = {n.name for n in module.nodes}
     for node in module.nodes:
         _layer(dot, node, node.name.removeprefix(module.scope + "."))
     drawing.first_rank(module.nodes)
+    shown: set[Key] = set()
     for node in module.nodes:
         for src in node.inputs:
-            if src not in inside:
-                drawing.io(drawing.box(src), f"previous layer: {drawing.box(src)}")
-            drawing.edge(src, node.name)
+            if src not in inside and drawing.box(src) not in shown:
+                shown.add(drawing.box(src))
+                drawing.io(drawing.box(src), f"previous layer: {drawing.box(src)[1]}")
+            drawing.edge(src, ("layer", node.name))
     for node in module.nodes:
-        for consumer in map(drawing.box, net.consumers(node.name)):
+        for consumer in net.consumers(node.name):
             if consumer not in inside:
-                drawing.io(consumer, f"next: {consumer}")
-                drawing.edge(node.name, consumer)
+                box = drawing.box(consumer)
+                if box not in shown:
+                    shown.add(box)
+                    drawing.io(box, f"next: {box[1]}")
+                drawing.edge(node.name, box)
     return dot
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Self
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,11 @@ class Span:
         return f"{self.file}:{self.line}:{self.column}"
 
 
-class SpecError(Exception):
-    """A mistake in a spec, with where it is and what to do about it.
+class _Located:
+    """A message about a place in a spec, with a hint: what SpecError and SpecWarning share."""
 
-    >>> err = SpecError("unknown layer type `convv`", Span("net.inc", 3, 1, 3, 6),
-    ...                 hint="did you mean `conv`?")
-    >>> (err.file, err.line, err.column)
-    ('net.inc', 3, 1)
-    """
+    #: The word the rendered message starts with, and its colour.
+    kind, colour = "error", "1;31"
 
     def __init__(
         self,
@@ -64,7 +62,7 @@ class SpecError(Exception):
     def column(self) -> int | None:
         return self.span.column if self.span else None
 
-    def with_source(self, source: str) -> SpecError:
+    def with_source(self, source: str) -> Self:
         """Attach the text of the file the span points into (for the caret display)."""
         if self.source is None:
             self.source = source
@@ -77,7 +75,7 @@ class SpecError(Exception):
         """The message as the CLI prints it; ``color`` adds ANSI colours (for a terminal)."""
         paint = _paint if color else (lambda text, _code: text)
         where = f"{self.span}: " if self.span else ""
-        out = [f"{paint(where, '1')}{paint('error:', '1;31')} {paint(self.message, '1')}"]
+        out = [f"{paint(where, '1')}{paint(self.kind + ':', self.colour)} {paint(self.message, '1')}"]
         excerpt = self._excerpt()
         if excerpt:
             out += [excerpt[0], paint(excerpt[1], "31")]
@@ -88,10 +86,11 @@ class SpecError(Exception):
     def _excerpt(self) -> list[str]:
         if not (self.span and self.source is not None):
             return []
-        lines = self.source.splitlines()
-        if not 1 <= self.span.line <= len(lines):
+        if not 1 <= self.span.line <= self.source.count("\n") + 1:
             return []
-        text = lines[self.span.line - 1].expandtabs(1)
+        # one character a column, as the parser counts them; anything that would not print
+        # as itself (a control character the spec was refused for) prints as one `�`
+        text = "".join(c if c.isprintable() else " " if c == "\t" else "\ufffd" for c in source_line(self.source, self.span.line))
         start = max(self.span.column, 1)
         if self.span.end_line == self.span.line and self.span.end_column:
             width = max(self.span.end_column - start, 1)
@@ -102,6 +101,38 @@ class SpecError(Exception):
             f" {self.span.line} | {text}",
             f" {gutter} | {' ' * (start - 1)}{'^' * width}",
         ]
+
+
+class SpecError(_Located, Exception):
+    """A mistake in a spec, with where it is and what to do about it.
+
+    >>> err = SpecError("unknown layer type `convv`", Span("net.inc", 3, 1, 3, 6),
+    ...                 hint="did you mean `conv`?")
+    >>> (err.file, err.line, err.column)
+    ('net.inc', 3, 1)
+    """
+
+
+class SpecWarning(_Located, UserWarning):
+    """Something in a spec that is valid but likely not what was meant (an input written
+    height×width×channels); shown like a SpecError, as ``file:line:col: warning: ...``."""
+
+    kind, colour = "warning", "1;33"
+
+
+class SpecNotFound(SpecError):
+    """The spec a command or :func:`incdsl.load` names is neither a file nor a bundled spec."""
+
+
+def source_line(source: str, line: int) -> str:
+    """Line ``line`` (1-based) of ``source`` as the parser counts lines: only a line feed
+    ends one (``str.splitlines`` also splits at characters the language does not break at).
+
+    >>> source_line("a\\u2028b\\r\\nc\\n", 1)
+    'a\\u2028b'
+    """
+    lines = source.split("\n")
+    return lines[line - 1].removesuffix("\r") if 1 <= line <= len(lines) else ""
 
 
 def _paint(text: str, code: str) -> str:

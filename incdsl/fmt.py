@@ -6,20 +6,29 @@ tokens are separated as the language reads best (``conv 3x3/2 64 V``,
 ``->`` are indented four spaces, and each table's header and rows are aligned
 into columns (labels left, values right). Comments and single blank lines
 survive. The tokens are the parser's own (:func:`incdsl.syntax.tokens`), so a
-token is never split or merged (``eps=1e-5`` stays one number); and the result
-is checked to read as the same tokens before it is returned, so ``fmt`` cannot
-change what a file means.
+token is never split or merged (``eps=1e-5`` stays one number), lines are the
+parser's lines (only a line feed ends one) and indentation is measured as the
+parser measures it; and the result is checked to read as the same tokens, the
+same syntax tree and (for a network) the same network before it is returned, so
+``fmt`` cannot change what a file means: where it would, it refuses.
 """
 
 from __future__ import annotations
 
+import os
+import warnings
 from collections import defaultdict
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from lark import Token
+from pydantic import BaseModel
 
 from . import ast
-from .syntax import LAYOUT_TOKENS, parse, tokens
+from .errors import Span, SpecError, SpecWarning
+from .frontend import loads
+from .syntax import LAYOUT_TOKENS, indent_width, parse, tokens
 
 INDENT = "  "
 CONTINUATION = "    "
@@ -28,8 +37,9 @@ _NO_SPACE_AFTER = {"(", "=", "@", ".", "/"}
 _BINARY = {"+", "*", "-"}
 
 
-def format_spec(text: str, file: str = "<string>") -> str:
-    """The formatted text of a spec; raises SpecError if it does not parse.
+def format_spec(text: str, file: str = "<string>", include_path: Sequence[str | os.PathLike[str]] = ()) -> str:
+    """The formatted text of a spec; raises SpecError if it does not parse, or if the formatted
+    text would not mean what ``text`` means (``include_path`` is for loading the two to compare).
 
     >>> format_spec("network t\\ninput 3x8x8\\nconv   3x3  4->conv 1x1 4\\n")
     'network t\\ninput 3x8x8\\nconv 3x3 4 -> conv 1x1 4\\n'
@@ -37,9 +47,54 @@ def format_spec(text: str, file: str = "<string>") -> str:
     tree = parse(text, file)
     code = _code_tokens(text)
     formatted = _Formatter(text, code, _table_cells(tree, code)).run()
-    if significant_tokens(formatted) != significant_tokens(text):
-        raise AssertionError(f"incdsl fmt would change the tokens of {file}; this is a bug in the formatter")
+    difference = meaning_difference(text, formatted, file, include_path)
+    if difference:
+        raise SpecError(
+            f"formatting would change what this file means ({difference}), so it is left as it is",
+            Span(file, 1, 1),
+            hint="this is a bug in incdsl fmt; please report it with the file",
+            source=text,
+        )
     return formatted
+
+
+def meaning_difference(
+    text: str, formatted: str, file: str = "<string>", include_path: Sequence[str | os.PathLike[str]] = ()
+) -> str | None:
+    """What differs between what two spec texts mean, or None: their significant tokens, their
+    syntax trees (positions aside), and — when ``text`` loads as a network — the networks
+    they load to (the formatted text read as if it were the file itself, so includes resolve alike)."""
+    if significant_tokens(formatted) != significant_tokens(text):
+        return "its tokens differ"
+    try:
+        if _without_positions(parse(formatted, file)) != _without_positions(parse(text, file)):
+            return "its syntax tree differs"
+    except SpecError:
+        return "the formatted text does not parse"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", SpecWarning)  # `check` shows them; formatting is not the place
+        try:
+            before = loads(text, file=file, include_path=include_path)
+        except SpecError:
+            return None  # a block library, or a spec with a mistake its check will report: its tree is what it means
+        try:
+            after = loads(formatted, file=file, include_path=include_path)
+        except SpecError:
+            return "the formatted text does not load"
+    if _without_positions(after.to_json()) != _without_positions(before.to_json()):
+        return "it loads to a different network"
+    return None
+
+
+def _without_positions(value: Any) -> Any:
+    """A syntax tree's or network's dump without where things were written."""
+    if isinstance(value, BaseModel):
+        value = value.model_dump(mode="json", exclude={"source"} if isinstance(value, ast.SpecFile) else None)
+    if isinstance(value, dict):
+        return {k: _without_positions(v) for k, v in value.items() if not k.endswith("span") and k != "origin"}
+    if isinstance(value, list):
+        return [_without_positions(v) for v in value]
+    return value
 
 
 def significant_tokens(text: str) -> list[tuple[str, str]]:
@@ -74,7 +129,7 @@ def _line(raw: str, code: list[Token]) -> tuple[list[str], str | None]:
     if not code:
         return [], None
     last = code[-1]
-    rest = raw[last.column - 1 + len(_spelling(last)) :].strip()
+    rest = raw[last.column - 1 + len(_spelling(last)) :].strip(" \t")
     return [_spelling(t) for t in code], rest or None
 
 
@@ -193,7 +248,7 @@ def _align(cells: _TableCells, widths: list[int], indent: str) -> dict[int, str]
 
 class _Formatter:
     def __init__(self, text: str, code: dict[int, list[Token]], tables: dict[int, _TableCells]) -> None:
-        self.lines = text.splitlines()
+        self.lines = [line.removesuffix("\r") for line in text.split("\n")]
         self.code = code
         self.tables = tables
         self.out: list[str] = []
@@ -209,9 +264,9 @@ class _Formatter:
 
     def _next_code_width(self, start: int) -> int | None:
         for line in self.lines[start:]:
-            stripped = line.strip()
+            stripped = line.strip(" \t")
             if stripped and not stripped.startswith("#"):
-                return len(line) - len(line.lstrip())
+                return indent_width(line)
         return None
 
     def run(self) -> str:
@@ -219,14 +274,14 @@ class _Formatter:
         paren_depth = 0
         blank = False
         for number, raw in enumerate(self.lines, 1):
-            stripped = raw.strip()
+            stripped = raw.strip(" \t")
             if not stripped:
                 blank = bool(self.out)
                 continue
             if blank:
                 self.out.append("")
                 blank = False
-            width = len(raw) - len(raw.lstrip())
+            width = indent_width(raw)
             if stripped.startswith("#"):
                 next_width = self._next_code_width(number)
                 level = self._comment_level(width, next_width, continuing or paren_depth > 0)

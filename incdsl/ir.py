@@ -216,8 +216,9 @@ Attrs = Annotated[
 MODULE_OPS = frozenset({"conv", "maxpool", "avgpool", "adaptive_avgpool", "lrn", "dropout", "linear", "bn", "l2norm", "flatten", "relu", "softmax"})
 #: Ops whose output is a batch of feature vectors (N, C) at run time, not maps (N, C, H, W).
 FLAT_OPS = frozenset({"linear", "flatten"})
-#: Ops that keep the rank of their input.
-RANK_KEEPING_OPS = frozenset({"bn", "l2norm", "dropout", "relu", "softmax", "slice"})
+#: Ops that keep the rank of their input (a concat's or add's inputs all have one rank:
+#: shape inference refuses vectors joined with maps).
+RANK_KEEPING_OPS = frozenset({"bn", "l2norm", "dropout", "relu", "softmax", "slice", "concat", "add"})
 
 
 class Node(BaseModel):

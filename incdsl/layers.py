@@ -8,6 +8,7 @@ can list what is valid and suggest the closest word.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,7 +36,8 @@ class LayerType:
     positional: tuple[tuple[str, str], ...]
     #: Flags: word → (setting, value).
     flags: dict[str, tuple[str, Any]] = field(default_factory=dict)
-    #: Options: key → kind ("int" ≥ 1, "index" ≥ 0, "float", "bool", "pair", "act").
+    #: Options: key → kind ("int" 1 to MAX_SPATIAL, "index" ≥ 0, "float", "positive" > 0,
+    #: "nonnegative" ≥ 0, "bool", "pair", "act", "parts").
     options: dict[str, str] = field(default_factory=dict)
     example: str = ""
 
@@ -57,7 +59,7 @@ LAYER_TYPES: dict[str, LayerType] = {
             "conv",
             (("window", "window"), ("out_channels", "count")),
             {**_ACT_FLAGS, **_PAD_FLAGS, **_BIAS_FLAGS, **_BN_FLAGS},
-            {"stride": "int", "pad": "pair", "eps": "float", "act": "act", "parts": "parts"},
+            {"stride": "int", "pad": "pair", "eps": "positive", "act": "act", "parts": "parts"},
             "conv 3x3/2 64 V",
         ),
         LayerType(
@@ -83,7 +85,7 @@ LAYER_TYPES: dict[str, LayerType] = {
         LayerType(
             "lrn",
             (("size", "count"),),
-            options={"alpha": "float", "beta": "float", "k": "float"},
+            options={"alpha": "nonnegative", "beta": "nonnegative", "k": "positive"},
             example="lrn 5 alpha=0.0001 beta=0.75",
         ),
         LayerType("dropout", (("p", "fraction"),), example="dropout 0.4"),
@@ -91,11 +93,11 @@ LAYER_TYPES: dict[str, LayerType] = {
             "linear",
             (("out_features", "count"),),
             {**_ACT_FLAGS, **_BIAS_FLAGS, **_BN_FLAGS},
-            {"act": "act", "eps": "float", "parts": "parts"},
+            {"act": "act", "eps": "positive", "parts": "parts"},
             "linear 1000",
         ),
-        LayerType("bn", (), options={"eps": "float", "affine": "bool"}, example="bn eps=0.001"),
-        LayerType("l2norm", (), options={"eps": "float"}, example="l2norm"),
+        LayerType("bn", (), options={"eps": "positive", "affine": "bool"}, example="bn eps=0.001"),
+        LayerType("l2norm", (), options={"eps": "positive"}, example="l2norm"),
         LayerType("flatten", (), example="flatten"),
         LayerType("relu", (), example="relu"),
         LayerType("softmax", (), example="softmax"),
@@ -115,19 +117,31 @@ def _expect(cond: bool, message: str, span: Span, hint: str | None = None) -> No
         raise SpecError(message, span, hint)
 
 
-def as_int(value: Any, what: str, span: Span, *, minimum: int = 1) -> int:
+def as_int(value: Any, what: str, span: Span, *, minimum: int = 1, maximum: int | None = None) -> int:
     ok = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
     _expect(ok and not isinstance(value, (bool, Symbol)), f"{what} must be a whole number; got `{value}`", span)
     number = int(value)
     _expect(number >= minimum, f"{what} must be at least {minimum}; got {number}", span)
+    if maximum is not None:
+        _expect(number <= maximum, f"{what} {number:,} is over the limit of {maximum:,}", span,
+                hint="no Inception network comes near it; is a digit too many?")
     return number
 
 
-def as_float(value: Any, what: str, span: Span) -> float:
+def as_float(value: Any, what: str, span: Span, *, minimum: float | None = None, strict: bool = False) -> float:
+    """A number (finite: every number of a spec is bounded where it is read or computed), at
+    least ``minimum`` (above it, with ``strict``)."""
     _expect(
-        isinstance(value, (int, float)) and not isinstance(value, bool), f"{what} must be a number; got `{value}`", span
+        isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
+        f"{what} must be a number; got `{value}`",
+        span,
     )
-    return float(value)
+    number = float(value)
+    if minimum is not None:
+        ok = number > minimum if strict else number >= minimum
+        _expect(ok, f"{what} must be {'greater than' if strict else 'at least'} {minimum:g}; got {number:g}", span,
+                hint="an epsilon keeps a division away from zero: it must be positive, e.g. 1e-5" if what == "eps" else None)
+    return number
 
 
 def as_bool(value: Any, what: str, span: Span) -> bool:
@@ -176,11 +190,15 @@ def as_parts(value: Any, span: Span) -> ir.Parts:
 
 def convert_option(kind: str, key: str, value: Any, span: Span) -> Any:
     if kind == "int":
-        return as_int(value, key, span)
+        return as_int(value, key, span, maximum=limits.MAX_SPATIAL)
     if kind == "index":
         return as_int(value, key, span, minimum=0)
     if kind == "float":
         return as_float(value, key, span)
+    if kind == "positive":
+        return as_float(value, key, span, minimum=0.0, strict=True)
+    if kind == "nonnegative":
+        return as_float(value, key, span, minimum=0.0)
     if kind == "bool":
         return as_bool(value, key, span)
     if kind == "act":
@@ -190,8 +208,10 @@ def convert_option(kind: str, key: str, value: Any, span: Span) -> Any:
     if kind == "pair":
         if isinstance(value, ast.Dims):
             _expect(len(value.sizes) == 2 and value.stride is None, f"{key} takes N or HxW; got `{value.text}`", span)
+            for size in value.sizes:
+                as_int(size, key, span, minimum=0, maximum=limits.MAX_SPATIAL)
             return tuple(value.sizes)
-        number = as_int(value, key, span, minimum=0)
+        number = as_int(value, key, span, minimum=0, maximum=limits.MAX_SPATIAL)
         return (number, number)
     raise AssertionError(kind)
 
@@ -232,6 +252,10 @@ def _window(setting: Setting, op: str) -> tuple[ir.Pair, int | None]:
     )
     kh, kw = dims.sizes
     _expect(kh >= 1 and kw >= 1, f"kernel sizes must be at least 1; got `{dims.text}`", setting.span)
+    for size in (kh, kw):
+        as_int(size, "kernel size", setting.span, maximum=limits.MAX_SPATIAL)
+    if dims.stride is not None:
+        as_int(dims.stride, "stride", setting.span, maximum=limits.MAX_SPATIAL)
     return (kh, kw), dims.stride
 
 
@@ -253,7 +277,7 @@ def _padding(settings: dict[str, Setting], kernel: ir.Pair, op: str, default: st
 
 
 def _stride(settings: dict[str, Setting], from_window: int | None) -> ir.Pair:
-    stride = settings["stride"].value if "stride" in settings else from_window or 1
+    stride = settings["stride"].value if "stride" in settings else 1 if from_window is None else from_window
     return (stride, stride)
 
 

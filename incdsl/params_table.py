@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import textwrap
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -118,7 +119,9 @@ def _compare(what: str, ours: float, ours_text: str, figure: ir.PaperFigure, sca
     slack = max(PAPER_TOLERANCE * paper, paper_rounding(figure) * scale)
     if abs(ours - paper) <= slack:
         return None
-    return f"{what}: paper {figure.text}, here {ours_text} (paper {paper / ours - 1:+.1%})"
+    # a row with no weights (a pool, a concat) has nothing to divide by: say so without a ratio
+    relative = f" (paper {paper / ours - 1:+.1%})" if ours else ""
+    return f"{what}: paper {figure.text}, here {ours_text}{relative}"
 
 
 def _paper_notes(row: ParamsRow) -> list[str]:
@@ -260,13 +263,16 @@ def _expanded(table: ParamsTable, expand: bool) -> Iterable[ParamsRow]:
             yield from row.copies
 
 
-_FIXED = ["type", "patch size/stride", "output size", "depth"]
+#: The order every shape of this report is printed in (the paper's); the headers say so.
+SHAPE_ORDER = "H×W×C"
+_FIXED = ["type", "patch size/stride", f"output ({SHAPE_ORDER})", "depth"]
 _TAIL = ["params", "MACs"]
+_PAPER = ["paper params", "paper ops", "notes"]
+_TOTAL_WITH_AUX = "total with aux (training)"
 
 
 def _header(table: ParamsTable) -> list[str]:
-    paper = ["paper params", "paper ops", "notes"] if table.has_paper else []
-    return [*_FIXED, *table.columns, *_TAIL, *paper]
+    return [*_FIXED, *table.columns, *_TAIL, *(_PAPER if table.has_paper else [])]
 
 
 def _cells(table: ParamsTable, row: ParamsRow, footnotes: list[str]) -> list[str]:
@@ -300,16 +306,24 @@ def _total_cells(table: ParamsTable, label: str, cost: Cost) -> list[str]:
     return [label, *blanks, f"{cost.params:,}", format_si(cost.macs), *paper]
 
 
+#: What the counts include and leave out, beside the two tools most people compare with
+#: (fvcore's FlopCountAnalysis, torchinfo's summary); tests/test_params.py checks torchinfo's.
+COUNTING = (
+    "params: every learnable scalar (weights, biases, batch-norm γ and β). MACs: multiply-adds of conv "
+    "and linear layers, per image; not counted: bias adds, batch norm, pooling, LRN, activations, concats "
+    "and residual adds. fvcore's FlopCountAnalysis counts the same multiply-adds as its \"flops\", plus one "
+    "or two per element for each batch norm and one per input element for adaptive average pooling; "
+    "torchinfo's Mult-Adds add one per output element for each bias and two per channel for each batch "
+    "norm, for the whole batch."
+)
+
+
 def _footer(table: ParamsTable) -> str:
-    return (
-        "params: every learnable scalar (weights, biases, batch-norm γ and β). "
-        "MACs: multiply-adds of conv and linear layers."
-        + (
-            f" Paper figures are flagged when they differ from ours by more than {PAPER_TOLERANCE:.1%}; "
-            "the paper's params count weights only, with K = 1024."
-            if table.has_paper
-            else ""
-        )
+    return COUNTING + (
+        f" Paper figures are flagged when they differ from ours by more than {PAPER_TOLERANCE:.1%}; "
+        "the paper's params count weights only, with K = 1024."
+        if table.has_paper
+        else ""
     )
 
 
@@ -321,41 +335,123 @@ def table_rows(table: ParamsTable, expand: bool = False) -> tuple[list[str], lis
     for aux in table.aux:
         body.append(_cells(table, aux, footnotes))
     if table.aux:
-        body.append(_total_cells(table, "total with aux heads (training)", table.total_with_aux))
+        body.append(_total_cells(table, _TOTAL_WITH_AUX, table.total_with_aux))
     return _header(table), body, footnotes
 
 
+def _without_empty_columns(header: list[str], body: list[list[str]]) -> tuple[list[str], list[list[str]]]:
+    """The columns with something in them (the first, the row's name, always)."""
+    keep = [i for i in range(len(header)) if i == 0 or any(row[i] for row in body)]
+    return [header[i] for i in keep], [[row[i] for i in keep] for row in body]
+
+
+# --- a text table that fits the terminal -------------------------------------------------------
+
+_GAP = "  "
+
+
+def _header_words(text: str) -> list[str]:
+    """Where a header may break: at spaces, and after a `/` (``patch size/`` ``stride``)."""
+    return [w for word in text.split(" ") for w in word.replace("/", "/ ").split(" ") if w]
+
+
+def _header_lines(text: str, width: int) -> list[str]:
+    """A header broken into lines of at most ``width`` (or of its longest word)."""
+    lines: list[str] = []
+    for word in _header_words(text):
+        joiner = "" if lines and lines[-1].endswith("/") else " "
+        if lines and len(lines[-1]) + len(joiner) + len(word) <= width:
+            lines[-1] += joiner + word
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+def grid(
+    header: list[str], body: list[list[str]], right: set[int], width: int | None = None, breaks: set[int] = frozenset()
+) -> list[str]:
+    """Rows as text columns under a rule, a blank line after each row index in ``breaks``.
+
+    Within ``width`` (no limit when None): headers break onto several lines where that saves
+    room, and when the columns still do not fit they go on in another block below, each block
+    starting with the first column, so no line is longer than ``width`` unless one column is.
+
+    >>> print("\\n".join(grid(["name", "a long header"], [["x", "1"], ["yy", "22"]], {1}, width=12)))
+          a long
+    name  header
+    ────────────
+    x          1
+    yy        22
+    """
+    cells = [max((len(row[i]) for row in body), default=0) for i in range(len(header))]
+    natural = [max(c, len(h)) for c, h in zip(cells, header, strict=True)]
+    if width is None or _span(natural) <= width:
+        return _block(header, body, right, natural, breaks, list(range(len(header))), None)
+    narrow = [max(c, *(len(w) for w in _header_words(h))) for c, h in zip(cells, header, strict=True)]
+    blocks: list[list[int]] = [[0]]
+    for i in range(1, len(header)):
+        if len(blocks[-1]) > 1 and _span([narrow[j] for j in blocks[-1]] + [narrow[i]]) > width:
+            blocks.append([0])
+        blocks[-1].append(i)
+    out: list[str] = []
+    for n, columns in enumerate(blocks):
+        if n:
+            out.append("")
+        out += _block(header, body, right, narrow, breaks, columns, width)
+    return out
+
+
+def _span(widths: list[int]) -> int:
+    return sum(widths) + len(_GAP) * (len(widths) - 1)
+
+
+def _block(
+    header: list[str], body: list[list[str]], right: set[int], widths: list[int], breaks: set[int],
+    columns: list[int], width: int | None,
+) -> list[str]:
+    heads = {i: _header_lines(header[i], widths[i]) if width else [header[i]] for i in columns}
+    depth = max(len(lines) for lines in heads.values())
+
+    def line(texts: dict[int, str]) -> str:
+        parts = [texts[i].rjust(widths[i]) if i in right else texts[i].ljust(widths[i]) for i in columns]
+        return _GAP.join(parts).rstrip()
+
+    out = [line({i: ([""] * (depth - len(heads[i])) + heads[i])[k] for i in columns}) for k in range(depth)]
+    out.append("─" * _span([widths[i] for i in columns]))
+    for k, row in enumerate(body):
+        out.append(line({i: row[i] for i in columns}))
+        if k in breaks:
+            out.append("")
+    return out
+
+
+def _wrapped(text: str, width: int | None, indent: int = 0) -> str:
+    if width is None:
+        return text
+    return textwrap.fill(text, width, subsequent_indent=" " * indent, break_on_hyphens=False)
+
+
 def render_text(table: ParamsTable, expand: bool = False, width: int | None = None) -> str:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
-
+    """The table as text, within ``width`` columns when given (the CLI gives the terminal's, or
+    ``COLUMNS``): empty columns left out, headers broken, columns that still do not fit in a
+    block below, footnotes and the footer wrapped."""
     header, body, footnotes = table_rows(table, expand)
-    c, h, w = table.input_shape
-    grid = Table(
-        title=f"{table.network} — input {c}×{h}×{w}",
-        box=box.SIMPLE_HEAD,
-        title_justify="left",
-        pad_edge=False,
-    )
+    header, body = _without_empty_columns(header, body)
     numeric = set(table.columns) | {"depth", "params", "MACs", "paper params", "paper ops"}
-    for name in header:
-        grid.add_column(name, justify="right" if name in numeric else "left", no_wrap=name != "notes")
+    right = {i for i, name in enumerate(header) if name in numeric}
     n_main = len(table.rows) + sum(len(r.copies) for r in table.rows) * expand
-    for i, cells in enumerate(body):
-        grid.add_row(*cells, end_section=i in (n_main - 1, n_main, len(body) - 2) and bool(table.aux))
-    buffer = io.StringIO()
-    console = Console(file=buffer, width=width or 400, no_color=True, highlight=False, emoji=False)
-    console.print(grid)
-    lines = [line.rstrip() for line in buffer.getvalue().splitlines()]
-    out = "\n".join(lines).rstrip() + "\n"
+    breaks = {n_main - 1, n_main, len(body) - 2} if table.aux else set()
+    c, h, w = table.input_shape
+    lines = [f"{table.network} — input {c}×{h}×{w} (C×H×W)", "", *grid(header, body, right, width, breaks)]
     for i, note in enumerate(footnotes, 1):
-        out += f"[{i}] {note}\n"
-    return out + _footer(table) + "\n"
+        lines.append(_wrapped(f"[{i}] {note}", width, len(f"[{i}] ")))
+    lines.append(_wrapped(_footer(table), width))
+    return "\n".join(lines) + "\n"
 
 
-def render_markdown(table: ParamsTable, expand: bool = False) -> str:
+def render_markdown(table: ParamsTable, expand: bool = False, width: int | None = None) -> str:
     header, body, footnotes = table_rows(table, expand)
+    header, body = _without_empty_columns(header, body)
 
     def line(cells: list[str]) -> str:
         return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
@@ -368,16 +464,23 @@ def render_markdown(table: ParamsTable, expand: bool = False) -> str:
     return "\n".join(out) + "\n"
 
 
-def render_csv(table: ParamsTable, expand: bool = False) -> str:
+def render_csv(table: ParamsTable, expand: bool = False, width: int | None = None) -> str:
+    """Every column, always (a stable layout for scripts): the paper's figures and notes, and the
+    totals with and without the aux heads; shapes as three columns, C, H, W."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["kind", "type", "patch", "output_c", "output_h", "output_w", "depth", *table.columns, "params", "macs"])
+    writer.writerow(["kind", "type", "patch", "output_c", "output_h", "output_w", "depth", *table.columns, "params",
+                     "macs", "weights", "paper_params", "paper_ops", "notes"])
     for row in [*_expanded(table, expand), *table.aux]:
+        paper = row.paper
         writer.writerow(
             [row.kind, row.type, row.patch, *row.output, row.depth, *[row.values.get(c, "") for c in table.columns],
-             row.params, row.macs]
+             row.params, row.macs, row.weights, paper.params.text if paper and paper.params else "",
+             paper.ops.text if paper and paper.ops else "", "; ".join(row.notes)]
         )
-    writer.writerow(["total", "total", "", "", "", "", "", *[""] * len(table.columns), table.total.params, table.total.macs])
+    blanks = ["", "", "", "", "", *[""] * len(table.columns)]
+    for label, cost in (("total", table.total), ("total_with_aux", table.total_with_aux)):
+        writer.writerow([label, label, *blanks, cost.params, cost.macs, cost.weights, "", "", ""])
     return buffer.getvalue()
 
 
@@ -404,7 +507,7 @@ def _row_json(row: ParamsRow) -> dict[str, Any]:
     return out
 
 
-def render_json(table: ParamsTable, expand: bool = False) -> str:
+def render_json(table: ParamsTable, expand: bool = False, width: int | None = None) -> str:
     data = {
         "schema": JSON_SCHEMA_VERSION,
         "network": table.network,
@@ -419,3 +522,144 @@ def render_json(table: ParamsTable, expand: bool = False) -> str:
 
 
 RENDERERS = {"table": render_text, "markdown": render_markdown, "csv": render_csv, "json": render_json}
+
+
+# --- one row per layer ----------------------------------------------------------------------
+
+
+#: Bytes of one activation value, as the layer rows count memory (fp32).
+ACTIVATION_BYTES = 4
+
+
+@dataclass(frozen=True)
+class LayerRow:
+    """One layer (or concat, or residual add) of the network, as torchinfo's summary shows a module."""
+
+    name: str
+    type: str
+    inputs: tuple[ir.Shape, ...]
+    output: ir.Shape
+    params: int
+    macs: int
+    aux: bool
+
+    @property
+    def activation_bytes(self) -> int:
+        """The memory of this layer's output for one image, in fp32."""
+        c, h, w = self.output
+        return c * h * w * ACTIVATION_BYTES
+
+
+def layer_rows(net: ir.Network) -> list[LayerRow]:
+    """Every node but the input, main path first, then the aux heads, in execution order."""
+    costs = node_costs(net)
+    rows = []
+    for node in [*net.main_nodes(), *(n for n in net.nodes if net.in_aux(n))]:
+        if node.op == "input":
+            continue
+        cost = costs[node.name]
+        patch = _patch(node)
+        rows.append(LayerRow(
+            name=node.name,
+            type=f"{_describe(node)} {patch}".strip(),
+            inputs=tuple(net.node(i).shape or (0, 0, 0) for i in node.inputs),
+            output=node.shape or (0, 0, 0),
+            params=cost.params,
+            macs=cost.macs,
+            aux=net.in_aux(node),
+        ))
+    return rows
+
+
+def format_bytes(n: int) -> str:
+    """3.2MB, 800.0KB, 512B (decimal units, as torchinfo prints them)."""
+    return f"{format_si(n)}B" if n >= 1000 else f"{n}B"
+
+
+def _input_text(shapes: tuple[ir.Shape, ...]) -> str:
+    """One input's shape, or a concat's as its channels summed (``28×28×(64+128+32+32)``)."""
+    if len(shapes) == 1 or len(set(shapes)) == 1:
+        return format_shape(shapes[0]) if shapes else ""
+    _, h, w = shapes[0]
+    if all(s[1:] == (h, w) for s in shapes):
+        return f"{h}×{w}×({'+'.join(str(s[0]) for s in shapes)})"
+    return " + ".join(format_shape(s) for s in shapes)
+
+
+_LAYER_HEADER = ["layer", "type", f"input ({SHAPE_ORDER})", f"output ({SHAPE_ORDER})", "params", "MACs",
+                 "activations"]
+
+
+def _layer_cells(net: ir.Network) -> tuple[list[list[str]], set[int]]:
+    rows = layer_rows(net)
+    body = [
+        [r.name, r.type, _input_text(r.inputs), format_shape(r.output), f"{r.params:,}" if r.params else "",
+         format_si(r.macs) if r.macs else "", format_bytes(r.activation_bytes)]
+        for r in rows
+    ]
+    main = [r for r in rows if not r.aux]
+    body.append(["total", "", "", "", f"{sum(r.params for r in main):,}", format_si(sum(r.macs for r in main)),
+                 format_bytes(sum(r.activation_bytes for r in main))])
+    breaks = {len(main) - 1}
+    if len(main) < len(rows):
+        breaks.add(len(rows))
+        body.append(["total with aux (training)", "", "", "", f"{sum(r.params for r in rows):,}",
+                     format_si(sum(r.macs for r in rows)), format_bytes(sum(r.activation_bytes for r in rows))])
+        breaks.add(len(main))
+    return body, breaks
+
+
+LAYERS_FOOTER = (
+    f"activations: the output of each layer for one image in fp32 ({ACTIVATION_BYTES} bytes a value); the total is "
+    "what one forward pass writes, and training keeps it for the backward pass (torchinfo's \"forward/backward "
+    "pass size\" counts twice the output of each module with parameters: a conv and its batch norm each)."
+)
+
+
+def render_layers_text(net: ir.Network, width: int | None = None) -> str:
+    """One row per layer, like torchinfo's summary: input and output shapes, params, MACs and
+    activation memory, within ``width`` columns when given."""
+    body, breaks = _layer_cells(net)
+    c, h, w = net.input_shape
+    lines = [f"{net.name} — input {c}×{h}×{w} (C×H×W), one row per layer", "",
+             *grid(_LAYER_HEADER, body, {4, 5, 6}, width, breaks)]
+    lines += [_wrapped(COUNTING, width), _wrapped(LAYERS_FOOTER, width)]
+    return "\n".join(lines) + "\n"
+
+
+def render_layers_markdown(net: ir.Network, width: int | None = None) -> str:
+    body, _ = _layer_cells(net)
+    out = ["| " + " | ".join(_LAYER_HEADER) + " |", "|" + "|".join(" --- " for _ in _LAYER_HEADER) + "|"]
+    out += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join([*out, "", COUNTING, LAYERS_FOOTER]) + "\n"
+
+
+def render_layers_csv(net: ir.Network, width: int | None = None) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["layer", "type", "inputs", "output_c", "output_h", "output_w", "params", "macs",
+                     "activation_bytes", "aux"])
+    for r in layer_rows(net):
+        inputs = " ".join("x".join(map(str, s)) for s in r.inputs)  # each C×H×W
+        writer.writerow([r.name, r.type, inputs, *r.output, r.params, r.macs, r.activation_bytes, int(r.aux)])
+    return buffer.getvalue()
+
+
+def render_layers_json(net: ir.Network, width: int | None = None) -> str:
+    rows = layer_rows(net)
+    data = {
+        "schema": JSON_SCHEMA_VERSION,
+        "network": net.name,
+        "input": list(net.input_shape),
+        "layers": [
+            {"name": r.name, "type": r.type, "inputs": [list(s) for s in r.inputs], "output": list(r.output),
+             "params": r.params, "macs": r.macs, "activation_bytes": r.activation_bytes, "aux": r.aux}
+            for r in rows
+        ],
+        "activation_bytes": sum(r.activation_bytes for r in rows if not r.aux),
+    }
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+LAYER_RENDERERS = {"table": render_layers_text, "markdown": render_layers_markdown, "csv": render_layers_csv,
+                   "json": render_layers_json}

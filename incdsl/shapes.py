@@ -11,15 +11,22 @@ from . import ir, limits
 from .cost import node_cost
 from .errors import SpecError
 
+#: Ops that read maps (N, C, H, W) and cannot take feature vectors (N, C).
+SPATIAL_OPS = frozenset({"conv", "maxpool", "avgpool", "adaptive_avgpool", "lrn"})
+
 
 def infer_shapes(net: ir.Network) -> ir.Network:
     """Every node's output shape, or a :class:`SpecError` at the layer that cannot work."""
     shapes: dict[str, ir.Shape] = {}
+    flat: dict[str, bool] = {}
     nodes: list[ir.Node] = []
     params = 0
     for node in net.nodes:
         inputs = [shapes[i] for i in node.inputs]
-        shaped = node.model_copy(update={"shape": _infer(node, inputs, net)})
+        flat[node.name] = _rank(node, [flat[i] for i in node.inputs])
+        shape = _infer(node, inputs, net)
+        _check_size(node, shape, "output")
+        shaped = node.model_copy(update={"shape": shape})
         params += node_cost(shaped, inputs).params
         if params > limits.MAX_PARAMS:
             raise SpecError(
@@ -30,6 +37,44 @@ def infer_shapes(net: ir.Network) -> ir.Network:
         shapes[node.name] = shaped.shape  # type: ignore[assignment]
         nodes.append(shaped)
     return net.with_nodes(nodes)
+
+
+def _rank(node: ir.Node, inputs: list[bool]) -> bool:
+    """Whether a node's value is feature vectors (N, C) at run time — after ``linear`` or
+    ``flatten`` — rather than maps; a spatial layer on vectors, or a concat or add of one
+    with the other (which PyTorch would broadcast into a wrong shape), is an error here."""
+    if node.op in ir.FLAT_OPS:
+        return True
+    if not inputs:
+        return False
+    if node.op in SPATIAL_OPS and inputs[0]:
+        raise SpecError(
+            f"{node.op}{_where(node)} reads the output of a `linear` or `flatten`, which is a vector of "
+            "features per image, not a map with a height and width",
+            node.span,
+            hint=_with_origin("spatial layers (conv, pooling, lrn) go before the `linear` layers", node),
+        )
+    if len(set(inputs)) > 1:
+        what = "concat" if node.op == "concat" else "residual add"
+        raise SpecError(
+            f"{what}{_where(node)} joins feature vectors (after a `linear` or `flatten`) with maps",
+            node.span,
+            hint=_with_origin("both sides must be maps, or both vectors: add `flatten` (or `global_avgpool`) on the map side", node),
+        )
+    return inputs[0]
+
+
+def _check_size(node: ir.Node, shape: ir.Shape, what: str) -> None:
+    """A value (or a padded input) within the limits on its height, width, channels and elements."""
+    c, h, w = shape
+    if max(h, w) <= limits.MAX_SPATIAL and c * h * w <= limits.MAX_ELEMENTS:
+        return
+    raise SpecError(
+        f"{node.op}{_where(node)}: its {what} would be {c:,}×{h:,}×{w:,} (C×H×W) per image, over the limits of "
+        f"{limits.MAX_SPATIAL:,} a side and {limits.MAX_ELEMENTS:,} elements",
+        node.span,
+        hint=_with_origin("is a padding, stride or input size far larger than meant?", node),
+    )
 
 
 def _where(node: ir.Node) -> str:
@@ -58,6 +103,7 @@ def _window_out(size: int, kernel: int, stride: int, pad: int, ceil: bool) -> in
 
 
 def _windowed(node: ir.Node, shape: ir.Shape, kernel: ir.Pair, stride: ir.Pair, pad: ir.Pair, ceil: bool) -> ir.Pair:
+    _check_size(node, (shape[0], shape[1] + 2 * pad[0], shape[2] + 2 * pad[1]), "padded input")
     out_h = _window_out(shape[1], kernel[0], stride[0], pad[0], ceil)
     out_w = _window_out(shape[2], kernel[1], stride[1], pad[1], ceil)
     if out_h is None or out_w is None:

@@ -6,6 +6,9 @@ with a position and a hint; Lark's own exceptions never escape.
 
 from __future__ import annotations
 
+import math
+import re
+import unicodedata
 from collections.abc import Iterator
 from functools import cache
 from importlib import resources
@@ -15,7 +18,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.indenter import DedentError, Indenter
 
 from . import ast, limits
-from .errors import Span, SpecError, did_you_mean
+from .errors import Span, SpecError, did_you_mean, source_line
 
 KEYWORDS = ("block", "as", "x")
 
@@ -50,9 +53,55 @@ _TERMINAL_NAMES = {
 }
 
 
+#: Characters a spec may not contain: control characters other than tab and line feed
+#: (and carriage return before a line feed), Unicode line and paragraph separators, and
+#: the invisible bidirectional controls that make text read differently from how it
+#: parses. Other tools treat several of them as line breaks (Python's ``str.splitlines``
+#: does), so a file holding one would mean one thing to the parser and another to an
+#: editor, ``fmt`` or an error message; refusing them keeps one meaning.
+_REFUSED = re.compile("[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]|\r(?!\n)")
+
+#: Tokens that are numbers, and their digits' runs (a size like 3x3/2 has three).
+_NUMBER_TOKENS = frozenset({"INT", "FLOAT", "SI_NUMBER", "DIMS"})
+_DIGIT_RUN = re.compile(r"[0-9]+")
+_SI_SCALE = {"K": 1e3, "M": 1e6, "G": 1e9}
+
+
+def indent_width(line: str) -> int:
+    """The width of a line's indentation as the parser measures it (a tab is 8 columns;
+    a file indents with one of the two, so the levels are the same whichever it is)."""
+    indent = line[: len(line) - len(line.lstrip(" \t"))]
+    return indent.count(" ") + indent.count("\t") * _SpecIndenter.tab_len
+
+
+def check_text(text: str, file: str) -> None:
+    """Refuse text with a character of :data:`_REFUSED`, or over the size limit."""
+    if len(text) > limits.MAX_FILE_CHARS:
+        raise SpecError(
+            f"this file is {len(text):,} characters long; specs are limited to {limits.MAX_FILE_CHARS:,}",
+            Span(file, 1, 1),
+            hint="split it with `include`",
+        )
+    found = _REFUSED.search(text)
+    if found is None:
+        return
+    char = found.group()
+    line = text.count("\n", 0, found.start()) + 1
+    column = found.start() - (text.rfind("\n", 0, found.start()) + 1) + 1
+    name = unicodedata.name(char, "a control character")
+    breaks = "a line break to some programs, not to incdsl" if char in "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029" else "invisible"
+    raise SpecError(
+        f"this file contains U+{ord(char):04X} ({name}), {breaks}",
+        Span(file, line, column, line, column + 1),
+        hint="spec files are plain text: lines end with a line feed (or CR LF), and spaces or tabs "
+        "separate words; delete the character (an editor's \"show invisibles\" finds it)",
+    )
+
+
 class _SpecIndenter(Indenter):
-    """Lark's indenter, with a bound on nesting, dedent errors that carry their position, and
-    end-of-file dedents without one (so an error there reads "the file ended ...")."""
+    """Lark's indenter, with a bound on nesting, dedent errors that carry their position,
+    end-of-file dedents without one (so an error there reads "the file ended ..."), one
+    indentation character per file, and every number checked against the limit as it is read."""
 
     NL_type = "_NL"
     OPEN_PAREN_types = ["LPAR"]
@@ -63,6 +112,8 @@ class _SpecIndenter(Indenter):
 
     def handle_NL(self, token: Token) -> Iterator[Token]:
         line = token.end_line or token.line
+        if self.paren_level == 0:
+            self._check_indent_char(token, line)
         try:
             for out in super().handle_NL(token):
                 if out.type == self.INDENT_type and len(self.indent_level) > limits.MAX_INDENT_DEPTH + 1:
@@ -73,18 +124,64 @@ class _SpecIndenter(Indenter):
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         ended = False
+        self._indent_char: tuple[str, int] | None = None
 
         def tokens() -> Iterator[Token]:
             nonlocal ended
-            yield from stream
+            for token in stream:
+                if token.type in _NUMBER_TOKENS:
+                    _check_number(token)
+                yield token
             ended = True
 
         for token in super().process(tokens()):
             yield Token(self.DEDENT_type, "", 0, 0, 0, 0, 0, 0) if ended else token
 
     def _width(self, token: Token) -> int:
+        return indent_width(token.rsplit("\n", 1)[1])
+
+    def _check_indent_char(self, token: Token, line: int) -> None:
+        """A file indents with spaces or with tabs, not both: with both, how deep a line is
+        depends on a tab's width, which editors disagree on."""
         indent = token.rsplit("\n", 1)[1]
-        return indent.count(" ") + indent.count("\t") * self.tab_len
+        if not indent:
+            return
+        word = {" ": "spaces", "\t": "tabs"}
+        if len(set(indent)) > 1:
+            raise _TabError(line, "this line is indented with both tabs and spaces", "")
+        char = indent[0]
+        if self._indent_char is None:
+            self._indent_char = (char, line)
+        elif self._indent_char[0] != char:
+            first, first_line = self._indent_char
+            raise _TabError(
+                line, f"this line is indented with {word[char]}, but line {first_line} with {word[first]}", word[first]
+            )
+
+
+class _TabError(Exception):
+    def __init__(self, line: int, message: str, use: str) -> None:
+        self.line, self.message, self.use = line, message, use
+
+
+def _check_number(token: Token) -> None:
+    """A number over :data:`~incdsl.limits.MAX_NUMBER` (or not finite) is refused where it is
+    written, before anything converts it: Python will not even print an integer of 4,300 digits."""
+    text = str(token)
+    if token.type == "FLOAT":
+        ok = len(text) <= 40 and math.isfinite(value := float(text)) and abs(value) <= limits.MAX_NUMBER
+    elif token.type == "SI_NUMBER":
+        ok = len(text) <= 40 and float(text[:-1]) * _SI_SCALE[text[-1]] <= limits.MAX_NUMBER
+    else:
+        runs = [run.lstrip("0") for run in _DIGIT_RUN.findall(text)]
+        ok = all(len(run) <= len(str(limits.MAX_NUMBER)) and int(run or "0") <= limits.MAX_NUMBER for run in runs)
+    if not ok:
+        shown = text if len(text) <= 24 else text[:20] + "…"
+        raise SpecError(
+            f"the number `{shown}` is too large: numbers in a spec are at most {limits.MAX_NUMBER:,}",
+            Span("", token.line, token.column, token.end_line, token.end_column),
+            hint="is a digit too many?",
+        )
 
 
 class _NestingError(Exception):
@@ -107,7 +204,8 @@ def _parser() -> Lark:
         postlex=_SpecIndenter(),
         propagate_positions=True,
         maybe_placeholders=False,
-        cache=True,
+        # No cache=True: Lark keeps its cache as a pickle in the shared temporary folder, where
+        # anyone could plant one; building the parser takes about 20 ms.
     )
 
 
@@ -116,13 +214,14 @@ def decode(data: bytes, file: str) -> str:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as err:
-        before = data[: err.start]
-        line = before.count(b"\n") + 1
-        column = err.start - (before.rfind(b"\n") + 1) + 1
+        before = data[: err.start].decode("utf-8")  # valid up to the bad byte
+        line = before.count("\n") + 1
+        column = len(before) - (before.rfind("\n") + 1) + 1
         raise SpecError(
             f"this file is not valid UTF-8 (byte 0x{data[err.start]:02x})",
             Span(file, line, column, line, column + 1),
             hint="spec files are UTF-8 text; re-save the file with UTF-8 encoding",
+            source=data.decode("utf-8", errors="replace"),
         ) from None
     return text.removeprefix("\ufeff")
 
@@ -133,12 +232,10 @@ def parse(text: str, file: str = "<string>") -> ast.SpecFile:
     >>> parse("network tiny\\ninput 3x8x8\\nconv 3x3 4\\n").stmts[2].links[0].head
     'conv'
     """
-    if len(text) > limits.MAX_FILE_BYTES:
-        raise SpecError(
-            f"this file is {len(text):,} characters long; specs are limited to {limits.MAX_FILE_BYTES:,}",
-            Span(file, 1, 1),
-            hint="split it with `include`",
-        )
+    try:
+        check_text(text, file)
+    except SpecError as err:
+        raise err.with_source(text) from None
     source = text if text.endswith("\n") else text + "\n"
     try:
         tree = _parser().parse(source)
@@ -152,6 +249,19 @@ def parse(text: str, file: str = "<string>") -> ast.SpecFile:
             hint=f"indent it to column {err.expected + 1}, like the lines of the block it belongs to",
             source=source,
         ) from None
+    except _TabError as err:
+        raise SpecError(
+            err.message,
+            Span(file, err.line, 1, err.line, indent_width(source_line(source, err.line)) + 1),
+            hint=f"indent every line of a file the same way: here with {err.use}" if err.use else
+            "indent every line of a file the same way, with spaces (or with tabs)",
+            source=source,
+        ) from None
+    except SpecError as err:  # a number over the limit, raised by the post-lexer
+        span = err.span
+        assert span is not None
+        err.span = Span(file, span.line, span.column, span.end_line, span.end_column)
+        raise err.with_source(source) from None
     except _NestingError as err:
         raise SpecError(
             f"blocks are nested more than {limits.MAX_INDENT_DEPTH} levels deep",
@@ -207,8 +317,7 @@ def _describe(names: set[str]) -> str:
 
 
 def _line_head(source: str, line: int) -> str | None:
-    text = source.splitlines()[line - 1] if 0 < line <= len(source.splitlines()) else ""
-    words = text.split()
+    words = source_line(source, line).split()
     return words[0] if words else None
 
 
@@ -216,7 +325,7 @@ def _syntax_error(err: UnexpectedInput, source: str, file: str) -> SpecError:
     line, column = err.line, err.column
     at_end = isinstance(err, UnexpectedToken) and err.token.type == "$END"
     if isinstance(err, UnexpectedEOF) or at_end or line is None or line < 1:
-        lines = source.rstrip("\n").splitlines() or [""]
+        lines = source.rstrip("\n").split("\n")
         line, column = len(lines), len(lines[-1]) + 1
         return SpecError("the file ended in the middle of a statement", Span(file, line, column))
     head = _line_head(source, line)
@@ -226,8 +335,15 @@ def _syntax_error(err: UnexpectedInput, source: str, file: str) -> SpecError:
         span = Span(file, line, column, line, column + 1)
         if char == '"':
             return SpecError("this string is not closed on its line", span, hint='close it with `"`')
+        if char == "%":
+            return SpecError(
+                "`%` is not part of the language",
+                span,
+                hint="write a fraction as a decimal: a 40% dropout is `dropout 0.4`",
+            )
+        shown = f"`{char}`" if char.isprintable() and not char.isspace() else f"U+{ord(char):04X} ({unicodedata.name(char, '?')})"
         return SpecError(
-            f"unexpected character `{char}`",
+            f"unexpected character {shown}",
             span,
             hint=keyword_hint or f"expected {_describe(err.allowed)}" if err.allowed else keyword_hint,
         )

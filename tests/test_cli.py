@@ -38,16 +38,94 @@ def test_input_override(cli):
     assert json.loads(out)["rows"][0]["output"] == [64, 160, 160]
 
 
-def test_bad_input_override_is_an_error(cli):
-    code, out, err = cli("check", "googlenet", "--input", "3x320")
-    assert code == 1 and out == ""
-    assert "malformed input `3x320`" in err
+@pytest.mark.parametrize("value", ["3x320", "0x0x0", "garbage", "3x32x32 # c", "3x32x32x", "3x32x32/2", ""])
+def test_a_bad_input_override_is_a_usage_error(cli, value):
+    code, out, err = cli("check", "googlenet", "--input", value)
+    assert code == 2 and out == ""
+    assert f"error: argument --input: malformed input `{value}`: expected channels×height×width" in err
 
 
-def test_missing_spec_file(cli):
+def test_a_missing_spec_is_a_usage_error_with_the_closest_bundled_name(cli):
     code, _, err = cli("check", "no/such/spec.inc")
-    assert code == 1
-    assert err.startswith("error: no such file: no/such/spec.inc")
+    assert code == 2
+    assert err.startswith("incdsl check: error: no such file or bundled spec: no/such/spec.inc")
+    code, _, err = cli("params", "googlnet")
+    assert code == 2 and "hint: did you mean `googlenet`?" in err
+
+
+def test_a_missing_include_is_a_spec_error(cli, tmp_path: Path):
+    spec = tmp_path / "s.inc"
+    spec.write_text('network s\ninput 3x8x8\ninclude "nowhere.inc"\nconv 1x1 4\n', encoding="utf-8")
+    code, _, err = cli("check", str(spec))
+    assert code == 1 and 'cannot include "nowhere.inc": no such file' in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "hint"),
+    [
+        (["chek", "googlenet"], "did you mean `check`?"),
+        (["params", "googlenet", "--formt", "json"], "did you mean `--format`?"),
+        (["params", "googlenet", "--format", "jsn"], "did you mean `json`?"),
+        (["compile", "googlenet", "--backend", "trition"], "did you mean `triton`?"),
+        (["draw", "googlenet", "--detph", "layer"], "did you mean `--depth`?"),
+    ],
+)
+def test_misspelt_commands_options_and_choices_get_did_you_mean(cli, argv, hint):
+    code, out, err = cli(*argv)
+    assert code == 2 and out == "" and f"hint: {hint}" in err
+
+
+def test_version(cli):
+    from incdsl import __version__
+
+    code, out, _ = cli("--version")
+    assert code == 0 and out == f"incdsl {__version__}\n"
+
+
+def test_check_reads_standard_input(cli, monkeypatch: pytest.MonkeyPatch):
+    import io
+
+    text = "network piped\ninput 3x8x8\nconv 3x3 4\n"
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(text.encode())))
+    code, out, _ = cli("check", "-")
+    assert code == 0 and out.startswith("piped: ok (<stdin>)")
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"network piped\ninput 3x8x8\nconvv 3x3 4\n")))
+    code, _, err = cli("check", "-")
+    assert code == 1 and err.startswith("<stdin>:3:1: error: unknown layer type `convv`\n 3 | convv 3x3 4")
+
+
+def test_an_input_written_height_width_channels_warns(cli):
+    code, out, err = cli("check", "googlenet", "--input", "224x224x3")
+    assert code == 1  # 224 channels of 224×3 do not survive the stem: the warning comes before the error it explains
+    assert "warning: input `224x224x3` reads as 224 channels of 224×3 pixels" in err
+    assert "hint: an image of 224×224 pixels with 3 channels is `3x224x224`" in err
+
+
+def test_output_files_that_cannot_be_written_are_usage_errors(cli, tmp_path: Path):
+    folder = tmp_path / "dir.svg"
+    folder.mkdir()
+    cases = [
+        (["compile", "googlenet", "-o", str(tmp_path)], "is a folder; -o names the file to write"),
+        (["compile", "googlenet", "-o", "/proc/version"], "cannot write /proc/version"),
+        (["compile", "googlenet", "-o", ""], "-o needs a file name"),
+        (["draw", "googlenet", "-o", str(folder)], "is a folder; -o names the file to write"),
+        (["draw", "googlenet", "-o", ""], "-o needs a file name"),
+        (["export", "googlenet", "--onnx", str(tmp_path)], "is a folder; --onnx names the file to write"),
+        (["compile", "googlenet", "--kernels", "bogus"], "--kernels picks the Triton kernels: it goes with --backend triton"),
+    ]
+    for argv, message in cases:
+        code, out, err = cli(*argv)
+        assert (code, out) == (2, ""), argv
+        assert message in err, (argv, err)
+
+
+def test_compile_never_writes_over_its_spec(cli, tmp_path: Path):
+    spec = tmp_path / "x.inc"
+    text = (ROOT / "specs" / "examples" / "mini_googlenet.inc").read_text(encoding="utf-8")
+    spec.write_text(text, encoding="utf-8")
+    code, _, err = cli("compile", str(spec), "-o", str(spec))
+    assert code == 2 and "is the spec this command reads" in err
+    assert spec.read_text(encoding="utf-8") == text
 
 
 @pytest.mark.parametrize("spec", ["googlenet", "inception_v4", "inception_resnet_v2"])

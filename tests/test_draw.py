@@ -12,7 +12,7 @@ from pathlib import Path
 import networkx as nx
 import pytest
 
-from incdsl import load, loads
+from incdsl import bundled_specs, load, loads
 from incdsl.draw import modules, to_dot
 
 HAS_DOT = shutil.which("dot") is not None
@@ -208,3 +208,39 @@ def test_help(cli, command: str):
     assert code == 0 and "usage: incdsl " + command in out and "bundled spec" in out
     code, out, _ = cli("--help")
     assert command in out
+
+
+def _declared(source: str) -> list[str]:
+    """Every box declared in DOT source, as many times as it is declared."""
+    return [m[1] for line in source.splitlines() if (m := _NODE.match(line)) and " -> " not in line]
+
+
+@pytest.mark.parametrize("spec", sorted(bundled_specs()))
+def test_every_box_has_its_own_id_in_every_view(spec):
+    """`draw inception_v4` gave the 4 Inception-A, 7 Inception-B and 3 Inception-C copies one id,
+    `features`: two of the three boxes vanished and the third drew a cycle."""
+    net = load(spec)
+    views = [to_dot(net), to_dot(net, depth="layer")] + [to_dot(net, module=m.scope) for m in modules(net)[:3]]
+    for source in views:
+        declared = _declared(source)
+        assert len(declared) == len(set(declared)), [d for d in declared if declared.count(d) > 1]
+        assert {n for edge in edges(source) for n in edge} <= set(declared), "an edge to an undeclared box"
+    collapsed = graph(views[0])
+    assert nx.is_directed_acyclic_graph(collapsed)
+    merged = {m.row for m in modules(net)}
+    boxes = [b for b, attrs in nodes(views[0]).items() if "<b>" in attrs]
+    assert len(boxes) == len(merged), "one box per module (all copies of a repeated block in one)"
+
+
+def test_repeated_copies_each_keep_a_box_of_their_own_where_they_share_a_scope():
+    net = load("inception_v4")
+    boxes = {b: attrs for b, attrs in nodes(to_dot(net)).items() if "<b>" in attrs}
+    assert "<b>4 × inception_a</b>" in boxes["features.6…features.9"]
+    assert "<b>7 × inception_b</b>" in boxes["features.11…features.17"]
+    path = nx.shortest_path(graph(to_dot(net)), "input", "output")
+    assert path.index("features.6…features.9") < path.index("features.11…features.17") < path.index("features.19…features.21")
+
+
+def test_a_layer_called_output_is_not_the_output():
+    source = to_dot(loads("network t\ninput 3x8x8\nconv 3x3 4 as output\nconv 1x1 2\n"))
+    assert ("output", "conv1") in edges(source) and ("conv1", "output#2") in edges(source)

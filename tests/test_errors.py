@@ -5,7 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
+import incdsl
 from incdsl import SpecError, load, loads
 
 HEAD = "network t\ninput 3x32x32\n"
@@ -176,6 +178,131 @@ def test_file_that_is_not_utf8(tmp_path: Path):
         load(spec)
     assert info.value.message == "this file is not valid UTF-8 (byte 0xe9)"
     assert where(info.value) == (3, 6)
+    # the line is shown, the bad byte as the replacement character, under the caret
+    assert info.value.render().splitlines()[1:3] == [" 3 | # caf\ufffd", "   |      ^"]
+
+
+def test_a_column_after_multibyte_characters_counts_characters(tmp_path: Path):
+    spec = tmp_path / "mixed.inc"
+    spec.write_bytes(HEAD.encode() + "# 합성곱 \xff\nconv 3x3 4\n".encode().replace(b"\xc3\xbf", b"\xff"))
+    with pytest.raises(SpecError) as info:
+        load(spec)
+    assert where(info.value) == (3, 7)
+
+
+# --- what the parser reads is what every other reader sees ---------------------------------
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\r", "\x1b", "\x00", "\u202e"])
+def test_characters_other_programs_read_differently_are_refused(char):
+    """`# note\u2028conv 3x3 64` was a comment to the parser and two lines to `fmt`, which made the
+    second a real layer; the character is refused wherever it is, at its place."""
+    err = error(HEAD + f"conv 3x3 4  # note{char}conv 3x3 64\n")
+    assert err.message.startswith(f"this file contains U+{ord(char):04X} (")
+    assert where(err) == (3, 19)
+    excerpt = err.render().splitlines()[1]
+    assert excerpt == " 3 | conv 3x3 4  # note\ufffdconv 3x3 64"  # shown, never sent to the terminal as it is
+
+
+def test_crlf_line_ends_are_fine():
+    assert loads(HEAD.replace("\n", "\r\n") + "conv 3x3 4\r\n").node("conv1").shape == (4, 32, 32)
+
+
+def test_a_tab_among_spaces_is_named():
+    err = error(HEAD + "block b():\n  conv 1x1 4\n\tconv 1x1 4\nb()\n")
+    assert err.message == "this line is indented with tabs, but line 4 with spaces"
+    assert where(err) == (5, 1) and "here with spaces" in (err.hint or "")
+    err = error(HEAD + "block b():\n \tconv 1x1 4\nb()\n")
+    assert err.message == "this line is indented with both tabs and spaces"
+
+
+def test_tabs_alone_indent_fine():
+    assert loads(HEAD + "block b():\n\tconv 1x1 4\n\tconcat:\n\t\tconv 1x1 2\n\t\tconv 1x1 2\nb()\n").node("b1:concat")
+
+
+def test_a_percentage_says_how_to_write_a_fraction():
+    err = error(HEAD + "dropout 40%\n")
+    assert err.message == "`%` is not part of the language" and where(err) == (3, 11)
+    assert err.hint == "write a fraction as a decimal: a 40% dropout is `dropout 0.4`"
+
+
+# --- values that would fail (or mislead) at run time ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("conv 3x3 4 bn eps=0", "eps must be greater than 0; got 0"),
+        ("conv 3x3 4 bn eps=-0.001", "eps must be greater than 0; got -0.001"),
+        ("bn eps=0", "eps must be greater than 0; got 0"),
+        ("lrn 5 alpha=-1", "alpha must be at least 0; got -1"),
+        ("lrn 5 k=0", "k must be greater than 0; got 0"),
+        ("global_avgpool -> linear 10 bn eps=0", "eps must be greater than 0"),
+        ("global_avgpool -> linear 10 -> l2norm eps=-1", "eps must be greater than 0"),
+    ],
+)
+def test_settings_that_would_divide_by_zero(line, message):
+    assert message in error(HEAD + line + "\n").message
+
+
+def test_a_negative_aux_weight():
+    err = error(HEAD + "conv 3x3 4 as stem\nglobal_avgpool -> linear 2\naux after stem weight=-0.3:\n  linear 2\n")
+    assert err.message == "weight must be at least 0; got -0.3"
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ("{row}{", "a name pattern has a brace that opens or closes no field"),
+        ("{row}}", "a name pattern has a brace that opens or closes no field"),
+        ("{row}{0}", "`{0}` in a name pattern: the fields are {row} and {block}"),
+        ("{row}{foo}", "`{foo}` in a name pattern"),
+        ("{row}{row:>400000000}", "`{row:>400000000}` in a name pattern"),  # once a 1.6 GB string
+        ("{row}{block.__class__.__mro__}", "`{block.__class__.__mro__}` in a name pattern"),  # once Python internals
+        ("m{block}", "a table's name pattern must contain `{row}`"),
+    ],
+)
+def test_a_name_pattern_holds_only_its_fields(pattern, message):
+    err = error(HEAD + f'block b(n):\n  conv 1x1 n\nb "n" as "{pattern}"\n  r 4\n')
+    assert err.message.startswith(message) and where(err) == (5, 7)
+
+
+def test_a_name_pattern_fills_row_and_block():
+    net = loads(HEAD + 'block b(n):\n  conv 1x1 n\nb "n" as "{block}X{row}"\n  r 4\n')
+    assert "bXr.conv1" in net
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        "linear 10 -> conv 1x1 4",
+        "linear 10 -> maxpool 2x2/2",
+        "flatten -> avgpool 1x1",
+        "linear 10 -> lrn 5",
+        "linear 10 -> bn -> global_avgpool",
+        "linear 10 -> relu -> dropout 0.5 -> adaptive_avgpool 1",
+    ],
+)
+def test_spatial_layers_after_linear(line):
+    """These passed `check` and crashed in forward: a linear layer's output is (N, F)."""
+    err = error(HEAD + line + "\n")
+    assert "reads the output of a `linear` or `flatten`" in err.message and err.line == 3
+
+
+def test_a_residual_around_linear_is_refused_not_broadcast():
+    """On a 1×1 input this passed `check` and added (N, 8, 1, 1) to (N, 8): a (N, 8, N, 8) sum
+    that mixed the batch's samples, with no error anywhere."""
+    err = error("network t\ninput 8x1x1\nresidual:\n  linear 8\n")
+    assert err.message == "residual add joins feature vectors (after a `linear` or `flatten`) with maps"
+    assert where(err) == (3, 1)
+
+
+def test_a_concat_of_vectors_and_maps_is_refused_and_of_vectors_alone_is_fine():
+    err = error("network t\ninput 8x1x1\nconcat:\n  linear 4\n  conv 1x1 4\n")
+    assert err.message.startswith("concat joins feature vectors")
+    net = loads("network t\ninput 8x4x4\nconcat:\n  linear 4\n  flatten\nbn -> linear 2\n")
+    assert net.node(":concat").shape == (4 + 8 * 4 * 4, 1, 1) and net.is_flat("bn1")
+    assert incdsl.compile(net).eval()(torch.randn(2, 8, 4, 4)).shape == (2, 2)
 
 
 def test_empty_file(tmp_path: Path):

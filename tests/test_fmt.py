@@ -120,3 +120,73 @@ def test_fmt_refuses_what_does_not_parse(tmp_path: Path, cli):
     code, _, err = cli("fmt", str(spec))
     assert code == 1 and ":3:12: error:" in err
     assert spec.read_text() == "network s\ninput 3x8x8\nconv 3x3 4 )\n"
+
+
+@pytest.mark.parametrize("char", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\r"])
+def test_a_line_break_only_other_programs_see_is_refused_and_the_file_kept(char, tmp_path: Path, cli):
+    """`# note\\u2028conv 3x3 64` was one comment to the parser and two lines to fmt, which wrote
+    the second as a real layer (params 314 → 6,498)."""
+    spec = tmp_path / "s.inc"
+    original = f"network s\ninput 3x8x8\nconv 3x3 4  # note{char}conv 3x3 64\n".encode()
+    spec.write_bytes(original)
+    code, out, err = cli("fmt", str(spec))
+    assert code == 1 and out == ""
+    assert f":3:19: error: this file contains U+{ord(char):04X}" in err
+    assert spec.read_bytes() == original
+
+
+def test_tabs_are_measured_as_the_parser_measures_them(same_network):
+    """A tab was 8 columns to the parser and 1 to fmt: a file indented with tabs came out with
+    its levels changed. A file indents with one of the two; fmt reads either."""
+    text = "network t\ninput 3x8x8\nblock b():\n\tconcat:\n\t\tconv 1x1 2\n\t\tconv 1x1 2 -> conv 3x3 2\n\tconv 1x1 4\nb()\n"
+    formatted = format_spec(text)
+    assert formatted.splitlines()[3:7] == ["  concat:", "    conv 1x1 2", "    conv 1x1 2 -> conv 3x3 2", "  conv 1x1 4"]
+    assert same_network(text, formatted, "t.inc")
+
+
+def test_crlf_files_come_out_with_line_feeds(same_network):
+    text = "network t\r\ninput 3x8x8\r\nconv   3x3 4  # c\r\n"
+    assert format_spec(text) == "network t\ninput 3x8x8\nconv 3x3 4  # c\n"
+
+
+def test_fmt_refuses_text_that_would_mean_something_else(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch):
+    """Whatever goes wrong in the formatter, the check after it keeps the file: here a formatter
+    that drops the last layer (same tokens but one) and one that moves a line out of its block."""
+    from incdsl import fmt
+
+    spec = tmp_path / "s.inc"
+    original = "network s\ninput 3x8x8\nblock b():\n  conv 1x1 4\n  conv 1x1 4\nb()\nconv 3x3 4\n"
+    spec.write_text(original, encoding="utf-8")
+    broken = [
+        lambda self: "".join(line + "\n" for line in self.lines[:-2]),
+        lambda self: original.replace("  conv 1x1 4\nb()", "b()\nconv 1x1 4"),
+    ]
+    for run in broken:
+        monkeypatch.setattr(fmt._Formatter, "run", run)
+        code, _, err = cli("fmt", str(spec))
+        assert code == 1 and f"{spec}:1:1: error: formatting would change what this file means (its tokens differ)" in err
+        assert spec.read_text(encoding="utf-8") == original
+    code, _, err = cli("fmt", "--check", str(spec))
+    assert code == 1 and "would change what this file means" in err
+
+
+def test_meaning_difference_reads_tokens_then_trees_then_networks(tmp_path: Path):
+    from incdsl.fmt import meaning_difference
+
+    (tmp_path / "lib.inc").write_text("block b():\n  conv 1x1 4\n", encoding="utf-8")
+    text = 'network s\ninput 3x8x8\ninclude "lib.inc"\nb()\n'
+    file = str(tmp_path / "s.inc")
+    assert meaning_difference(text, text.replace("b()", "b( )  # same"), file) is None
+    assert meaning_difference(text, text.replace("b()", "b()\nconv 1x1 2"), file) == "its tokens differ"
+    library = "block b():\n  conv 1x1 4\n"  # loads as no network: its tree is what it means
+    assert meaning_difference(library, library.replace("  ", "    "), file) is None
+
+
+def test_fmt_of_a_file_that_is_not_utf8_names_that_file(tmp_path: Path, cli):
+    """`fmt bad.inc` failed with UnboundLocalError; `fmt good.inc bad.inc` showed good.inc's line."""
+    good, bad = tmp_path / "good.inc", tmp_path / "bad.inc"
+    good.write_text("network g\ninput 3x8x8\nconv 3x3 4  # the good line\n", encoding="utf-8")
+    bad.write_bytes(b"network b\ninput 3x8x8\n# caf\xe9\nconv 3x3 4\n")
+    code, _, err = cli("fmt", str(good), str(bad))
+    assert code == 1
+    assert err.splitlines()[:3] == [f"{bad}:3:6: error: this file is not valid UTF-8 (byte 0xe9)", " 3 | # caf\ufffd", "   |      ^"]

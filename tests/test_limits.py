@@ -40,7 +40,7 @@ def test_repeat_count():
 
 def test_total_layer_count():
     body = "\n".join("  conv 1x1 4" for _ in range(100))
-    fails_fast(HEAD + f"block b():\n{body}\n1000 x b()\n", "more than 20,000 layers")
+    fails_fast(HEAD + f"block b():\n{body}\n1000 x b()\n", f"more than {limits.MAX_NODES:,} layers")
 
 
 def test_nesting_depth():
@@ -73,8 +73,92 @@ def test_a_long_chain_is_fine_and_a_huge_file_is_an_error():
     start = time.perf_counter()
     net = loads(HEAD + " -> ".join(["conv 1x1 4"] * 2000) + "\n")
     assert len(net.nodes) == 2001 and time.perf_counter() - start < 5
-    fails_fast(HEAD + " -> ".join(["conv 1x1 4"] * 10_000) + "\n", "specs are limited to 131,072")
+    fails_fast(HEAD + " -> ".join(["conv 1x1 4"] * 14_000) + "\n", "specs are limited to 131,072")
 
 
 def test_file_size():
-    fails_fast(HEAD + "# " + "x" * limits.MAX_FILE_BYTES + "\nconv 1x1 4\n", "specs are limited to")
+    fails_fast(HEAD + "# " + "x" * limits.MAX_FILE_CHARS + "\nconv 1x1 4\n", "specs are limited to")
+
+
+# --- numbers: bounded where they are written, values where they are computed ---------------
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        ("conv 3x3 " + "9" * 5000, "`99999999999999999999…`"),  # Python cannot even print this integer
+        ("conv 1x1 " + "9" * 3000 + "*" + "9" * 3000, "`99999999999999999999…`"),
+        ("conv 3x3/9223372036854775808 4", "`3x3/9223372036854775808`"),
+        ("conv 3x3 4 bn eps=1e999", "`1e999`"),  # inf
+        ("lrn 5 alpha=1e999-1e999", "`1e999`"),  # nan
+        ("conv 1x1 4 @paper(params=9999999999G)", "`9999999999G`"),
+        (f"{10**13} x conv 1x1 4", f"`{10**13}`"),
+    ],
+)
+def test_a_number_over_the_limit_is_refused_where_it_is_written(line, shown):
+    err = fails_fast(HEAD + line + "\n", f"the number {shown} is too large")
+    assert err.line == 3 and err.column == 1 + line.index(shown.strip("`").rstrip("…"))
+    assert err.render().splitlines()[1].startswith(" 3 | ")  # the caret display works for it
+
+
+def test_leading_zeros_do_not_make_a_number_large():
+    assert loads(HEAD + "conv 1x1 000000000000000000004\n").node("conv1").shape == (4, 32, 32)
+
+
+def test_a_value_squared_through_calls_stops_at_the_limit():
+    """`s0(w): s1(w*w)` 31 deep once took 16 s and 1 GB before failing."""
+    blocks = "".join(f"block s{i}(w):\n  s{i + 1}(w*w)\n" for i in range(31)) + "block s31(w):\n  conv 1x1 w\n"
+    err = fails_fast(HEAD + blocks + "s0(2)\n", f"value is over the limit of {limits.MAX_NUMBER:,}")
+    assert err.line == 4 + 2 * 5  # the body of s5, which computes 2**64
+
+
+# --- sizes: strides, padding and every intermediate ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("conv 3x3 4 pad=1000000000", "pad 1,000,000,000 is over the limit of 16,384"),
+        ("conv 3x3/100000 4", "stride 100,000 is over the limit of 16,384"),
+        ("maxpool 3x3 stride=100000", "stride 100,000 is over the limit of 16,384"),
+        ("conv 100000x1 4", "kernel size 100,000 is over the limit of 16,384"),
+        ("conv 3x3 4 pad=9000", "padded input would be 3×18,032×18,032"),
+        ("conv 3x3/0 4", "stride must be at least 1; got 0"),
+    ],
+)
+def test_strides_and_paddings_are_bounded(line, message):
+    fails_fast(HEAD + line + "\n", message)
+
+
+def test_an_intermediate_over_the_element_limit_is_refused():
+    """Each layer is within the channel and size limits, but one image's value would need 64 GB."""
+    err = fails_fast("network t\ninput 3x8192x8192\nconv 3x3 256\n", "over the limits of 16,384 a side and")
+    assert err.line == 3 and "256×8,192×8,192" in err.message
+
+
+# --- work: no load is quadratic --------------------------------------------------------------
+
+
+def test_many_residual_units_load_in_linear_time():
+    """6,000 top-level `residual:` units took 7 s: naming each add searched for a free name."""
+
+    def seconds(n: int) -> float:
+        text = HEAD + "conv 1x1 4\n" + "residual:\n relu\n" * n
+        start = time.perf_counter()
+        net = loads(text)
+        assert len(net.nodes) == 2 + 2 * n and net.nodes[-1].name == f":add{n}"
+        return time.perf_counter() - start
+
+    small, large = seconds(500), seconds(4000)
+    assert large < 8 * small * 2, f"8x the units took {large / small:.1f}x as long"
+
+
+def test_a_file_included_many_times_is_read_once(tmp_path: Path):
+    """Each level includes the next twice: 2**16 reads if every include were read again."""
+    for i in range(limits.MAX_INCLUDE_DEPTH - 1):
+        (tmp_path / f"l{i}.inc").write_text(f'include "l{i + 1}.inc"\ninclude "l{i + 1}.inc"\n', encoding="utf-8")
+    (tmp_path / f"l{limits.MAX_INCLUDE_DEPTH - 1}.inc").write_text("block b():\n  conv 1x1 4\n", encoding="utf-8")
+    (tmp_path / "net.inc").write_text(HEAD + 'include "l0.inc"\nb()\n', encoding="utf-8")
+    start = time.perf_counter()
+    assert load(tmp_path / "net.inc").node("b1.conv1").shape == (4, 32, 32)
+    assert time.perf_counter() - start < 2

@@ -3,18 +3,27 @@ that can never become Python attributes."""
 
 from __future__ import annotations
 
+import ast
+import sys
+
 import pytest
 from torch import nn
 
+import incdsl
 from incdsl import SpecError, loads
 from incdsl.elaborate import RESERVED_NAMES
 
 HEAD = "network t\ninput 3x16x16\n"
 
 
-def test_reserved_names_are_exactly_the_public_attributes_of_a_module():
-    public = {name for name in dir(nn.Module()) if not name.startswith("_")}
-    assert public == RESERVED_NAMES
+def test_reserved_names_are_exactly_the_public_attributes_of_the_compiled_modules():
+    """A top-level layer is an attribute of the network's module: named `program` it would hide
+    the fused network's property of that name (and the Triton module's forward would call it)."""
+    from incdsl.compiler.torch.fused import FusedNetwork
+    from incdsl.compiler.triton.module import TritonNetwork
+
+    public = {name for cls in (nn.Module, FusedNetwork, TritonNetwork) for name in dir(cls) if not name.startswith("_")}
+    assert public | {"training"} == RESERVED_NAMES
 
 
 def names(text: str) -> list[str]:
@@ -111,3 +120,66 @@ def test_module_names_that_are_not_identifiers_are_quoted():
     source = generate(net)
     pyast.parse(source)
     assert "getattr(self, '1x1')(x)" in source and "self.add_module('5b', Inc())" in source
+
+
+def _import(source: str, path):
+    import importlib.util
+
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("network", ["group", "f", "conv_b_n", "train_output", "aux_output", "chain", "l2_norm",
+                                     "NETWORK", "triton_eval", "json", "residual"])
+@pytest.mark.parametrize("backend", ["torch", "triton"])
+def test_generated_names_never_take_a_helper_s(network, backend, tmp_path):
+    """A network named `group` once gave `class Group` a second time (infinite recursion), `f` a
+    class that shadowed `torch.nn.functional as F`; a layer named `residual` a local that
+    shadowed the helper, `TrainOutput` the class. Every name the file binds is now kept apart."""
+    import torch
+
+    from incdsl.compiler.pipeline import generate_source
+    from incdsl.compiler.torch.lower import RUNTIME_NAMES, bound_names
+
+    text = (
+        f"network {network}\ninput 3x8x8\nblock {network}_triton():\n  conv 3x3 4\nblock network_():\n  conv 1x1 4\n"
+        f"{network}_triton()\nnetwork_()\nconv 1x1 4 as residual\nconv 1x1 4 as TrainOutput\nconv 1x1 4 as getattr\n"
+        "concat:\n  conv 1x1 2 as F\n  conv 1x1 2 as torch\nglobal_avgpool -> linear 3\n"
+        "aux after residual weight=0.3:\n  global_avgpool -> linear 3\n"
+    )
+    net = loads(text)
+    source = generate_source(net, backend)
+    tree = ast.parse(source)
+    bindings = [name for node in tree.body for name in bound_names(ast.unparse(node))]
+    assert len(bindings) == len(set(bindings)), "the file binds a name twice"
+    last = tree.body[-1] if backend == "torch" else next(n for n in reversed(tree.body) if isinstance(n, ast.ClassDef))
+    assert isinstance(last, ast.ClassDef)
+    network_class = last.name if backend == "torch" else last.bases[1].id
+    assert network_class not in RUNTIME_NAMES
+    module = _import(source, tmp_path / f"gen_{network}_{backend}.py")
+    model = getattr(module, network_class)()
+    reference = incdsl.compile(net)
+    model.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 8, 8)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(x), reference.eval()(x))
+        out = model.train()(x)
+    assert out.logits.shape == (2, 3) and out.aux[0].weight == 0.3
+
+
+def test_a_file_name_and_module_names_outside_ascii_compile(tmp_path, cli):
+    """`a²b.inc` gave class `NetA²b` (a SyntaxError), and with --backend triton -o an
+    AssertionError: the embedded network held a backslash."""
+    spec = tmp_path / "a²b.inc"
+    spec.write_text('input 3x8x8\nconv 3x3 4 as "층"\nglobal_avgpool -> linear 2\n', encoding="utf-8")
+    for backend in ("torch", "triton"):
+        out = tmp_path / f"net_{backend}.py"
+        code, _, err = cli("compile", str(spec), "--backend", backend, "-o", str(out))
+        assert code == 0, err
+        module = _import(out.read_text(encoding="utf-8"), tmp_path / f"gen_ascii_{backend}.py")
+        assert hasattr(module, "AB")
+    assert [n["name"] for n in module.NETWORK["nodes"]][1] == "층"

@@ -121,3 +121,136 @@ def test_googlenet_params_golden(fmt, golden, cli):
     code, out, err = cli("params", "specs/googlenet.inc", "--format", fmt)
     assert code == 0 and err == ""
     golden(f"params/googlenet.{ 'txt' if fmt == 'table' else fmt}", out)
+
+
+# --- fitting the terminal, and what is counted ------------------------------------------------
+
+
+@pytest.mark.parametrize("columns", [80, 120])
+@pytest.mark.parametrize("spec", ["googlenet", "inception_v4", "inception_resnet_v2", "compat/fid_inception_v3"])
+def test_the_table_fits_columns(cli, monkeypatch, spec, columns):
+    """GoogLeNet's table was 192 columns wide (242 with its notes) whatever COLUMNS said."""
+    monkeypatch.setenv("COLUMNS", str(columns))
+    for argv in (["params", spec], ["params", spec, "--layers"], ["params", spec, "--expand"]):
+        code, out, _ = cli(*argv)
+        assert code == 0
+        assert max(len(line) for line in out.splitlines()) <= columns, argv
+    monkeypatch.delenv("COLUMNS")
+    code, wide, _ = cli("params", spec)  # not a terminal, no COLUMNS: the whole table, one block
+    assert sum(1 for line in wide.splitlines() if line.startswith("─")) == 1
+
+
+def test_blocks_below_repeat_the_row_names_and_keep_every_figure(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    _, narrow, _ = cli("params", "googlenet")
+    monkeypatch.delenv("COLUMNS")
+    _, wide, _ = cli("params", "googlenet")
+    for figure in ("13,378,280", "1,444,080", "70.7M", "1072K", "[5]", "28×28×256", "7×7/2"):
+        assert figure in narrow and figure in wide
+    assert sum(1 for line in narrow.splitlines() if line.startswith("inception (3a)")) == 2
+
+
+def test_empty_columns_are_left_out(cli):
+    _, out, _ = cli("params", "examples/mini_googlenet")
+    header = out.splitlines()[2]
+    assert "paper" not in header and "notes" not in header  # the spec gives no paper figures
+    table = params_table(load("examples/mini_googlenet"))
+    assert not table.has_paper
+
+
+def test_every_shape_header_says_its_order(cli):
+    _, out, _ = cli("params", "googlenet")
+    assert out.splitlines()[0] == "googlenet — input 3×224×224 (C×H×W)" and "output (H×W×C)" in out.splitlines()[2]
+    _, out, _ = cli("check", "googlenet")
+    assert "  input    3×224×224 (C×H×W)" in out.splitlines()
+
+
+def test_csv_keeps_the_paper_figures_and_the_total_with_aux(table):
+    import csv
+    import io
+
+    rows = list(csv.DictReader(io.StringIO(RENDERERS["csv"](table))))
+    first = rows[0]
+    assert (first["paper_params"], first["paper_ops"]) == ("2.7K", "34M") and first["notes"].startswith("ops: paper 34M")
+    totals = {r["kind"]: r for r in rows if r["kind"].startswith("total")}
+    assert int(totals["total"]["params"]) == table.total.params == 6_998_552
+    assert int(totals["total_with_aux"]["params"]) == table.total_with_aux.params == 13_378_280
+
+
+@pytest.mark.parametrize("spec", ["examples/mini_googlenet", "compat/torchvision_googlenet", "inception_v3"])
+def test_the_footer_says_how_torchinfo_counts_and_it_does(spec):
+    """MACs here + one per output element for each bias + two per channel for each batch norm =
+    torchinfo's Mult-Adds; twice the outputs of each module with parameters = its forward/backward size."""
+    torchinfo = pytest.importorskip("torchinfo")
+    import incdsl
+    from incdsl.cost import total
+    from incdsl.params_table import COUNTING, LAYERS_FOOTER, layer_rows
+
+    assert "torchinfo's Mult-Adds add one per output element for each bias and two per channel" in COUNTING
+    net = load(spec)
+    summary = torchinfo.summary(incdsl.compile(net).eval(), input_size=(1, *net.input_shape), verbose=0, depth=30)
+    bias = bn = 0
+    for node in net.main_nodes():
+        a = node.attrs
+        c, h, w = node.shape
+        if node.op in ("conv", "linear"):
+            bias += c * h * w if a.bias else 0
+            bn += 2 * c if a.bn_eps is not None else 0
+        if node.op == "bn" and a.affine:
+            bn += 2 * c
+    assert summary.total_mult_adds == total(net).macs + bias + bn
+    assert "counts twice the output of each module with parameters" in LAYERS_FOOTER
+    modules = [(r, 1 + (getattr(net.node(r.name).attrs, "bn_eps", None) is not None))
+               for r in layer_rows(net) if r.params and not r.aux]
+    assert summary.total_output_bytes == sum(2 * parts * r.activation_bytes for r, parts in modules)
+
+
+def test_layer_rows_show_what_torch_computes():
+    """Every layer's input and output shape and params, against hooks on the compiled module."""
+    import torch
+
+    import incdsl
+    from incdsl.params_table import layer_rows
+
+    net = load("googlenet")
+    model = incdsl.compile(net).eval()
+    seen: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    for name, module in model.named_modules():
+        if name in net and net.node(name).has_module:
+            module.register_forward_hook(
+                lambda m, args, out, name=name: seen.__setitem__(name, (tuple(args[0].shape[1:]), tuple(out.shape[1:])))
+            )
+    with torch.no_grad():
+        model(torch.randn(1, 3, 224, 224))
+    rows = {r.name: r for r in layer_rows(net)}
+    convs = [n for n in seen if net.node(n).op == "conv"]
+    assert len(convs) == 57
+    for name in convs:
+        assert (rows[name].inputs[0], rows[name].output) == seen[name]
+        assert rows[name].params == sum(p.numel() for p in model.get_submodule(name).parameters())
+    assert rows["inception_3a:concat"].inputs[0] == (64, 28, 28) and len(rows["inception_3a:concat"].inputs) == 4
+    assert sum(r.params for r in rows.values() if not r.aux) == 6_998_552
+    assert rows["conv1"].activation_bytes == 64 * 112 * 112 * 4
+
+
+def test_layers_in_every_format(cli):
+    code, out, _ = cli("params", "googlenet", "--layers", "--format", "json")
+    data = json.loads(out)
+    assert code == 0 and data["layers"][0] == {
+        "name": "conv1", "type": "convolution 7×7/2", "inputs": [[3, 224, 224]], "output": [64, 112, 112],
+        "params": 9472, "macs": 118013952, "activation_bytes": 64 * 112 * 112 * 4, "aux": False,
+    }
+    assert data["activation_bytes"] == sum(layer["activation_bytes"] for layer in data["layers"] if not layer["aux"])
+    code, out, _ = cli("params", "googlenet", "--layers", "--format", "csv")
+    assert code == 0 and out.splitlines()[1] == "conv1,convolution 7×7/2,3x224x224,64,112,112,9472,118013952,3211264,0"
+    code, out, _ = cli("params", "googlenet", "--layers", "--format", "markdown")
+    assert code == 0 and "| conv1 | convolution 7×7/2 | 224×224×3 | 112×112×64 | 9,472 | 118.0M | 3.2MB |" in out
+
+
+def test_the_docstring_examples_hold():
+    import doctest
+
+    from incdsl import params_table as module
+
+    failed, attempted = doctest.testmod(module)
+    assert failed == 0 and attempted > 0

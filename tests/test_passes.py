@@ -221,3 +221,54 @@ def test_fuse_residual_takes_every_residual_add(spec):
         assert conv.name not in fused
     if spec == "inception_resnet_v2":
         assert groups[-1].attrs.residual.act is None  # TF-slim's last Block8 has no ReLU
+
+
+@pytest.mark.parametrize(
+    ("spec", "shape", "features"),
+    [
+        ("compat/torchvision_googlenet", (3, 96, 96), None),
+        ("inception_resnet_v2", (3, 75, 75), None),
+        ("compat/fid_inception_v3", (3, 75, 75), ["maxpool2", "Mixed_6e"]),
+    ],
+)
+def test_fused_eval_is_one_graph_for_torch_compile(spec, shape, features, randomise_bn):
+    """torch.compile of the fused eval broke the graph 19 times and hit Dynamo's recompile limit:
+    it walked IR nodes with dict lookups. The steps are plain values now: one graph, compiled once."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch.manual_seed(0)
+    net = incdsl.load(spec, input="x".join(map(str, shape)))
+    model = incdsl.compile(net, fuse=True, features=features)
+    randomise_bn(model)
+    model.eval()
+    counter = CompileCounter()
+    compiled = torch.compile(model, backend=counter, fullgraph=True, dynamic=False)  # fullgraph: a break is an error
+    x, other = torch.randn(2, *shape), torch.randn(2, *shape)
+    with torch.no_grad():
+        got, got_other, again = compiled(x), compiled(other), compiled(x)
+        expected, expected_other = model(x), model(other)
+    assert counter.frame_count == 1, "compiled once, and not again for the next calls"
+    if features:
+        assert list(got) == features
+        got, expected, again, got_other, expected_other = (v["Mixed_6e"] for v in (got, expected, again, got_other, expected_other))
+    assert torch.allclose(got, expected, atol=1e-5) and torch.allclose(got_other, expected_other, atol=1e-5)
+    assert torch.equal(got, again)
+
+
+def test_compiled_fused_eval_folds_the_parameters_as_they_are(randomise_bn):
+    """Under torch.compile the weights are folded in the graph: a state_dict loaded later is used
+    (unless Inductor's freezing made them constants, as it does for any model)."""
+    from torch._dynamo.testing import CompileCounter
+
+    torch.manual_seed(0)
+    model = incdsl.compile("examples/mini_googlenet", fuse=True).eval()
+    reference = incdsl.compile("examples/mini_googlenet").eval()
+    counter = CompileCounter()
+    compiled = torch.compile(model, backend=counter, fullgraph=True)
+    x = torch.randn(2, 1, 32, 32)
+    with torch.no_grad():
+        compiled(x)
+        randomise_bn(reference, seed=4)
+        model.load_state_dict(reference.state_dict())
+        assert torch.allclose(compiled(x), reference(x), atol=1e-5)
+    assert counter.frame_count == 1

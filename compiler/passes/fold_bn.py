@@ -3,7 +3,7 @@
 In eval mode ``bn(conv(x))`` is ``conv'(x)`` with ``W' = W·s`` and
 ``b' = β + (b − μ)·s`` where ``s = γ / √(σ² + ε)``. The pass marks the conv
 (``folded_bn_eps``); the backend computes ``W'`` and ``b'`` from the reference
-module's parameters (:func:`incdsl.compiler.torch.weights.conv_weights`), so
+module's parameters (:func:`incdsl.compiler.torch.weights.member_weights`), so
 a model keeps training with its batch norm and loads reference weights as is.
 """
 

@@ -12,14 +12,27 @@ only as string literals written with ``repr``; no spec text is pasted in.
 from __future__ import annotations
 
 import ast as pyast
+import builtins
 import inspect
 import keyword
 import re
+from collections.abc import Callable
 
 from incdsl import __version__, ir
 
 from . import runtime
-from .lower import ModuleSpec, Plan, Step, Unit, chain_options, class_name, plan
+from .lower import (
+    RUNTIME_NAMES,
+    ModuleSpec,
+    Plan,
+    Step,
+    Unit,
+    bound_names,
+    chain_options,
+    class_name,
+    network_class,
+    plan,
+)
 
 __all__ = ["class_name", "generate"]
 
@@ -55,11 +68,12 @@ def _access(path: str, containers: dict[str, str], base: str = "") -> str:
 
 
 class _Names:
-    """Variable names for values: the name made into an identifier, unique in one function."""
+    """Variable names for values: the name made into an identifier, unique in one function and
+    clear of every name the function could read — the file's own (``taken``) and Python's builtins."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, taken: frozenset[str]) -> None:
         self.names: dict[str, str] = {source: "x"}
-        self.used = {"x", "self", "torch", "nn", "F"}
+        self.used = {"x", "self", *taken, *dir(builtins)}
 
     def give(self, value: str, hint: str) -> str:
         base = re.sub(r"[^0-9a-zA-Z_]", "_", hint).strip("_") or "v"
@@ -101,11 +115,17 @@ def _statement(step: Step, names: _Names, containers: dict[str, str], scope: str
     return f"{names.give(step.name, hint)} = {expr}"
 
 
-def _runtime_source() -> str:
+def _runtime_source() -> tuple[str, str]:
+    """The runtime's imports and the rest of it (its docstring left out), as it is written: the
+    generated file binds exactly the names :data:`~.lower.RUNTIME_NAMES` lists."""
     source = inspect.getsource(runtime)
     tree = pyast.parse(source)
-    body = [node for node in tree.body if not isinstance(node, (pyast.Import, pyast.ImportFrom, pyast.Expr))]
-    return "\n\n\n".join(pyast.get_source_segment(source, node) or "" for node in body)
+    imports = [n for n in tree.body if isinstance(n, (pyast.Import, pyast.ImportFrom))]
+    body = [n for n in tree.body if not isinstance(n, (pyast.Import, pyast.ImportFrom, pyast.Expr))]
+
+    lines = source.splitlines()
+    import_lines = "\n".join(lines[imports[0].lineno - 1 : imports[-1].end_lineno])
+    return import_lines, "\n\n\n".join(pyast.get_source_segment(source, node) or "" for node in body)
 
 
 def _container_expr(path: str, cls: str, p: Plan) -> str:
@@ -133,8 +153,8 @@ def _attach(path: str, expr: str, containers: dict[str, str]) -> str:
     return f"{owner}.add_module({leaf!r}, {expr})"
 
 
-def _block_class(cls: str, unit: Unit, p: Plan, instances: list[str]) -> list[str]:
-    names = _Names(unit.input)
+def _block_class(cls: str, unit: Unit, p: Plan, instances: list[str], taken: frozenset[str]) -> list[str]:
+    names = _Names(unit.input, taken)
     containers = {_relative(k, unit.path): v for k, v in p.containers.items() if k.startswith(unit.path + ".")}
     containers[""] = cls
     body = [f"        {_statement(s, names, containers, unit.path)}" for s in unit.steps]
@@ -151,10 +171,15 @@ def _block_class(cls: str, unit: Unit, p: Plan, instances: list[str]) -> list[st
     ]
 
 
-def generate(net: ir.Network) -> str:
-    """The Python source of a module equivalent to ``lower(net)``."""
-    p = plan(net)
-    cls = class_name(net.name)
+def generate(net: ir.Network, footer: Callable[[str], str] | None = None) -> str:
+    """The Python source of a module equivalent to ``lower(net)``; ``footer(cls)`` (the network's
+    class name) is code to append, whose names the spec's names keep clear of, as of the runtime's."""
+    cls, tail = _network_class(net.name, footer)
+    reserved = bound_names(tail) if tail else frozenset()
+    p = plan(net, cls, reserved)
+    # every name bound at the top of the file: the runtime's, the footer's and the classes
+    taken = RUNTIME_NAMES | reserved | {cls, *p.block_classes}
+    imports, helpers = _runtime_source()
     c, h, w = net.input_shape
     returns = "a dict of the named features" if p.features else "the logits"
     out: list[str] = [
@@ -165,22 +190,16 @@ def generate(net: ir.Network) -> str:
         "Regenerate with `incdsl compile SPEC -o FILE.py` rather than editing by hand.",
         '"""',
         "",
-        "from __future__ import annotations",
-        "",
-        "from typing import NamedTuple",
-        "",
-        "import torch",
-        "import torch.nn.functional as F",
-        "from torch import nn",
+        imports,
         "",
         "",
-        _runtime_source(),
+        helpers,
     ]
     for block_cls in p.block_classes:
         instances = [path for path, u in p.units.items() if u.cls == block_cls]
-        out += _block_class(block_cls, p.units[instances[0]], p, instances)
+        out += _block_class(block_cls, p.units[instances[0]], p, instances, taken)
     containers = {"": cls, **p.containers}
-    names = _Names("input")
+    names = _Names("input", taken)
     out += [
         "",
         "",
@@ -211,4 +230,18 @@ def generate(net: ir.Network) -> str:
         ]
     else:
         out.append(f"        return {names[p.logits]}")
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + tail
+
+
+def _network_class(name: str, footer: Callable[[str], str] | None) -> tuple[str, str]:
+    """The network's class name, clear of the runtime's names and of the footer's (which may
+    name its own class after the network's: the Triton module's ``GooglenetTriton``), and the footer."""
+    reserved: frozenset[str] = frozenset()
+    while True:
+        cls = network_class(name, reserved)
+        tail = footer(cls) if footer else ""
+        names = bound_names(tail) if tail else frozenset()
+        if cls not in names:
+            return cls, tail
+        reserved |= {cls}
+

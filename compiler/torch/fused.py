@@ -14,15 +14,24 @@ backend leaves that per-call scan out of its steady state.
 Eval is for inference: it runs under prepared (detached) weights, so no
 gradient reaches the parameters from it.
 
+Eval runs a list of :class:`EvalStep` s made once from the passed IR: plain values
+(slot numbers, strides, module paths), no IR objects and no lookups by name, so
+that ``torch.compile`` traces a whole forward as one graph, with no graph break
+and no recompilation from one call to the next. Under ``torch.compile`` the
+weights are folded inside the graph, from the parameters as they are: with
+Inductor's freezing (``torch._inductor.config.freezing = True``) that folding
+is done once, when compiling.
+
 :class:`InferenceEval` is a mixin over any module that has the spec's
 submodules (the lowering's :class:`~.lower.IncNetwork`, or a class generated
-by ``incdsl compile -o``); the Triton backend's mixin overrides how convs,
-groups and concats run.
+by ``incdsl compile -o``); the Triton backend's mixin runs the same prepared
+weights through its own launch plan.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -32,8 +41,8 @@ from incdsl import ir
 
 from ..program import eval_program, last_uses
 from . import runtime
-from .lower import IncNetwork, call_layer
-from .weights import conv_weights, group_weights
+from .lower import IncNetwork, layer_modules
+from .weights import Member, member_weights, members_of, stacked_weights
 
 
 def pool(x: torch.Tensor, attrs: ir.PoolAttrs) -> torch.Tensor:
@@ -42,6 +51,75 @@ def pool(x: torch.Tensor, attrs: ir.PoolAttrs) -> torch.Tensor:
     return F.avg_pool2d(
         x, attrs.kernel, attrs.stride, attrs.padding, ceil_mode=attrs.ceil, count_include_pad=attrs.count_include_pad
     )
+
+
+@dataclass(frozen=True)
+class EvalStep:
+    """One value of the eval program in plain values: what ``kind`` of node computes it, from
+    which slots (``inputs``) into which (``out``), the slots read for the last time here
+    (``free``), and the node's settings."""
+
+    kind: Literal["input", "conv", "group", "slice", "concat", "add", "layer"]
+    name: str  # the node's name, under which its weights are prepared
+    inputs: tuple[int, ...]
+    out: int
+    free: tuple[int, ...] = ()
+    stride: tuple[int, int] = (1, 1)
+    padding: tuple[int, int] = (0, 0)
+    #: conv: ReLU after it; group: "relu" (every member), "none", or "mixed" (per column: max(y, floor))
+    act: str = "none"
+    #: group: the pool applied to its operand first
+    pool: ir.PoolAttrs | None = None
+    #: add, and a group with a residual: act(inputs[1] + scale · y)
+    scale: float = 1.0
+    residual: bool = False
+    start: int = 0
+    stop: int = 0
+    #: layer: the modules it runs, in order, with flatten before and a ReLU after them
+    modules: tuple[str, ...] = ()
+    flatten: bool = False
+    relu: bool = False
+    #: conv and group: where its (members') weights are
+    members: tuple[Member, ...] = ()
+
+
+def _group_act(a: ir.Conv1x1GroupAttrs) -> str:
+    """A group's activation: the residual add's, or its members' when they agree, else "mixed"."""
+    if a.residual is not None:
+        return a.residual.act or "none"
+    acts = {m.conv.act for m in a.members}
+    return "mixed" if len(acts) > 1 else (acts.pop() or "none")
+
+
+def compile_steps(program: list[ir.Node], outputs: list[str]) -> list[EvalStep]:
+    """The eval program as :class:`EvalStep` s: values in numbered slots, each freed after its last read
+    (the outputs are kept)."""
+    slot = {node.name: i for i, node in enumerate(program)}
+    last = last_uses(program)
+    steps = []
+    for i, node in enumerate(program):
+        a = node.attrs
+        reads = tuple(slot[name] for name in node.inputs)
+        free = tuple(sorted({slot[n] for n in node.inputs if last.get(n) == i and n not in outputs}))
+        base: dict[str, Any] = {"name": node.name, "inputs": reads, "out": i, "free": free}
+        if isinstance(a, ir.InputAttrs):
+            steps.append(EvalStep("input", **base))
+        elif isinstance(a, ir.ConvAttrs):
+            steps.append(EvalStep("conv", stride=a.stride, padding=a.padding, act=a.act or "none", members=members_of(node), **base))
+        elif isinstance(a, ir.Conv1x1GroupAttrs):
+            residual = a.residual is not None
+            steps.append(EvalStep("group", act=_group_act(a), pool=a.pool, residual=residual,
+                              scale=a.residual.scale if a.residual else 1.0, members=members_of(node), **base))  # fmt: skip
+        elif isinstance(a, ir.SliceAttrs):
+            steps.append(EvalStep("slice", start=a.start, stop=a.stop, **base))
+        elif isinstance(a, ir.ConcatAttrs):
+            steps.append(EvalStep("concat", **base))
+        elif isinstance(a, ir.AddAttrs):
+            steps.append(EvalStep("add", scale=a.scale, act=a.act or "none", **base))
+        else:
+            modules, flatten, relu = layer_modules(node)
+            steps.append(EvalStep("layer", modules=modules, flatten=flatten, relu=relu, **base))
+    return steps
 
 
 class InferenceEval(nn.Module):
@@ -56,7 +134,8 @@ class InferenceEval(nn.Module):
         self._outputs = passed.outputs()
         self._feature_names = [f.name for f in passed.features]
         self._program = eval_program(passed)
-        self._program_last_read = {k: i for k, i in last_uses(self._program).items() if k not in self._outputs}
+        self._eval_steps = compile_steps(self._program, self._outputs)
+        self._output_slots = tuple(self._program.index(self._nodes[name]) for name in self._outputs)
         self._prepared: dict[str, Any] = {}
         self._prepared_for: Any = None
         self._weights_epoch = 0
@@ -86,19 +165,23 @@ class InferenceEval(nn.Module):
         return super().forward(x) if self.training else self._infer(x)
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor | dict[str, torch.Tensor]:
-        """Run the eval program on ``x``."""
+        """Run the eval program on ``x``: with the prepared weights, or under ``torch.compile`` with
+        weights folded in the graph (a version check per call would end the graph)."""
         with torch.no_grad():
-            self._prepare()
-            env: dict[Any, torch.Tensor] = {}
-            for i, node in enumerate(self._program):
-                if node.name not in env:  # a fused kernel may have produced it already
-                    value = self._compute(node, env, x)
-                    if value is not None:
-                        env[node.name] = value
-                for name in node.inputs:
-                    if self._program_last_read.get(name) == i:
-                        env.pop(name, None)
-            return self._returned([env[name] for name in self._outputs])
+            if torch.compiler.is_compiling():
+                weights = {s.name: self._weights_for(s) for s in self._eval_steps if s.members}
+            else:
+                self._prepare()
+                weights = self._prepared
+            return self._run(x, weights)
+
+    def _run(self, x: torch.Tensor, weights: dict[str, Any]) -> torch.Tensor | dict[str, torch.Tensor]:
+        values: list[Any] = [None] * len(self._eval_steps)
+        for step in self._eval_steps:
+            values[step.out] = self._compute(step, [values[i] for i in step.inputs], x, weights)
+            for i in step.free:
+                values[i] = None
+        return self._returned([values[i] for i in self._output_slots])
 
     def _returned(self, values: list[torch.Tensor]) -> torch.Tensor | dict[str, torch.Tensor]:
         """The logits, or the features by name when the network was compiled with ``features=``."""
@@ -120,69 +203,49 @@ class InferenceEval(nn.Module):
         key = self._weights_key()
         if key == self._prepared_for:
             return False
-        self._prepared = {node.name: self._prepare_node(node) for node in self._program if _has_weights(node)}
+        self._prepared = {s.name: self._weights_for(s) for s in self._eval_steps if s.members}
         self._prepared_for = key
         return True
 
-    def _prepare_node(self, node: ir.Node) -> Any:
-        a = node.attrs
-        if isinstance(a, ir.Conv1x1GroupAttrs):
-            return group_weights(self, a)
-        assert isinstance(a, ir.ConvAttrs)
-        return conv_weights(self, node.name, a)
+    def _weights_for(self, step: EvalStep) -> Any:
+        """A conv's ``(weight, bias)`` or a group's ``(weight, bias, floor)`` from the parameters."""
+        if step.kind == "conv":
+            return member_weights(self, step.members[0])
+        return stacked_weights(self, step.members)
 
     # --- ops ----------------------------------------------------------------
 
-    def _compute(self, node: ir.Node, env: dict[Any, torch.Tensor], x: torch.Tensor) -> torch.Tensor | None:
-        """The node's value; None when the node stored its outputs in ``env`` itself."""
-        a = node.attrs
-        xs = [env[name] for name in node.inputs]
-        if isinstance(a, ir.InputAttrs):
-            return self._input(x)
-        if isinstance(a, ir.ConvAttrs):
-            return self._conv(node, xs[0], env)
-        if isinstance(a, ir.Conv1x1GroupAttrs):
-            return self._group(node, xs[0], env)
-        if isinstance(a, ir.SliceAttrs):
-            return xs[0][:, a.start : a.stop]
-        if isinstance(a, ir.ConcatAttrs):
-            return self._concat(node, xs, env)
-        if isinstance(a, ir.AddAttrs):
-            return runtime.residual(xs[0], xs[1], a.scale, a.act == "relu")
-        return call_layer(self, node, xs[0])
-
-    def _input(self, x: torch.Tensor) -> torch.Tensor:
-        return x
-
-    def _conv(self, node: ir.Node, x: torch.Tensor, env: dict[Any, torch.Tensor]) -> torch.Tensor:
-        a = node.attrs
-        assert isinstance(a, ir.ConvAttrs)
-        weight, bias = self._prepared[node.name]
-        y = F.conv2d(x, weight, bias, a.stride, a.padding)
-        return F.relu_(y) if a.act == "relu" else y
-
-    def _group(self, node: ir.Node, x: torch.Tensor, env: dict[Any, torch.Tensor]) -> torch.Tensor | None:
-        a = node.attrs
-        assert isinstance(a, ir.Conv1x1GroupAttrs)
-        weight, bias, floor = self._prepared[node.name]
-        y = F.conv2d(pool(x, a.pool) if a.pool else x, weight, bias)
-        if a.residual is not None:
-            return runtime.residual(env[node.inputs[1]], y, a.residual.scale, a.residual.act == "relu")
-        acts = {m.conv.act for m in a.members}
-        if acts == {"relu"}:
-            return F.relu_(y)
-        return torch.maximum(y, floor[:, None, None]) if "relu" in acts else y
-
-    def _concat(self, node: ir.Node, xs: list[torch.Tensor], env: dict[Any, torch.Tensor]) -> torch.Tensor:
-        return torch.cat(xs, 1)
+    def _compute(self, step: EvalStep, xs: list[torch.Tensor], x: torch.Tensor, weights: dict[str, Any]) -> torch.Tensor:
+        kind = step.kind
+        if kind == "input":
+            return x
+        if kind == "conv":
+            weight, bias = weights[step.name]
+            y = F.conv2d(xs[0], weight, bias, step.stride, step.padding)
+            return F.relu_(y) if step.act == "relu" else y
+        if kind == "group":
+            weight, bias, floor = weights[step.name]
+            operand = pool(xs[0], step.pool) if step.pool is not None else xs[0]
+            y = F.conv2d(operand, weight, bias)
+            if step.residual:
+                return runtime.residual(xs[1], y, step.scale, step.act == "relu")
+            if step.act == "relu":
+                return F.relu_(y)
+            return torch.maximum(y, floor[:, None, None]) if step.act == "mixed" else y
+        if kind == "slice":
+            return xs[0][:, step.start : step.stop]
+        if kind == "concat":
+            return torch.cat(xs, 1)
+        if kind == "add":
+            return runtime.residual(xs[0], xs[1], step.scale, step.act == "relu")
+        y = torch.flatten(xs[0], 1) if step.flatten else xs[0]
+        for path in step.modules:
+            y = self.get_submodule(path)(y)
+        return torch.relu(y) if step.relu else y
 
 
 def _refresh_after_load(module: InferenceEval, incompatible_keys: Any) -> None:
     module.refresh_weights()
-
-
-def _has_weights(node: ir.Node) -> bool:
-    return isinstance(node.attrs, ir.ConvAttrs | ir.Conv1x1GroupAttrs)
 
 
 class FusedNetwork(InferenceEval, IncNetwork):

@@ -18,6 +18,8 @@ is a :class:`~.runtime.Group`, a container whose layers its parent runs.
 
 from __future__ import annotations
 
+import ast as pyast
+import inspect
 import keyword
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -85,6 +87,8 @@ class Plan:
     steps: list[Step]
     aux_steps: list[Step]
     logits: str
+    #: The network's class name (in generated source).
+    network_class: str
     aux: list[tuple[str, str, float]] = field(default_factory=list)
     #: ``features=``: (name asked for, value), in order; empty for a network that returns its logits.
     features: list[tuple[str, str]] = field(default_factory=list)
@@ -92,14 +96,49 @@ class Plan:
     block_classes: dict[str, str] = field(default_factory=dict)
 
 
-#: Names the runtime and the generated file use themselves; a block class takes another.
-RUNTIME_NAMES = frozenset({"Chain", "Group", "L2Norm", "AuxOutput", "TrainOutput", "residual", "NamedTuple", "F", "nn", "torch"})
+def bound_names(source: str) -> frozenset[str]:
+    """The names the top level of a Python module binds: its imports, classes, functions and
+    assignments.
+
+    >>> sorted(bound_names("import torch.nn as nn\\nfrom typing import Any\\nX = 1\\nclass A: pass\\n"))
+    ['A', 'Any', 'X', 'nn']
+    """
+    names: set[str] = set()
+    for node in pyast.parse(source).body:
+        if isinstance(node, (pyast.Import, pyast.ImportFrom)):
+            names.update((alias.asname or alias.name).partition(".")[0] for alias in node.names)
+        elif isinstance(node, (pyast.ClassDef, pyast.FunctionDef, pyast.AsyncFunctionDef)):
+            names.add(node.name)
+        elif isinstance(node, (pyast.Assign, pyast.AnnAssign, pyast.AugAssign)):
+            targets = node.targets if isinstance(node, pyast.Assign) else [node.target]
+            names.update(n.id for t in targets for n in pyast.walk(t) if isinstance(n, pyast.Name))
+    return frozenset(names)
+
+
+#: The names the runtime binds at its top level. A generated file copies the runtime in, so
+#: these are its helpers' names: computed from the runtime's source, never listed by hand, so
+#: that no class made from a spec's names can take one (a network called ``group`` is
+#: ``GroupNet``, not a second ``Group``).
+RUNTIME_NAMES = bound_names(inspect.getsource(runtime))
 
 
 def class_name(name: str) -> str:
-    """``inception_v4`` → ``InceptionV4``."""
-    out = "".join(part[:1].upper() + part[1:] for part in name.split("_") if part)
-    return out if out.isidentifier() and not keyword.iskeyword(out) else f"Net{out}"
+    """``inception_v4`` → ``InceptionV4``: an ASCII identifier that starts with a letter.
+
+    >>> class_name("inception_v4"), class_name("3x3"), class_name("a²b")
+    ('InceptionV4', 'Net3x3', 'Ab')
+    """
+    parts = ["".join(c for c in part if c.isascii() and c.isalnum()) for part in name.split("_")]
+    out = "".join(part[:1].upper() + part[1:] for part in parts)
+    return out if out[:1].isalpha() and not keyword.iskeyword(out) else f"Net{out}"
+
+
+def network_class(name: str, reserved: frozenset[str] = frozenset()) -> str:
+    """The class name of a network called ``name``, clear of the runtime's and ``reserved``'s."""
+    cls = class_name(name)
+    while cls in RUNTIME_NAMES or cls in reserved:
+        cls += "Net"
+    return cls
 
 
 def _pair(p: ir.Pair) -> tuple[int, int]:
@@ -253,8 +292,10 @@ def _is_chain(unit_path: str, steps: list[Step]) -> bool:
 class _Planner:
     """Scopes into units, containers and steps (see the module's docstring)."""
 
-    def __init__(self, net: ir.Network) -> None:
+    def __init__(self, net: ir.Network, network_cls: str, reserved: frozenset[str]) -> None:
         self.net = net
+        #: Class names a block's class may not take: the runtime's names, the network's class and ``reserved``.
+        self.taken = RUNTIME_NAMES | reserved | {network_cls}
         self.modules: dict[str, ModuleSpec] = {}
         self.containers: dict[str, str] = {}
         self.units: dict[str, Unit] = {}
@@ -335,10 +376,10 @@ class _Planner:
         key = (block, _shape_of(path, steps))
         if key not in self._class_of:
             base = class_name(block)
-            if base in RUNTIME_NAMES or base == class_name(self.net.name):
+            while base in self.taken:
                 base += "Block"
             cls, n = base, 1
-            while cls in self.block_classes:
+            while cls in self.block_classes or cls in self.taken:
                 n += 1
                 cls = f"{base}_{n}"
             self._class_of[key] = cls
@@ -355,9 +396,11 @@ def _shape_of(path: str, steps: tuple[Step, ...]) -> tuple[Any, ...]:
     return tuple((rel(s.name), s.kind, tuple(map(rel, s.inputs)), s.modules, s.flatten, s.relu, s.scale) for s in steps)
 
 
-def plan(net: ir.Network) -> Plan:
-    """What to build and how to run it, for the torch backend and its code generator."""
-    planner = _Planner(net)
+def plan(net: ir.Network, network_cls: str | None = None, reserved: frozenset[str] = frozenset()) -> Plan:
+    """What to build and how to run it, for the torch backend and its code generator; the
+    block classes' names are clear of the runtime's, ``network_cls`` and ``reserved``."""
+    network_cls = network_cls or network_class(net.name, reserved)
+    planner = _Planner(net, network_cls, reserved)
     main = [n for n in net.main_nodes() if n.op != "input"]
     steps = planner.steps("", main)
     aux_nodes = [n for n in net.nodes if net.in_aux(n)]
@@ -376,7 +419,9 @@ def plan(net: ir.Network) -> Plan:
     containers = {path: planner.containers[path] for path in sorted(planner.containers, key=lambda p: p.count("."))}
     order = {n.name: i for i, n in enumerate(net.nodes)}
     modules = dict(sorted(planner.modules.items(), key=lambda item: order[planner.owner[item[0]]]))
-    return Plan(modules, containers, planner.units, steps, aux_steps, logits, heads, features, planner.block_classes)
+    return Plan(
+        modules, containers, planner.units, steps, aux_steps, logits, network_cls, heads, features, planner.block_classes
+    )
 
 
 # --- building ---------------------------------------------------------------------------------

@@ -3,9 +3,14 @@ parameters: batch norm folded in, the members of a fused group concatenated.
 
 The parameters stay where the torch lowering puts them (at the spec's names),
 so a fused or Triton-compiled network loads the reference ``state_dict`` as is.
+A node's weights are described once, as plain values (:class:`Member`), and
+computed by plain tensor arithmetic, so ``torch.compile`` traces them too.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -13,44 +18,59 @@ from torch import nn
 from incdsl import ir
 
 
-def conv_weights(model: nn.Module, name: str, attrs: ir.ConvAttrs) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(weight, bias)`` of conv ``name`` as inference computes it; the bias is never None.
+@dataclass(frozen=True)
+class Member:
+    """Where one conv's weights are: its conv module's path, its batch norm's (empty when there
+    is none to fold) with that norm's ``eps``, and whether ReLU follows its output columns."""
 
-    With ``folded_bn_eps`` set, the batch norm after the conv is folded in:
-    ``W·s`` and ``β + (b − μ)·s`` with ``s = γ / √(σ² + ε)``, in float32, then
-    cast back to the parameters' dtype.
-    """
-    # Where the parts are follows the spec's naming rule (`parts=`), in the lowering and in generated source alike.
-    paths = ir.part_paths(ir.Node(name=name, attrs=attrs.model_copy(update={"bn_eps": attrs.bn_eps if attrs.bn_eps is not None else attrs.folded_bn_eps})))
-    conv = model.get_submodule(paths["main"])
-    bn = model.get_submodule(paths["bn"]) if "bn" in paths else None
+    conv: str
+    bn: str
+    eps: float
+    relu: bool
+
+
+def _member(name: str, conv: ir.ConvAttrs, act: str | None) -> Member:
+    # Where the parts are follows the spec's naming rule (`parts=`); a folded batch norm is still where the spec puts it.
+    eps = conv.folded_bn_eps
+    bn_eps = conv.bn_eps if conv.bn_eps is not None else eps
+    paths = ir.part_paths(ir.Node(name=name, attrs=conv.model_copy(update={"bn_eps": bn_eps})))
+    return Member(paths["main"], paths["bn"] if eps is not None else "", eps or 0.0, act == "relu")
+
+
+def members_of(node: ir.Node) -> tuple[Member, ...]:
+    """The convs whose weights make a conv's or a fused group's (with a residual add, the add's
+    activation applies to every column)."""
+    a = node.attrs
+    if isinstance(a, ir.Conv1x1GroupAttrs):
+        return tuple(_member(m.name, m.conv, a.residual.act if a.residual else m.conv.act) for m in a.members)
+    assert isinstance(a, ir.ConvAttrs)
+    return (_member(node.name, a, a.act),)
+
+
+def member_weights(model: nn.Module, member: Member) -> tuple[torch.Tensor, torch.Tensor]:
+    """A conv's ``(weight, bias)`` as inference computes it (the bias is never None), the batch
+    norm after it folded in when there is one: ``W·s`` and ``β + (b − μ)·s`` with
+    ``s = γ / √(σ² + ε)``, in float32, then cast back to the parameters' dtype."""
+    conv = model.get_submodule(member.conv)
     weight = conv.weight.detach()
     bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(weight[:, 0, 0, 0])
-    if attrs.folded_bn_eps is None:
+    if not member.bn:
         return weight, bias
-    assert bn is not None and bn.running_var is not None and bn.running_mean is not None
-    scale = bn.weight.detach().float() / torch.sqrt(bn.running_var.float() + attrs.folded_bn_eps)
+    bn = model.get_submodule(member.bn)
+    scale = bn.weight.detach().float() / torch.sqrt(bn.running_var.float() + member.eps)
     folded_w = weight.float() * scale[:, None, None, None]
     folded_b = bn.bias.detach().float() + (bias.float() - bn.running_mean.float()) * scale
     return folded_w.to(weight.dtype), folded_b.to(weight.dtype)
 
 
-def activation_floor(bias: torch.Tensor, act: str | None) -> torch.Tensor:
+def activation_floor(bias: torch.Tensor, relu: bool) -> torch.Tensor:
     """Per output column, 0 for ReLU and −∞ for linear: ``max(y, floor)`` applies the activation."""
-    return torch.full_like(bias, 0.0 if act == "relu" else float("-inf"))
+    return torch.full_like(bias, 0.0 if relu else float("-inf"))
 
 
-def group_weights(
-    model: nn.Module, attrs: ir.Conv1x1GroupAttrs
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """A fused group's ``(weight [ΣCout, Cin, 1, 1], bias, floor)``: ``floor`` is 0 for
-    a member's columns with ReLU and −∞ without, so ``max(y, floor)`` is each one's
-    activation (with a residual add, the add's, applied after it)."""
-    weights, biases, floors = [], [], []
-    for member in attrs.members:
-        w, b = conv_weights(model, member.name, member.conv)
-        act = attrs.residual.act if attrs.residual is not None else member.conv.act
-        weights.append(w)
-        biases.append(b)
-        floors.append(activation_floor(b, act))
-    return torch.cat(weights), torch.cat(biases), torch.cat(floors)
+def stacked_weights(model: nn.Module, group: Sequence[Member]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A fused group's ``(weight [ΣCout, Cin, 1, 1], bias, floor)``, its members' stacked:
+    ``max(y, floor)`` is each member's activation."""
+    folded = [member_weights(model, m) for m in group]
+    floors = [activation_floor(b, m.relu) for (_, b), m in zip(folded, group, strict=True)]
+    return torch.cat([w for w, _ in folded]), torch.cat([b for _, b in folded]), torch.cat(floors)

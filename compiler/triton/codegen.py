@@ -11,8 +11,6 @@ import json
 
 from incdsl import ir
 
-from ..torch.codegen import class_name
-
 
 def _compact(net: ir.Network) -> str:
     """``net`` as JSON, one node a line, without spans and default values."""
@@ -28,13 +26,18 @@ def _compact(net: ir.Network) -> str:
         for n in net.nodes
     ]
     lines = ",\n".join(f"    {json.dumps(n, separators=(',', ':'))}" for n in nodes)
-    text = f"{json.dumps(head, separators=(',', ':'))[:-1]},\"nodes\":[\n{lines}\n]}}"
-    assert "'''" not in text and "\\" not in text  # names are identifiers: safe in a raw triple-quoted string
-    return text
+    return f"{json.dumps(head, separators=(',', ':'))[:-1]},\"nodes\":[\n{lines}\n]}}"
 
 
-def triton_footer(net: ir.Network, kernels: tuple[str, ...]) -> str:
-    base = class_name(net.name)
+def _triple_quoted(text: str) -> str:
+    """``text`` as a triple-quoted Python literal that reads back as ``text`` whatever it holds
+    (json escapes a non-ASCII module name with a backslash; backslashes and quotes are escaped here)."""
+    return "'''" + text.replace("\\", "\\\\").replace("'", "\\'") + "'''"
+
+
+def triton_footer(net: ir.Network, kernels: tuple[str, ...], base: str) -> str:
+    """The code after the torch backend's source: a subclass of its class ``base`` whose eval
+    mode runs the Triton kernels. The names this binds are kept free by the torch code generator."""
     return "\n".join(
         [
             "",
@@ -47,7 +50,7 @@ def triton_footer(net: ir.Network, kernels: tuple[str, ...]) -> str:
             "from incdsl.compiler.pipeline import passed_for_triton  # noqa: E402",
             "from incdsl.compiler.triton.module import TritonEval  # noqa: E402",
             "",
-            f"NETWORK = json.loads(r'''{_compact(net)}''')",
+            f"NETWORK = json.loads({_triple_quoted(_compact(net))})",
             "",
             "",
             f"class {base}Triton(TritonEval, {base}):",

@@ -31,7 +31,7 @@ from incdsl.progress import progress
 from ..options import DEFAULT_TRITON_KERNELS
 from ..torch.fused import InferenceEval
 from ..torch.lower import IncNetwork
-from ..torch.weights import activation_floor, conv_weights, group_weights
+from ..torch.weights import activation_floor, member_weights, stacked_weights
 
 
 def no_gpu_message(x: torch.Tensor) -> str:
@@ -190,18 +190,19 @@ class TritonEval(InferenceEval):
             self._graphs.clear()
         return True
 
-    def _prepare_node(self, node: ir.Node) -> Any:
+    def _weights_for(self, step: Any) -> Any:
+        """A conv's or group's weights as its launches read them: packed, with padded columns
+        (a conv left to cuDNN keeps the torch path's)."""
         from .conv import pack_weight, pad_columns
         from .plan import Weights
 
-        a = node.attrs
-        if isinstance(a, ir.Conv1x1GroupAttrs):
-            weight, bias, floor = group_weights(self, a)
+        if step.kind == "group":
+            weight, bias, floor = stacked_weights(self, step.members)
         elif "conv" in self._kernels:
-            weight, bias = conv_weights(self, node.name, a)  # type: ignore[arg-type]
-            floor = activation_floor(bias, a.act)  # type: ignore[union-attr]
+            weight, bias = member_weights(self, step.members[0])
+            floor = activation_floor(bias, step.members[0].relu)
         else:
-            return Weights(*conv_weights(self, node.name, a))  # type: ignore[arg-type]
+            return Weights(*member_weights(self, step.members[0]))
         packed = pack_weight(weight)
         n = packed.shape[1]
         return Weights(packed, pad_columns(bias, n), pad_columns(floor, n))

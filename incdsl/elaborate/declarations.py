@@ -5,7 +5,8 @@ blocks, argument tables and the network's defaults.
 reads the :class:`Declarations` it returns. An included file gives its blocks
 and argument tables; when it is a network spec itself, its layers, input and
 aux heads are left out, and its ``defaults:`` go with its blocks (a block means
-what its own file says), over the including network's.
+what its own file says), over the including network's. A file included twice (two
+files including one library) is read once.
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ class Declarations:
     defaults: dict[str, tuple[ast.Term, ...]] = field(default_factory=dict)
     #: block → the defaults of the included file that defines it, when that file has any.
     block_defaults: dict[str, dict[str, tuple[ast.Term, ...]]] = field(default_factory=dict)
+    #: The files collected so far: a file included a second time (from anywhere) adds nothing.
+    files: set[str] = field(default_factory=set)
 
     def defaults_for(self, block: str) -> dict[str, tuple[ast.Term, ...]]:
         """The defaults in force inside ``block``: the network's, then its own file's (later wins)."""
@@ -52,6 +55,7 @@ def collect(spec: ast.SpecFile, resolve_include: IncludeResolver) -> Declaration
     (['b'], ['bn'])
     """
     found = Declarations()
+    found.files.add(spec.path)
     _collect(spec, [spec.path], resolve_include, found)
     return found
 
@@ -70,7 +74,9 @@ def _collect(spec: ast.SpecFile, chain: list[str], resolve_include: IncludeResol
             continue
         if head.head == "include":
             included = _include(head, chain, resolve_include)
-            _collect(included, [*chain, included.path], resolve_include, found)
+            if included.path not in found.files:  # each file once, however many include it
+                found.files.add(included.path)
+                _collect(included, [*chain, included.path], resolve_include, found)
         elif head.head == "table":
             _define_arg_table(found.arg_tables, stmt, head)
         elif head.head == "defaults":

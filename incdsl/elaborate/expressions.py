@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .. import ast
+from .. import ast, limits
 from ..errors import Span, SpecError, did_you_mean
 from ..layers import Symbol
 
@@ -63,11 +63,20 @@ def evaluate(expr: ast.Expr | ast.Dims, env: Env, arg_tables: Mapping[str, ArgTa
     left, right = evaluate(expr.left, env, arg_tables), evaluate(expr.right, env, arg_tables)
     _number(left, expr.left.span)
     _number(right, expr.right.span)
-    if expr.op == "+":
-        return left + right
-    if expr.op == "-":
-        return left - right
-    return left * right
+    value = left + right if expr.op == "+" else left - right if expr.op == "-" else left * right
+    return _bounded(value, expr.span)
+
+
+def _bounded(value: int | float, span: Span) -> int | float:
+    """A computed value, if within :data:`~incdsl.limits.MAX_NUMBER`: checked at each step, so
+    a value squared through a chain of calls stops at the first step past the limit."""
+    if not abs(value) <= limits.MAX_NUMBER:  # also false for nan
+        raise SpecError(
+            f"this expression's value is over the limit of {limits.MAX_NUMBER:,}",
+            span,
+            hint="no layer needs numbers this large; is a parameter multiplied by itself in a chain of calls?",
+        )
+    return value
 
 
 def _entry(ref: ast.TableRef, arg_tables: Mapping[str, ArgTable]) -> Mapping[str, Any]:

@@ -29,10 +29,11 @@ TOP_LEVEL = ("network", "input", "defaults", "include", "aux", "table")
 CONTAINERS = ("concat", "seq", "residual")
 KEYWORDS = (*TOP_LEVEL, *CONTAINERS, "block")
 
-#: Attributes of torch.nn.Module that a layer name must not shadow
-#: (tests/test_names.py keeps this list equal to the public names of ``dir(torch.nn.Module())``).
+#: Attributes of torch.nn.Module, and of the modules incdsl compiles, that a layer name must not
+#: shadow (tests/test_names.py keeps this list equal to the public names of ``dir(torch.nn.Module())``
+#: and of the fused torch and Triton networks' classes: ``program``, ``tune``, ...).
 RESERVED_NAMES = frozenset(
-    ["T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook", "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu", "zero_grad"]
+    ["build_plan", "kernels", "program", "refresh_weights", "setup_inference", "setup_triton", "tune", "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook", "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu", "zero_grad"]
 )
 
 
@@ -162,12 +163,11 @@ class Names:
         return name
 
     def synthetic(self, scope: Scope, op: str) -> str:
-        """A name for a node without a module (a concat, an add); `:` keeps it apart from module names."""
-        name = f"{scope.path}:{op}"
-        n = 1
-        while name in self.spans:
-            n += 1
-            name = f"{scope.path}:{op}{n}"
+        """A name for a node without a module (a concat, an add); `:` keeps it apart from module
+        names, and a count per scope and op (not a search for a free name) keeps it unique."""
+        key = (f"{scope.path}:", op)
+        self._counts[key] = n = self._counts.get(key, 0) + 1
+        name = f"{scope.path}:{op}" if n == 1 else f"{scope.path}:{op}{n}"
         self.spans[name] = Span("", 0, 0)
         return name
 

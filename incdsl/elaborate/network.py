@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import ast, ir, limits
-from ..errors import Span, SpecError, closest
+from ..errors import Span, SpecError, SpecWarning, closest
 from ..layers import as_float
 from .declarations import IncludeResolver, collect
 from .expressions import evaluate
@@ -109,6 +110,15 @@ def parse_input_shape(dims: ast.Dims | None, text: str, span: Span) -> ir.Shape:
             f"{limits.MAX_SPATIAL:,} pixels a side",
             span,
         )
+    if w <= 4 < min(c, h):
+        warnings.warn(
+            SpecWarning(
+                f"input `{text}` reads as {c} channels of {h}×{w} pixels (the order is channels×height×width)",
+                span,
+                hint=f"an image of {c}×{h} pixels with {w} channels is `{w}x{c}x{h}`",
+            ),
+            stacklevel=2,
+        )
     return (c, h, w)
 
 
@@ -176,7 +186,7 @@ def _aux_head(walker: Walker, stmt: ast.Stmt) -> ir.AuxHead:
         raise SpecError("malformed aux head", item.span, hint=usage)
     if not weight:
         raise SpecError("an aux head needs its loss weight", item.span, hint="add e.g. `weight=0.3`")
-    loss_weight = as_float(evaluate(weight[0].value, {}, walker.decls.arg_tables), "weight", weight[0].span)
+    loss_weight = as_float(evaluate(weight[0].value, {}, walker.decls.arg_tables), "weight", weight[0].span, minimum=0.0)
     target_term = words[names.index("after") + 1]
     target = names[names.index("after") + 1]
     out = walker.out
@@ -215,6 +225,12 @@ def _term_text(term: ast.Term) -> str:
 
 
 def _name_from_path(path: str) -> str:
+    """The network's name when the spec gives none: the file's name made an ASCII identifier
+    (a network name becomes a Python class name; ``a²b.inc`` is ``a_b``).
+
+    >>> _name_from_path("specs/a²b.inc"), _name_from_path("3net.inc")
+    ('a_b', 'net_3net')
+    """
     stem = path.replace("\\", "/").rsplit("/", 1)[-1].split(".", 1)[0]
-    name = "".join(c if c.isalnum() or c == "_" else "_" for c in stem) or "network"
+    name = "".join(c if (c.isascii() and c.isalnum()) or c == "_" else "_" for c in stem).strip("_") or "network"
     return name if name[0].isalpha() else f"net_{name}"

@@ -12,12 +12,13 @@ sets, and the last header of each block, which a later table may reuse).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .. import ast, ir
-from ..errors import SpecError, did_you_mean
+from ..errors import Span, SpecError, did_you_mean
 from ..layers import LAYER_TYPES
 from .expressions import ArgTable, Env, Located, evaluate, without
 from .names import KEYWORDS, check_module_name, rename_of
@@ -97,6 +98,40 @@ class Headers:
         return self.all.index(header), tuple(table.entries[refs[0].entry].values())
 
 
+#: ``{row}`` and ``{block}`` in a name pattern; nothing else between braces is a field.
+_FIELD = re.compile(r"\{([^{}]*)\}")
+PATTERN_FIELDS = ("row", "block")
+
+
+def check_pattern(pattern: str, span: Span) -> None:
+    """A table's name pattern holds ``{row}``, maybe ``{block}``, and no other braces.
+
+    >>> check_pattern("inception{row}", None)
+    >>> check_pattern("m{row}{0}", Span("t.inc", 1, 1))
+    Traceback (most recent call last):
+    incdsl.errors.SpecError: t.inc:1:1: error: `{0}` in a name pattern: the fields are {row} and {block}
+    hint: e.g. `as "inception{row}"` names the modules inception3a, inception3b, ...
+    """
+    hint = 'e.g. `as "inception{row}"` names the modules inception3a, inception3b, ...'
+    for name in _FIELD.findall(pattern):
+        if name not in PATTERN_FIELDS:
+            raise SpecError(f"`{{{name}}}` in a name pattern: the fields are {{row}} and {{block}}", span, hint=hint)
+    if "{" in _FIELD.sub("", pattern) or "}" in _FIELD.sub("", pattern):
+        raise SpecError("a name pattern has a brace that opens or closes no field", span, hint=hint)
+    if "{row}" not in pattern:
+        raise SpecError("a table's name pattern must contain `{row}`", span, hint=hint)
+
+
+def fill_pattern(pattern: str, block: str, row: str) -> str:
+    """A module's name from a checked pattern: each field replaced, nothing else read.
+
+    >>> fill_pattern("{block}_{row}", "inception", "3a")
+    'inception_3a'
+    """
+    values = {"row": row, "block": block}
+    return _FIELD.sub(lambda field: values[field.group(1)], pattern)
+
+
 def _header_terms(header: ast.Item) -> tuple[tuple[str, ...], str | None, tuple[str, ...]]:
     """A header's column labels, its name pattern (None if it gives none) and its paper columns."""
     labels: list[str] = []
@@ -108,8 +143,7 @@ def _header_terms(header: ast.Item) -> tuple[tuple[str, ...], str | None, tuple[
         elif isinstance(term, ast.Positional) and isinstance(term.value, ast.Sym):
             labels.append(term.value.name)
         elif isinstance(term, ast.Rename) and term.quoted:
-            if "{row}" not in term.name:
-                raise SpecError('a table\'s name pattern must contain `{row}`, e.g. `as "inception{row}"`', term.span)
+            check_pattern(term.name, term.span)
             pattern = term.name
         elif isinstance(term, ast.Annotation) and term.name == "paper":
             for arg in term.args:
@@ -168,7 +202,7 @@ def row_calls(
             paper = paper_figures(annotations[0] if annotations else None, paper_exprs)
         rename = rename_of(row.terms)
         if rename is None:
-            module = header.pattern.format(block=block.name, row=row.label)
+            module = fill_pattern(header.pattern, block.name, row.label)
             check_module_name(module, row.label_span, "module name")
             rename = ast.Rename.model_construct(span=row.label_span, name=module, quoted=False)
         yield RowCall(row, values, paper, rename)

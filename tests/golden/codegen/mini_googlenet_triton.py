@@ -204,7 +204,7 @@ import pathlib  # noqa: E402
 from incdsl.compiler.pipeline import passed_for_triton  # noqa: E402
 from incdsl.compiler.triton.module import TritonEval  # noqa: E402
 
-NETWORK = json.loads(r'''{"name":"mini_googlenet","input_shape":[1,32,32],"output":"softmax1","aux":[{"name":"aux1","after":"inception_3b","input":"inception_3b:concat","weight":0.3,"output":"aux1.softmax1","row":11}],"nodes":[
+NETWORK = json.loads('''{"name":"mini_googlenet","input_shape":[1,32,32],"output":"softmax1","aux":[{"name":"aux1","after":"inception_3b","input":"inception_3b:concat","weight":0.3,"output":"aux1.softmax1","row":11}],"nodes":[
     {"name":"input","shape":[1,32,32],"attrs":{"op":"input"}},
     {"name":"conv1","inputs":["input"],"shape":[32,32,32],"row":0,"attrs":{"op":"conv","out_channels":32,"kernel":[3,3],"padding":[1,1],"bias":false,"bn_eps":1e-05}},
     {"name":"maxpool1","inputs":["conv1"],"shape":[32,16,16],"row":1,"attrs":{"op":"maxpool","kernel":[3,3],"stride":[2,2],"ceil":true}},

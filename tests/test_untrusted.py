@@ -1,0 +1,161 @@
+"""Specs are shared, so a spec is untrusted input: `include` reads only where it may, every read
+is bounded, and nothing is unpickled from a place others can write."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from incdsl import SpecError, load, loads
+from incdsl import limits as limit_values
+
+ROOT = Path(__file__).resolve().parent.parent
+HEAD = "network t\ninput 3x8x8\n"
+SECRET = "secret-first-line: do not show me\n"
+
+
+@pytest.fixture
+def tree(tmp_path: Path) -> Path:
+    """A spec folder with a library below it, and a secret file beside (outside) the folder."""
+    (tmp_path / "outside.inc").write_text(SECRET, encoding="utf-8")
+    spec = tmp_path / "project"
+    (spec / "lib").mkdir(parents=True)
+    (spec / "lib" / "blocks.inc").write_text("block b():\n  conv 1x1 4\n", encoding="utf-8")
+    (spec / "lib" / "up.inc").write_text('include "../shared.inc"\n', encoding="utf-8")
+    (spec / "shared.inc").write_text("block s():\n  conv 1x1 2\n", encoding="utf-8")
+    return spec
+
+
+def include(spec_dir: Path, target: str, **options) -> SpecError:
+    path = spec_dir / "net.inc"
+    path.write_text(HEAD + f'include "{target}"\nconv 1x1 4\n', encoding="utf-8")
+    with pytest.raises(SpecError) as info:
+        load(path, **options)
+    return info.value
+
+
+@pytest.mark.parametrize("target", ["../outside.inc", "{tmp}/outside.inc", "lib/../../outside.inc", "/etc/passwd",
+                                    "../../../../../../proc/self/environ"])
+def test_include_outside_the_spec_folder_is_refused_unread(tree, target):
+    err = include(tree, target.format(tmp=tree.parent))
+    assert err.message.endswith("it is outside the folders this spec may read")
+    assert (err.line, err.column) == (3, 1)
+    assert SECRET.strip() not in err.render() and "root:" not in err.render()
+
+
+def test_a_link_out_of_the_folder_is_refused(tree):
+    (tree / "lib" / "link.inc").symlink_to(tree.parent / "outside.inc")
+    assert include(tree, "lib/link.inc").message.endswith("outside the folders this spec may read")
+
+
+def test_includes_inside_the_tree_the_library_and_named_folders_work(tree, tmp_path):
+    path = tree / "net.inc"
+    path.write_text(HEAD + 'include "lib/blocks.inc"\ninclude "lib/up.inc"\ninclude "blocks/inception_v4.inc"\n'
+                    "b()\ns()\n", encoding="utf-8")
+    assert {"b1.conv1", "s1.conv1"} <= {n.name for n in load(path).nodes}
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "more.inc").write_text("block m():\n  conv 1x1 3\n", encoding="utf-8")
+    path.write_text(HEAD + 'include "more.inc"\nm()\n', encoding="utf-8")
+    assert "cannot include \"more.inc\": no such file" in include(tree, "more.inc").message
+    path.write_text(HEAD + 'include "more.inc"\nm()\n', encoding="utf-8")
+    assert "m1.conv1" in load(path, include_path=[extra])
+
+
+def test_include_path_on_the_command_line(tree, tmp_path, cli):
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "more.inc").write_text("block m():\n  conv 1x1 3\n", encoding="utf-8")
+    (tree / "net.inc").write_text(HEAD + 'include "more.inc"\nm()\n', encoding="utf-8")
+    assert cli("check", str(tree / "net.inc"))[0] == 1
+    code, out, _ = cli("check", str(tree / "net.inc"), "--include-path", str(extra))
+    assert code == 0 and "t: ok" in out
+
+
+def test_a_string_spec_includes_from_the_working_directory(tree, monkeypatch):
+    monkeypatch.chdir(tree)
+    assert "b1.conv1" in loads(HEAD + 'include "lib/blocks.inc"\nb()\n')
+    with pytest.raises(SpecError, match="outside the folders"):
+        loads(HEAD + 'include "../outside.inc"\nconv 1x1 4\n')
+
+
+# --- reads are bounded ------------------------------------------------------------------------
+
+
+def test_a_device_that_never_ends_is_refused_after_a_bounded_read():
+    """`incdsl check /dev/zero` read until memory ran out."""
+    # the command runs with 1 GB of address space: an unbounded read would end in a MemoryError
+    probe = (
+        "import resource; resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30)); "
+        "from incdsl.cli import run; print(run(['check', '/dev/zero']))"
+    )
+    start = time.perf_counter()
+    done = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.stdout.strip() == "1", done.stderr
+    assert "/dev/zero is larger than 524,288 bytes" in done.stderr and time.perf_counter() - start < 30
+
+
+def test_fmt_reads_bounded_too(cli):
+    code, _, err = cli("fmt", "--check", "/dev/zero")
+    assert code == 1 and "is larger than" in err
+
+
+def test_a_large_file_is_refused_at_its_size(tmp_path):
+    big = tmp_path / "big.inc"
+    big.write_bytes(b"#" * (limit_values.MAX_FILE_READ + 10))
+    with pytest.raises(SpecError, match="is larger than 524,288 bytes"):
+        load(big)
+
+
+def test_includes_are_bounded_in_number_and_in_size(tmp_path):
+    for i in range(limit_values.MAX_INCLUDED_FILES + 2):
+        (tmp_path / f"f{i}.inc").write_text(f"block b{i}():\n  conv 1x1 4\n", encoding="utf-8")
+    lines = "".join(f'include "f{i}.inc"\n' for i in range(limit_values.MAX_INCLUDED_FILES + 2))
+    (tmp_path / "net.inc").write_text(HEAD + lines + "b0()\n", encoding="utf-8")
+    with pytest.raises(SpecError, match=f"includes more than {limit_values.MAX_INCLUDED_FILES} files"):
+        load(tmp_path / "net.inc")
+    chunk = "# " + "x" * (limit_values.MAX_FILE_CHARS - 100) + "\n"
+    for i in range(5):
+        (tmp_path / f"big{i}.inc").write_text(chunk, encoding="utf-8")
+    lines = "".join(f'include "big{i}.inc"\n' for i in range(5))
+    (tmp_path / "net.inc").write_text(HEAD + lines + "conv 1x1 4\n", encoding="utf-8")
+    with pytest.raises(SpecError, match="come to more than 524,288 characters"):
+        load(tmp_path / "net.inc")
+
+
+# --- nothing is unpickled from a shared place --------------------------------------------------
+
+
+def test_the_parser_is_built_without_lark_s_pickle_cache(monkeypatch):
+    """Lark's cache=True unpickled `$TMPDIR/.lark_cache_*.tmp`: a file planted there ran code."""
+    import lark
+
+    from incdsl import syntax
+
+    seen: list[object] = []
+    real = lark.Lark.__init__
+
+    def spy(self, grammar, **options):
+        seen.append(options.get("cache"))
+        real(self, grammar, **options)
+
+    monkeypatch.setattr(lark.Lark, "__init__", spy)
+    syntax._parser.cache_clear()
+    try:
+        syntax._parser()
+    finally:
+        syntax._parser.cache_clear()
+    assert seen == [None]
+
+
+def test_check_reads_and_writes_nothing_in_the_temporary_folder(tmp_path):
+    env = {**os.environ, "TMPDIR": str(tmp_path)}
+    done = subprocess.run([sys.executable, "-m", "incdsl.cli", "check", "googlenet"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert list(tmp_path.iterdir()) == []
