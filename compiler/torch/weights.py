@@ -53,13 +53,14 @@ def member_weights(model: nn.Module, member: Member) -> tuple[torch.Tensor, torc
     ``s = γ / √(σ² + ε)``, in float32, then cast back to the parameters' dtype."""
     conv = model.get_submodule(member.conv)
     weight = conv.weight.detach()
-    bias = conv.bias.detach() if conv.bias is not None else torch.zeros_like(weight[:, 0, 0, 0])
     if not member.bn:
-        return weight, bias
+        return weight, conv.bias.detach() if conv.bias is not None else weight.new_zeros(weight.shape[0])
     bn = model.get_submodule(member.bn)
     scale = bn.weight.detach().float() / torch.sqrt(bn.running_var.float() + member.eps)
     folded_w = weight.float() * scale[:, None, None, None]
-    folded_b = bn.bias.detach().float() + (bias.float() - bn.running_mean.float()) * scale
+    # Without a conv bias, no zeros enter the sum: Inductor's freezing leaves ops on fresh zeros to run every call.
+    shift = -bn.running_mean.float() if conv.bias is None else conv.bias.detach().float() - bn.running_mean.float()
+    folded_b = bn.bias.detach().float() + shift * scale
     return folded_w.to(weight.dtype), folded_b.to(weight.dtype)
 
 
