@@ -45,12 +45,15 @@ SLOWEST = 10
 WORKER_MEMORY = 2 << 30
 
 
-def _worker(conn: Connection) -> None:
+def _worker(conn: Connection, parent: int) -> None:
     soft, hard = resource.getrlimit(resource.RLIMIT_AS)
     with open("/proc/self/statm") as statm:
         size = int(statm.read().split()[0]) * resource.getpagesize()
     resource.setrlimit(resource.RLIMIT_AS, (size + WORKER_MEMORY, hard))
     while True:
+        while not conn.poll(1.0):
+            if os.getppid() != parent:  # the run was stopped: no one will send more
+                return
         job = conn.recv()
         if job is None:
             return
@@ -69,7 +72,7 @@ class _Pool:
 
     def _start(self) -> None:
         parent, child = self.context.Pipe()
-        process = self.context.Process(target=_worker, args=(child,), daemon=True)
+        process = self.context.Process(target=_worker, args=(child, os.getpid()), daemon=True)
         process.start()
         child.close()
         self.workers[parent] = (process, None, 0.0)
