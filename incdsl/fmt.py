@@ -272,17 +272,23 @@ class _Formatter:
             self.widths.pop()
         return len(self.widths) - 1
 
-    def _next_code_width(self, start: int) -> int | None:
-        for line in self.lines[start:]:
+    def _next_code_widths(self) -> list[int | None]:
+        """For each line number, the indentation of the first code line after it (None: none),
+        found in one pass from the end: a comment's level depends on it, and a search from each
+        comment made a file of comments quadratic (63,785 lines of `#` took minutes)."""
+        widths: list[int | None] = [None] * (len(self.lines) + 1)
+        for number in range(len(self.lines), 0, -1):
+            line = self.lines[number - 1]
             stripped = line.strip(" \t")
-            if stripped and not stripped.startswith("#"):
-                return indent_width(line)
-        return None
+            code = bool(stripped) and not stripped.startswith("#")
+            widths[number - 1] = indent_width(line) if code else widths[number]
+        return widths
 
     def run(self) -> str:
         continuing = False
         paren_depth = 0
         blank = False
+        next_code_width = self._next_code_widths()
         for number, raw in enumerate(self.lines, 1):
             stripped = raw.strip(" \t")
             if not stripped:
@@ -293,7 +299,7 @@ class _Formatter:
                 blank = False
             width = indent_width(raw)
             if stripped.startswith("#"):
-                next_width = self._next_code_width(number)
+                next_width = next_code_width[number]
                 level = self._comment_level(width, next_width, continuing or paren_depth > 0)
                 self.out.append(INDENT * level + (CONTINUATION if continuing else "") + stripped)
                 continue
