@@ -9,7 +9,8 @@ The mutants are tests/mutations.py's (tests/test_fuzz.py runs a few hundred of t
 mutant i of a seed has the same text on every run. A mutant passes when it loads or raises
 SpecError, within 2 s of CPU (``time.process_time``, so that other work on the machine does
 not count; wall time is reported beside it), and, if it loads, fmt refuses it or gives text
-that loads to the same network and formats to itself. Each runs under SIGPROF at the limit; a
+that loads to the same network and formats to itself, each fmt step within 4 s of CPU (fmt
+loads the text and its result to compare them: two loads at least). Each runs under SIGPROF at the limit; a
 worker that does not answer within ``--hang`` wall seconds (stuck in C code, say) is killed
 and the mutant counted as a hang, so nothing a mutant does stops the run.
 
@@ -37,7 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = Path(__file__).resolve().parent / "results"
 sys.path.insert(0, str(ROOT / "tests"))
 
-from mutations import SECONDS, Corpus, Result, mutant, run_mutant  # noqa: E402
+from mutations import FMT_SECONDS, SECONDS, Corpus, Result, mutant, run_mutant  # noqa: E402
 
 SEED = 20261122
 SLOWEST = 10
@@ -189,7 +190,7 @@ def main() -> int:
         used = sum(v for k, v in counts.items() if k != "failed")
         print(f"{op:<18} {used:6,} {counts['loaded']:7,} {counts['SpecError']:9,} {counts['failed']:7,}")
     slowest = sorted(records, key=lambda r: -max(r["cpu"], r["fmt_cpu"]))[:SLOWEST]
-    print(f"\nslowest (limit {SECONDS} s CPU each for load and for fmt)\n{'mutant':>7} {'spec':<28} "
+    print(f"\nslowest (limits {SECONDS} s CPU for load, {FMT_SECONDS} s for each fmt step)\n{'mutant':>7} {'spec':<28} "
           f"{'load CPU':>8} {'wall':>6} {'fmt CPU':>7}  operators")
     for r in slowest:
         print(f"{r['index']:7} {r['spec']:<28} {r['cpu']:8.3f} {r['wall']:6.3f} {r['fmt_cpu']:7.3f}  {', '.join(r['ops'])}")
@@ -204,6 +205,7 @@ def main() -> int:
         "seed": args.seed,
         "jobs": args.jobs,
         "limit_cpu_s": SECONDS,
+        "fmt_limit_cpu_s": FMT_SECONDS,
         "seconds": total,
         "load_average": load,
         "outcomes": dict(outcomes),

@@ -160,7 +160,7 @@ class _Loader:
             if not any(_real(candidate).is_relative_to(root) for root in self.roots):
                 refused = candidate
                 continue
-            if candidate.is_file():
+            if _is_file(candidate, target, span):
                 return self.read(_canonical(candidate), span)
         if refused is not None:
             raise SpecError(
@@ -199,6 +199,16 @@ class _Loader:
         if err.span is not None and err.span.file in self.sources:
             err.with_source(self.sources[err.span.file])
         return err
+
+
+def _is_file(candidate: Path, target: str, span: Span) -> bool:
+    """Whether ``candidate`` is a file; a name the system cannot even look up (too long, say:
+    ``Path.is_file`` raises for that) is a SpecError at the include."""
+    try:
+        return candidate.is_file()
+    except OSError as err:
+        shown = target if len(target) <= 60 else target[:56] + "…"
+        raise SpecError(f'cannot include "{shown}": {err.strerror or err}', span) from None
 
 
 def _real(path: Path) -> Path:

@@ -44,8 +44,10 @@ from incdsl.layers import CONTAINER_OPTIONS, LAYER_TYPES
 from incdsl.syntax import LAYOUT_TOKENS, tokens
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
-#: The most CPU seconds one load (or one fmt) of a mutant may take.
+#: The most CPU seconds one load of a mutant may take.
 SECONDS = 2.0
+#: fmt's: it loads the text and the formatted text to compare them, so it costs at least two loads.
+FMT_SECONDS = 2 * SECONDS
 #: Words and punctuation as the first fuzz test split them (a token of the language or a comment).
 TOKEN = re.compile(r'"[^"\n]*"|#[^\n]*|->|[A-Za-z0-9_.×/]+|[^\sA-Za-z0-9_]')
 #: A number as written in a spec, also inside a size (`3x3/2` holds three).
@@ -480,7 +482,7 @@ def _bounded(seconds: float, work: Callable[[], object]) -> tuple[object, float,
 
 def run_mutant(text: str, file: str, seconds: float = SECONDS) -> Result:
     """Load ``text`` (as if it were ``file``) within ``seconds`` of CPU, rendering any SpecError;
-    if it loads, format it the same way and check that the formatted text loads to the same
+    if it loads, format it (each fmt step within FMT_SECONDS, scaled alike) and check that the formatted text loads to the same
     network (the IR's JSON, positions aside) and formats to itself."""
     cpu, wall = time.process_time(), time.perf_counter()
 
@@ -501,7 +503,7 @@ def run_mutant(text: str, file: str, seconds: float = SECONDS) -> Result:
         except Exception as err:  # noqa: BLE001 - any other exception is what fuzzing looks for
             return Result("error", f"{type(err).__name__}: {str(err)[:200]}", *spent())
         result = Result("loaded", "", c, w)
-        result.fmt, result.fmt_detail, result.fmt_cpu = _check_fmt(text, file, net, seconds)
+        result.fmt, result.fmt_detail, result.fmt_cpu = _check_fmt(text, file, net, seconds * FMT_SECONDS / SECONDS)
     return result
 
 
