@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from . import ast
 from .errors import Span, SpecError, SpecWarning
-from .frontend import loads
+from .frontend import loads_parsed
 from .syntax import LAYOUT_TOKENS, indent_width, parse, tokens
 
 INDENT = "  "
@@ -45,9 +45,10 @@ def format_spec(text: str, file: str = "<string>", include_path: Sequence[str | 
     'network t\\ninput 3x8x8\\nconv 3x3 4 -> conv 1x1 4\\n'
     """
     tree = parse(text, file)
-    code = _code_tokens(text)
+    read = tokens(text)
+    code = _code_tokens(read)
     formatted = _Formatter(text, code, _table_cells(tree, code)).run()
-    difference = meaning_difference(text, formatted, file, include_path)
+    difference = meaning_difference(text, formatted, file, include_path, read=(read, tree))
     if difference:
         raise SpecError(
             f"formatting would change what this file means ({difference}), so it is left as it is",
@@ -59,26 +60,35 @@ def format_spec(text: str, file: str = "<string>", include_path: Sequence[str | 
 
 
 def meaning_difference(
-    text: str, formatted: str, file: str = "<string>", include_path: Sequence[str | os.PathLike[str]] = ()
+    text: str,
+    formatted: str,
+    file: str = "<string>",
+    include_path: Sequence[str | os.PathLike[str]] = (),
+    *,
+    read: tuple[list[Token], ast.SpecFile] | None = None,
 ) -> str | None:
     """What differs between what two spec texts mean, or None: their significant tokens, their
     syntax trees (positions aside), and — when ``text`` loads as a network — the networks
-    they load to (the formatted text read as if it were the file itself, so includes resolve alike)."""
-    if significant_tokens(formatted) != significant_tokens(text):
+    they load to (the formatted text read as if it were the file itself, so includes resolve alike).
+    ``read`` is ``text``'s tokens and tree where the caller has them (each reading costs as
+    much as the rest of formatting)."""
+    text_tokens, tree = read if read is not None else (tokens(text), parse(text, file))
+    if significant_tokens(formatted) != _significant(text_tokens):
         return "its tokens differ"
     try:
-        if _without_positions(parse(formatted, file)) != _without_positions(parse(text, file)):
-            return "its syntax tree differs"
+        formatted_tree = parse(formatted, file)
     except SpecError:
         return "the formatted text does not parse"
+    if _without_positions(formatted_tree) != _without_positions(tree):
+        return "its syntax tree differs"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SpecWarning)  # `check` shows them; formatting is not the place
         try:
-            before = loads(text, file=file, include_path=include_path)
+            before = loads_parsed(text, tree, file=file, include_path=include_path)
         except SpecError:
             return None  # a block library, or a spec with a mistake its check will report: its tree is what it means
         try:
-            after = loads(formatted, file=file, include_path=include_path)
+            after = loads_parsed(formatted, formatted_tree, file=file, include_path=include_path)
         except SpecError:
             return "the formatted text does not load"
     if _without_positions(after.to_json()) != _without_positions(before.to_json()):
@@ -100,20 +110,20 @@ def _without_positions(value: Any) -> Any:
 def significant_tokens(text: str) -> list[tuple[str, str]]:
     """What a spec says, layout aside: each token's type and text, with line ends and
     comments left out (indentation kept as its tokens, which carry structure)."""
-    return [
-        (t.type, "" if t.type in LAYOUT_TOKENS else "->" if t.type == "ARROW" else str(t))
-        for t in tokens(text)
-        if t.type != "_NL"
-    ]
+    return _significant(tokens(text))
+
+
+def _significant(read: list[Token]) -> list[tuple[str, str]]:
+    return [(t.type, "" if t.type in LAYOUT_TOKENS else "->" if t.type == "ARROW" else str(t)) for t in read if t.type != "_NL"]
 
 
 # --- tokens and spacing ------------------------------------------------------------
 
 
-def _code_tokens(text: str) -> dict[int, list[Token]]:
+def _code_tokens(read: list[Token]) -> dict[int, list[Token]]:
     """The parser's tokens by the line they start on, line ends and indentation left out."""
     found: dict[int, list[Token]] = defaultdict(list)
-    for token in tokens(text):
+    for token in read:
         if token.type not in LAYOUT_TOKENS:
             found[token.line].append(token)
     return found
@@ -262,17 +272,23 @@ class _Formatter:
             self.widths.pop()
         return len(self.widths) - 1
 
-    def _next_code_width(self, start: int) -> int | None:
-        for line in self.lines[start:]:
+    def _next_code_widths(self) -> list[int | None]:
+        """For each line number, the indentation of the first code line after it (None: none),
+        found in one pass from the end: a comment's level depends on it, and a search from each
+        comment made a file of comments quadratic (63,785 lines of `#` took minutes)."""
+        widths: list[int | None] = [None] * (len(self.lines) + 1)
+        for number in range(len(self.lines), 0, -1):
+            line = self.lines[number - 1]
             stripped = line.strip(" \t")
-            if stripped and not stripped.startswith("#"):
-                return indent_width(line)
-        return None
+            code = bool(stripped) and not stripped.startswith("#")
+            widths[number - 1] = indent_width(line) if code else widths[number]
+        return widths
 
     def run(self) -> str:
         continuing = False
         paren_depth = 0
         blank = False
+        next_code_width = self._next_code_widths()
         for number, raw in enumerate(self.lines, 1):
             stripped = raw.strip(" \t")
             if not stripped:
@@ -283,7 +299,7 @@ class _Formatter:
                 blank = False
             width = indent_width(raw)
             if stripped.startswith("#"):
-                next_width = self._next_code_width(number)
+                next_width = next_code_width[number]
                 level = self._comment_level(width, next_width, continuing or paren_depth > 0)
                 self.out.append(INDENT * level + (CONTINUATION if continuing else "") + stripped)
                 continue

@@ -139,7 +139,7 @@ class _Loader:
         self._parsed[name] = parsed = self.parse(text, name)
         return parsed
 
-    def parse(self, text: str, name: str) -> ast.SpecFile:
+    def parse(self, text: str, name: str, tree: ast.SpecFile | None = None) -> ast.SpecFile:
         self.sources[name] = text
         self._chars += len(text)
         if self._chars > limits.MAX_SOURCE_CHARS:
@@ -147,7 +147,7 @@ class _Loader:
                 f"this spec and its includes come to more than {limits.MAX_SOURCE_CHARS:,} characters",
                 Span(name, 1, 1),
             )
-        return parse(text, name)
+        return tree if tree is not None else parse(text, name)
 
     def include(self, target: str, span: Span) -> ast.SpecFile:
         """The file an ``include`` names: next to the including file, then in each folder of
@@ -160,7 +160,7 @@ class _Loader:
             if not any(_real(candidate).is_relative_to(root) for root in self.roots):
                 refused = candidate
                 continue
-            if candidate.is_file():
+            if _is_file(candidate, target, span):
                 return self.read(_canonical(candidate), span)
         if refused is not None:
             raise SpecError(
@@ -199,6 +199,16 @@ class _Loader:
         if err.span is not None and err.span.file in self.sources:
             err.with_source(self.sources[err.span.file])
         return err
+
+
+def _is_file(candidate: Path, target: str, span: Span) -> bool:
+    """Whether ``candidate`` is a file; a name the system cannot even look up (too long, say:
+    ``Path.is_file`` raises for that) is a SpecError at the include."""
+    try:
+        return candidate.is_file()
+    except OSError as err:
+        shown = target if len(target) <= 60 else target[:56] + "…"
+        raise SpecError(f'cannot include "{shown}": {err.strerror or err}', span) from None
 
 
 def _real(path: Path) -> Path:
@@ -248,9 +258,22 @@ def loads(
 ) -> ir.Network:
     """Like :func:`load`, from a string; ``file`` names it in messages, and its folder (the
     current directory for ``<string>``) is the spec's own for includes."""
+    return loads_parsed(text, None, input, file=file, include_path=include_path)
+
+
+def loads_parsed(
+    text: str,
+    tree: ast.SpecFile | None,
+    input: ir.Shape | str | None = None,  # noqa: A002
+    *,
+    file: str = "<string>",
+    include_path: Sequence[str | os.PathLike[str]] = (),
+) -> ir.Network:
+    """:func:`loads` of ``text`` whose syntax tree the caller already has (``parse(text, file)``;
+    None to parse it here): for ``fmt``, which reads a file's tree before it loads it."""
     loader = _Loader(Path(file).parent, include_path)
     try:
-        spec = loader.parse(text, file)
+        spec = loader.parse(text, file, tree)
         return loader.build(spec, input)
     except SpecError as err:
         raise loader.attach(err) from None

@@ -12,6 +12,11 @@ from __future__ import annotations
 #: Characters in one spec file (the largest bundled spec has about 10,000; parsing
 #: a file at this limit takes about a second).
 MAX_FILE_CHARS = 1 << 17
+#: Tokens (words, numbers, symbols, line ends) in one spec file: what parsing costs, where
+#: characters do not (a file of `x` lines holds one token every other character). The
+#: largest bundled spec has 481; at this limit loading a file takes about half a second
+#: and `fmt`, which reads it and its result several times, under two.
+MAX_FILE_TOKENS = 1 << 13
 #: Bytes read from one file: a file over this cannot be under MAX_FILE_CHARS
 #: (UTF-8 takes at most 4 bytes a character), so reading stops here.
 MAX_FILE_READ = 4 * MAX_FILE_CHARS

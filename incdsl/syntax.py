@@ -128,9 +128,11 @@ class _SpecIndenter(Indenter):
 
         def tokens() -> Iterator[Token]:
             nonlocal ended
-            for token in stream:
+            for count, token in enumerate(stream, 1):
                 if token.type in _NUMBER_TOKENS:
                     _check_number(token)
+                if count > limits.MAX_FILE_TOKENS:
+                    _too_many_tokens(token)
                 yield token
             ended = True
 
@@ -182,6 +184,16 @@ def _check_number(token: Token) -> None:
             Span("", token.line, token.column, token.end_line, token.end_column),
             hint="is a digit too many?",
         )
+
+
+def _too_many_tokens(token: Token) -> None:
+    """Parsing costs by the token, so a file's tokens are bounded as they are read, not only its characters."""
+    raise SpecError(
+        f"this file has more than {limits.MAX_FILE_TOKENS:,} tokens (words, numbers, symbols and line ends); "
+        "specs are limited to that",
+        Span("", token.line, token.column, token.end_line, token.end_column),
+        hint="split it with `include`, or repeat a block with `N x block(...)`",
+    )
 
 
 class _NestingError(Exception):

@@ -190,3 +190,18 @@ def test_fmt_of_a_file_that_is_not_utf8_names_that_file(tmp_path: Path, cli):
     code, _, err = cli("fmt", str(good), str(bad))
     assert code == 1
     assert err.splitlines()[:3] == [f"{bad}:3:6: error: this file is not valid UTF-8 (byte 0xe9)", " 3 | # caf\ufffd", "   |      ^"]
+
+
+def test_a_file_of_comments_formats_in_linear_time():
+    """Each comment's level looked for the next code line from that comment on: 63,785 lines of
+    `#` (a fuzz mutant) took minutes. Twice the comments should take about twice as long."""
+    import time
+
+    def seconds(n: int) -> float:
+        text = "network t\ninput 3x8x8\nblock b():\n  conv 1x1 4\n" + "  #\n" * n + "b()\n"
+        start = time.process_time()
+        assert format_spec(text).count("#") == n
+        return time.process_time() - start
+
+    small, large = seconds(2000), seconds(16000)
+    assert large < 8 * small * 2, f"8x the comments took {large / small:.1f}x as long"

@@ -159,3 +159,12 @@ def test_check_reads_and_writes_nothing_in_the_temporary_folder(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name", ["a" * 300 + ".inc", "blocks/" + "9" * 4000 + ".inc"])
+def test_an_include_the_system_cannot_look_up_is_a_spec_error(name):
+    """A name over the file system's limit made `Path.is_file` raise OSError (ENAMETOOLONG); a
+    fuzz mutant reached it by making a digit of `blocks/inception_v4.inc` a huge number."""
+    with pytest.raises(SpecError) as info:
+        loads(f'network t\ninput 3x8x8\ninclude "{name}"\nconv 1x1 4\n')
+    assert info.value.message.startswith('cannot include "') and info.value.line == 3
