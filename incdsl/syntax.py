@@ -374,8 +374,12 @@ def _syntax_error(err: UnexpectedInput, source: str, file: str) -> SpecError:
         return SpecError("a block definition ends with `:`", span, hint="write `block name(params):`")
     if token.type == "_NL":
         return SpecError(f"this line ended early: expected {_describe(expected)}", span, hint=keyword_hint)
+    if token.type == "_DEDENT":
+        return SpecError(f"the indented block ended early: expected {_describe(expected)}", span, hint=keyword_hint)
+    name = _TERMINAL_NAMES.get(token.type)
+    shown = f"`{token}`" if name is None or name.startswith("`") else f"{name} `{token}`"
     return SpecError(
-        f"unexpected {_TERMINAL_NAMES.get(token.type, repr(str(token)))} `{token}`",
+        f"unexpected {shown}",
         span,
         hint=keyword_hint or f"expected {_describe(expected)}",
     )

@@ -20,7 +20,7 @@ def test_check_prints_a_one_screen_summary(cli):
     assert code == 0 and err == ""
     lines = out.splitlines()
     assert lines[0] == "googlenet: ok (specs/googlenet.inc)"
-    assert "  input    3×224×224" in lines
+    assert "  input    3×224×224 (C×H×W)" in lines
     assert "  params   6,998,552" in lines
     assert any(line.startswith("  aux      aux1 after `inception_4a`") for line in lines)
     assert len(lines) < 25

@@ -360,7 +360,7 @@ def test_residual_channel_mismatch_names_both_counts_and_the_expansion_conv():
         (HEAD + "conv 3x3 16\n    conv 3x3 16\n", "unexpected indentation", 4),
         (HEAD + "concat:\n    conv 1x1 4\n  conv 1x1 4\n", "this line's indentation (column 3) matches no enclosing block", 5),
         (HEAD + 'include "x.inc\n', "this string is not closed on its line", 3),
-        (HEAD + "block b(a:\n  conv 1x1 a\n", "unexpected `:` `:`", 3),
+        (HEAD + "block b(a:\n  conv 1x1 a\n", "unexpected `:`", 3),
         (HEAD + "concat:\n", "the file ended in the middle of a statement", 3),
         (HEAD + "concat:\n  conv 1x1 4\n  b(1,\n", "the file ended in the middle of a statement", 5),
         (HEAD + "".join("  " * i + "seq:\n" for i in range(40)), "blocks are nested more than 32 levels deep", 36),
@@ -428,3 +428,28 @@ def test_aux_head_after_a_module_inside_a_repeat():
     assert err.hint is not None and '"repeat.' in err.hint
     net = loads(text.replace("after repeat", 'after "repeat.1"'))
     assert net.aux[0].after == "repeat.1"
+
+
+@pytest.mark.parametrize(
+    ("text", "at", "message"),
+    [
+        # an indented body under `network NAME:` was dropped, and the spec "defined no layers"
+        ("network t:\n  input 3x32x32\n  conv 3x3 8\n", (2, 3), "`network` has no indented body"),
+        ("network t\ninput 3x32x32:\n  conv 3x3 8\n", (3, 3), "`input` has no indented body"),
+        # what followed `network` or `input` on its line was dropped
+        (HEAD.replace("input 3x32x32", "input 3x32x32 -> conv 3x3 8"), (2, 18), "`input` stands alone on its line"),
+        ("network t -> conv 3x3 8\ninput 3x32x32\nconv 3x3 8\n", (1, 14), "`network` stands alone on its line"),
+        # a second name or input silently replaced the first
+        (HEAD + "network u\nconv 3x3 8\n", (3, 1), "a second `network` line (the first is on line 1)"),
+        (HEAD + "input 3x64x64\nconv 3x3 8\n", (3, 1), "a second `input` line (the first is on line 2)"),
+    ],
+)
+def test_network_and_input_lines_lose_nothing(text, at, message):
+    err = error(text)
+    assert (err.message, where(err)) == (message, at)
+    assert err.hint
+
+
+def test_an_unexpected_symbol_is_named_once():
+    err = error(HEAD + "concat:\n  conv 3x3 8 (\nconv 1x1 4\n")
+    assert (err.message, where(err)) == ("unexpected `(`", (4, 14))

@@ -77,11 +77,15 @@ class _TopLevel:
 def _top_level(spec: ast.SpecFile) -> _TopLevel:
     """The spec's statements sorted out: its name, its input, the main path and the aux heads."""
     top = _TopLevel()
+    seen: dict[str, ast.Item] = {}
     for stmt in spec.stmts:
         if isinstance(stmt, ast.BlockDef):
             continue
         head = stmt.links[0]
         if isinstance(head, ast.Item) and head.head in TOP_LEVEL:
+            if head.head in ("network", "input"):
+                _alone(stmt, head, seen.get(head.head))
+                seen[head.head] = head
             if head.head == "network":
                 top.name = _network_name(head)
             elif head.head == "input":
@@ -91,6 +95,31 @@ def _top_level(spec: ast.SpecFile) -> _TopLevel:
             continue
         top.main.append(stmt)
     return top
+
+
+def _alone(stmt: ast.Stmt, head: ast.Item, earlier: ast.Item | None) -> None:
+    """``network`` and ``input`` are said once each, on a line of their own (what would follow
+    them on the line or under it would otherwise be dropped)."""
+    word = head.head
+    if earlier is not None:
+        raise SpecError(
+            f"a second `{word}` line (the first is on line {earlier.span.line})",
+            head.span,
+            hint=f"a spec describes one network with one input; delete one of the `{word}` lines",
+        )
+    if len(stmt.links) > 1:
+        raise SpecError(
+            f"`{word}` stands alone on its line",
+            stmt.links[1].span,
+            hint=f"start the layers on the next line, after `{word} …`",
+        )
+    if stmt.body is not None or stmt.rows is not None:
+        first = (stmt.body or stmt.rows or (stmt,))[0]
+        raise SpecError(
+            f"`{word}` has no indented body",
+            first.span,
+            hint="a network's lines follow `network NAME` and `input CxHxW` unindented, one layer or block per line",
+        )
 
 
 def parse_input_shape(dims: ast.Dims | None, text: str, span: Span) -> ir.Shape:
