@@ -208,7 +208,30 @@ class _IndentError(Exception):
 
 @cache
 def _parser() -> Lark:
-    grammar = resources.files("incdsl.grammars").joinpath("incdsl.lark").read_text(encoding="utf-8")
+    """The spec parser: from the tables shipped in the package when they were made from this
+    grammar by this Lark (about 2 ms), else built from the grammar (about 25 ms). Never from
+    Lark's own cache, a pickle in the shared temporary folder, where anyone could plant one."""
+    import lark
+
+    from . import parser_tables as tables
+
+    grammar = _grammar()
+    if (_digest(grammar), lark.__version__) == (tables.GRAMMAR_SHA256, tables.LARK_VERSION):
+        return Lark._load_from_dict(tables.DATA, tables.MEMO, postlex=_SpecIndenter())
+    return _build_parser(grammar)
+
+
+def _grammar() -> str:
+    return resources.files("incdsl.grammars").joinpath("incdsl.lark").read_text(encoding="utf-8")
+
+
+def _digest(grammar: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(grammar.encode("utf-8")).hexdigest()
+
+
+def _build_parser(grammar: str) -> Lark:
     return Lark(
         grammar,
         parser="lalr",
@@ -216,8 +239,26 @@ def _parser() -> Lark:
         postlex=_SpecIndenter(),
         propagate_positions=True,
         maybe_placeholders=False,
-        # No cache=True: Lark keeps its cache as a pickle in the shared temporary folder, where
-        # anyone could plant one; building the parser takes about 20 ms.
+    )
+
+
+def parser_tables_source() -> str:
+    """The source of :mod:`incdsl.parser_tables`: the LALR tables Lark builds from the grammar, as
+    Python literals (imported from bytecode like any module: no parsing, no pickle)."""
+    import lark
+
+    grammar = _grammar()
+    data, memo = _build_parser(grammar).memo_serialize([lark.lexer.TerminalDef, lark.grammar.Rule])
+    data["options"].pop("postlex")  # an object, not data; given again when loading
+    return (
+        '"""The spec parser\'s tables, generated from grammars/incdsl.lark by '
+        "`make golden` (tests/test_syntax_tables.py); do not edit."
+        '"""\n\n'
+        "# fmt: off\n"
+        f"GRAMMAR_SHA256 = {_digest(grammar)!r}\n"
+        f"LARK_VERSION = {lark.__version__!r}\n"
+        f"DATA = {data!r}\n"
+        f"MEMO = {memo!r}\n"
     )
 
 

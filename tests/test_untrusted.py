@@ -132,11 +132,15 @@ def test_includes_are_bounded_in_number_and_in_size(tmp_path):
 
 
 def test_the_parser_is_built_without_lark_s_pickle_cache(monkeypatch):
-    """Lark's cache=True unpickled `$TMPDIR/.lark_cache_*.tmp`: a file planted there ran code."""
+    """Lark's cache=True unpickled `$TMPDIR/.lark_cache_*.tmp`: a file planted there ran code. The
+    parser comes from the tables shipped in the package, or from the grammar: no pickle either way."""
+    import pickle
+
     import lark
 
     from incdsl import syntax
 
+    unpickled: list[object] = []
     seen: list[object] = []
     real = lark.Lark.__init__
 
@@ -144,13 +148,17 @@ def test_the_parser_is_built_without_lark_s_pickle_cache(monkeypatch):
         seen.append(options.get("cache"))
         real(self, grammar, **options)
 
+    monkeypatch.setattr(pickle, "load", lambda *a, **k: unpickled.append(a))
+    monkeypatch.setattr(pickle, "loads", lambda *a, **k: unpickled.append(a))
     monkeypatch.setattr(lark.Lark, "__init__", spy)
     syntax._parser.cache_clear()
     try:
-        syntax._parser()
+        shipped = syntax._parser()
     finally:
         syntax._parser.cache_clear()
-    assert seen == [None]
+    built = syntax._build_parser(syntax._grammar())
+    assert seen == [None] and unpickled == []
+    assert shipped.parse("conv 3x3 8\n") == built.parse("conv 3x3 8\n")
 
 
 def test_check_reads_and_writes_nothing_in_the_temporary_folder(tmp_path):
