@@ -418,7 +418,10 @@ def _syntax_error(err: UnexpectedInput, source: str, file: str) -> SpecError:
     if token.type == "_DEDENT":
         return SpecError(f"the indented block ended early: expected {_describe(expected)}", span, hint=keyword_hint)
     name = _TERMINAL_NAMES.get(token.type)
-    shown = f"`{token}`" if name is None or name.startswith("`") else f"{name} `{token}`"
+    if name is None or name.startswith("`"):
+        shown = f"`{token}`"
+    else:  # "a name" reads "unexpected name `x`"
+        shown = f"{name.split(' ', 1)[1] if name.startswith(('a ', 'an ')) else name} `{token}`"
     return SpecError(
         f"unexpected {shown}",
         span,

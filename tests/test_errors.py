@@ -450,6 +450,8 @@ def test_network_and_input_lines_lose_nothing(text, at, message):
     assert err.hint
 
 
-def test_an_unexpected_symbol_is_named_once():
+def test_an_unexpected_token_is_named_once_and_without_an_article():
     err = error(HEAD + "concat:\n  conv 3x3 8 (\nconv 1x1 4\n")
     assert (err.message, where(err)) == ("unexpected `(`", (4, 14))
+    err = error(HEAD + "block b(w) foo:\n  conv 1x1 w\n")
+    assert (err.message, where(err)) == ("unexpected name `foo`", (3, 12))
