@@ -36,42 +36,18 @@ from typing import Any
 import torch
 
 import incdsl
+from bench import NETWORKS, randomise_batch_norms  # bench/bench.py: the references and their weights
 
 RESULTS = Path(__file__).resolve().parent / "results"
-NETWORKS: dict[str, tuple[str, Callable[[], torch.nn.Module]]] = {
-    "googlenet": (
-        "compat/torchvision_googlenet",
-        lambda: __import__("torchvision").models.googlenet(weights=None, aux_logits=False, init_weights=True),
-    ),
-    "inception_v3": (
-        "inception_v3",
-        lambda: __import__("torchvision").models.inception_v3(weights=None, aux_logits=False, init_weights=True),
-    ),
-}
-NETWORKS_INPUT = {"googlenet": (224, 224), "inception_v3": (299, 299)}
 EAGER, COMPILED, FUSED, FUSED_COMPILED = (
     "eager (reference)", "torch.compile (reference)", "incdsl fuse=True", "torch.compile (incdsl fuse=True)",
 )
 
 
-def randomised(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
-    """Batch-norm statistics and affine terms drawn at random (a fresh model's would hide a wrong fold)."""
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                c = m.num_features
-                m.running_mean.copy_((torch.rand(c, generator=g) - 0.5) * 0.2)
-                m.running_var.copy_(torch.rand(c, generator=g) + 0.5)
-                m.weight.copy_(torch.rand(c, generator=g) + 0.5)
-                m.bias.copy_((torch.rand(c, generator=g) - 0.5) * 0.2)
-    return model
-
-
 def models(name: str) -> tuple[torch.nn.Module, torch.nn.Module]:
     """(the reference, incdsl's fused model with its weights), eval mode, channels-last."""
     spec, build = NETWORKS[name]
-    reference = randomised(build().eval())
+    reference = randomise_batch_norms(build().eval())
     net = incdsl.load(spec)
     ours = incdsl.compile(net, fuse=True)
     loaded = ours.load_state_dict(reference.state_dict(), strict=False)
@@ -98,7 +74,7 @@ def compiled(model: torch.nn.Module, graphs: list[int]) -> torch.nn.Module:
 def measure(name: str, batch: int, rounds: int) -> list[dict[str, Any]]:
     reference, ours = models(name)
     gen = torch.Generator().manual_seed(1000 + batch)
-    x = torch.randn(batch, 3, *NETWORKS_INPUT[name], generator=gen).contiguous(memory_format=torch.channels_last)
+    x = torch.randn(batch, *incdsl.load(NETWORKS[name][0]).input_shape, generator=gen).contiguous(memory_format=torch.channels_last)
     variants: dict[str, torch.nn.Module] = {EAGER: reference, FUSED: ours}
     setup: dict[str, float] = {}
     info: dict[str, Any] = {}
