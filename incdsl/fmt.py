@@ -25,7 +25,7 @@ from typing import Any
 from lark import Token
 from pydantic import BaseModel
 
-from . import ast
+from . import ast, limits
 from .errors import Span, SpecError, SpecWarning
 from .frontend import loads_parsed
 from .syntax import LAYOUT_TOKENS, indent_width, parse, tokens
@@ -48,6 +48,14 @@ def format_spec(text: str, file: str = "<string>", include_path: Sequence[str | 
     read = tokens(text)
     code = _code_tokens(read)
     formatted = _Formatter(text, code, _table_cells(tree, code)).run()
+    if len(formatted) > limits.MAX_FILE_CHARS:  # its indentation and alignment made it longer
+        raise SpecError(
+            f"formatted, this file would be {len(formatted):,} characters long, over the limit of "
+            f"{limits.MAX_FILE_CHARS:,} for a spec, so it is left as it is",
+            Span(file, 1, 1),
+            hint="split it with `include`",
+            source=text,
+        )
     difference = meaning_difference(text, formatted, file, include_path, read=(read, tree))
     if difference:
         raise SpecError(

@@ -122,6 +122,19 @@ def test_fmt_refuses_what_does_not_parse(tmp_path: Path, cli):
     assert spec.read_text() == "network s\ninput 3x8x8\nconv 3x3 4 )\n"
 
 
+def test_a_file_that_formatting_would_push_over_the_size_limit_is_kept(tmp_path: Path, cli):
+    """Tab indentation becomes two spaces a level: 40,000 tab-indented comment lines (120,054
+    characters) would format to 160,056, over the 131,072 a spec may have. The fuzzer's 20 refused
+    mutants were such files, told "this is a bug in incdsl fmt"; the message now says what it is."""
+    text = "network t\ninput 3x8x8\nconcat:\n\tconv 1x1 4\n" + "\t#\n" * 40_000 + "\tconv 1x1 4\n"
+    spec = tmp_path / "long.inc"
+    spec.write_text(text, encoding="utf-8")
+    code, _, err = cli("fmt", str(spec))
+    assert code == 1 and "formatted, this file would be 160,056 characters long, over the limit of 131,072" in err
+    assert "split it with `include`" in err and "bug" not in err
+    assert spec.read_text(encoding="utf-8") == text
+
+
 @pytest.mark.parametrize("char", ["\u2028", "\u2029", "\x85", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\r"])
 def test_a_line_break_only_other_programs_see_is_refused_and_the_file_kept(char, tmp_path: Path, cli):
     """`# note\\u2028conv 3x3 64` was one comment to the parser and two lines to fmt, which wrote
