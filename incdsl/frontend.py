@@ -74,16 +74,15 @@ def coerce_input(value: ir.Shape | str | None) -> ir.Shape | None:
         return None
     if isinstance(value, str):
         found = _INPUT.fullmatch(value)
-        dims = None
-        if found:
-            sizes = tuple(int(v) for v in found.groups())
-            dims = ast.Dims.model_construct(span=None, sizes=sizes, stride=None, text=value.strip())
-        return parse_input_shape(dims, value, Span("<input>", 1, 1))
-    shape = tuple(int(v) for v in value)
-    if len(shape) != 3 or min(shape) < 1:
-        raise SpecError(f"malformed input {value!r}: expected (channels, height, width)", None)
-    return parse_input_shape(ast.Dims.model_construct(span=None, sizes=shape, stride=None, text="x".join(map(str, shape))),
-                             "x".join(map(str, shape)), Span("<input>", 1, 1))
+        sizes = tuple(int(v) for v in found.groups()) if found else None
+        text = value
+    else:
+        sizes = tuple(int(v) for v in value)
+        if len(sizes) != 3 or min(sizes) < 1:
+            raise SpecError(f"malformed input {value!r}: expected (channels, height, width)", None)
+        text = "x".join(map(str, sizes))
+    dims = ast.Dims.model_construct(span=None, sizes=sizes, stride=None, text=text.strip()) if sizes else None
+    return parse_input_shape(dims, text, Span("<input>", 1, 1))
 
 
 def read_spec_bytes(path: Path | None, name: str, span: Span | None = None) -> bytes:

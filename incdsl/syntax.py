@@ -310,7 +310,7 @@ def parse(text: str, file: str = "<string>") -> ast.SpecFile:
             "indent every line of a file the same way, with spaces (or with tabs)",
             source=source,
         ) from None
-    except SpecError as err:  # a number over the limit, raised by the post-lexer
+    except SpecError as err:  # a number or the token count over its limit, raised by the post-lexer
         span = err.span
         assert span is not None
         err.span = Span(file, span.line, span.column, span.end_line, span.end_column)
