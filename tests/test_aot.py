@@ -77,22 +77,38 @@ def test_a_cross_compiled_module_carries_kernels_its_gpu_finds(tmp_path):
     for name in manifest["kernels"]:
         assert list((out / "kernels" / name).glob("*.cubin")), name
     assert "class MiniGooglenetTriton" in (out / "mini_googlenet.py").read_text()
-    # On the GPU: installed into that machine's (empty) Triton cache, every launch of the
-    # module's plans finds its kernel there under the key the JIT computes: nothing compiles.
+    # On the GPU the module's plans compile through Triton's JIT, which finds each kernel under
+    # the key it computes: while the module serves them, in a private folder and not in the
+    # user's (empty) cache; installed with `python -m ...precompiled`, in that cache.
     there = tmp_path / "there"
-    _run([sys.executable, "-c", f"""
-import os
+    script = f"""
+import importlib.util, os, sys
 from pathlib import Path
-from incdsl.compiler.triton.precompiled import install
-n = install(Path({str(out / "kernels")!r}))
-assert n == {len(manifest["kernels"])}, n
-before = set(os.listdir({str(there)!r}))
 import incdsl
 from incdsl.compiler.triton.aot import cross_compile
+from incdsl.compiler.triton.precompiled import install, serving
 from incdsl.compiler.triton.targets import TARGETS
 from incdsl.compiler.pipeline import DEFAULT_TRITON_KERNELS
-cross_compile(incdsl.load("examples/mini_googlenet"), DEFAULT_TRITON_KERNELS, TARGETS["sm_90"], [1, 2], ["fp16"],
-              Path({str(tmp_path / "again")!r}))
-after = set(os.listdir({str(there)!r}))
-assert after == before, sorted(after - before)
-"""], there)  # fmt: skip
+spec = importlib.util.spec_from_file_location("built", {str(out / "mini_googlenet.py")!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+assert module.KERNELS["kernels"] == {manifest["kernels"]!r}
+
+def compile_again(into):
+    cross_compile(incdsl.load("examples/mini_googlenet"), DEFAULT_TRITON_KERNELS, TARGETS["sm_90"], [1, 2], ["fp16"],
+                  Path({str(tmp_path)!r}) / into)
+    there = Path({str(there)!r})
+    return set(os.listdir(there) if there.exists() else ()) & set(module.KERNELS["kernels"])
+
+if sys.argv[1] == "served":
+    with serving(Path({str(out / "kernels")!r}), module.KERNELS) as served:
+        assert served == {len(manifest["kernels"])} and compile_again("served") == set()
+else:
+    n = install(Path({str(out / "kernels")!r}))
+    assert n == {len(manifest["kernels"])}, n
+    before = sorted(os.listdir({str(there)!r}))
+    assert compile_again("installed") == set(module.KERNELS["kernels"])
+    assert sorted(os.listdir({str(there)!r})) == before, "a kernel compiled again"
+"""  # fmt: skip
+    _run([sys.executable, "-c", script, "served"], there)
+    _run([sys.executable, "-c", script, "installed"], there)
