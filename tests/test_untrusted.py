@@ -3,6 +3,7 @@ is bounded, and nothing is unpickled from a place others can write."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -324,3 +325,47 @@ def test_a_module_compiled_without_target_never_looks_for_kernels(built, tmp_pat
     model = _module(out / "net.py").MiniGooglenetTriton()
     with model._serving_carried(_OnAGpu()) as served:
         assert served is None
+
+
+GOOD = "A" * 52
+MANIFESTS = {
+    "no folder": (None, "cannot open"),
+    "no manifest": ({}, "cannot open"),
+    "not JSON": (b"{kernels", "is not valid JSON"),
+    "a list": ([GOOD], "is not a JSON object"),
+    "the old list of folders": ({"kernels": [GOOD]}, "is not a mapping"),
+    "a NUL in a folder name": ({"kernels": {"AB\x00C": {"k.cubin": "0" * 64}}}, "is not a kernel folder name"),
+    "a path for a folder name": ({"kernels": {"../AB": {"k.cubin": "0" * 64}}}, "is not a kernel folder name"),
+    "a NUL in a file name": ({"kernels": {GOOD: {"k\x00.cubin": "0" * 64}}}, "is not a kernel binary"),
+    "a folder name that is a file": ({"kernels": {GOOD: {"k.cubin": "0" * 64}}}, "is not a folder"),
+    "no hash": ({"kernels": {GOOD: {"k.cubin": None}}}, "not 64 hex digits"),
+}
+
+
+@pytest.mark.parametrize("case", MANIFESTS)
+def test_the_install_tool_refuses_a_bad_manifest_with_a_message(tmp_path, case, capsys, monkeypatch):
+    from incdsl.compiler.triton.precompiled import main
+
+    manifest, reason = MANIFESTS[case]
+    folder = tmp_path / "kernels"
+    if manifest is not None:
+        folder.mkdir()
+        (folder / GOOD).write_bytes(b"not a folder")
+        if manifest != {}:
+            data = manifest if isinstance(manifest, bytes) else json.dumps(manifest).encode()
+            (folder / "manifest.json").write_bytes(data)
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "cache"))
+    with pytest.raises(SystemExit) as info:
+        main([str(folder)])
+    err = capsys.readouterr().err
+    assert info.value.code == 2 and reason in err and "nothing was installed" in err, err
+    assert "Traceback" not in err and not (tmp_path / "cache").exists()
+
+
+def test_the_install_tool_installs_a_checked_folder(built, tmp_path, capsys, monkeypatch):
+    from incdsl.compiler.triton.precompiled import main
+
+    monkeypatch.setenv("TRITON_CACHE_DIR", str(tmp_path / "cache"))
+    assert main([str(built / "kernels")]) == 0
+    assert capsys.readouterr().out.startswith("installed 3 of 3 kernels into")
+    assert {p.name for p in (tmp_path / "cache").iterdir()} == set(json.loads((built / "kernels" / "manifest.json").read_text())["kernels"])

@@ -206,7 +206,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         os.close(top)
     try:
         manifest = json.loads(text.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:
         raise UntrustedKernels(f"{folder / MANIFEST} is not valid JSON: {err}") from None
     if not isinstance(manifest, dict):
         raise UntrustedKernels(f"{folder / MANIFEST} is not a JSON object")
@@ -234,15 +234,15 @@ def serving(folder: Path, built: Mapping[str, Any]) -> Iterator[int]:
     """Within this block Triton's compiler finds the kernels of ``built`` (a module's record:
     ``triton``, ``target``, ``kernels``) read and checked from ``folder``, from a private
     folder that is removed at the end; yields how many. Kernels of another Triton version are
-    not read: their keys could never match."""
+    checked but not served: their keys could never match."""
     import triton
     from triton import knobs
     from triton.runtime.cache import FileCacheManager
 
+    kernels = read_kernels(folder, built["kernels"])
     if built.get("triton") != triton.__version__:
         yield 0
         return
-    kernels = read_kernels(folder, built["kernels"])
     with tempfile.TemporaryDirectory(prefix="incdsl-kernels-") as private:
         root = Path(private)
         for name, files in kernels.items():
@@ -273,15 +273,15 @@ def serving(folder: Path, built: Mapping[str, Any]) -> Iterator[int]:
 def install(source: Path, cache: Path | None = None) -> int:
     """Put the kernels exported to ``source`` into Triton's cache (``cache``, default this
     user's), checked against ``source``'s manifest (see :func:`read_kernels`), skipping those
-    already there. Kernels built by another Triton version are left out: their keys could
-    never match. Returns how many were installed; :class:`UntrustedKernels` before anything
+    already there. Kernels built by another Triton version are checked and left out: their
+    keys could never match. Returns how many were installed; :class:`UntrustedKernels` before anything
     is installed if a check fails."""
     import triton
 
     manifest = read_manifest(source)
+    kernels = read_kernels(source, manifest["kernels"])
     if manifest.get("triton") != triton.__version__:
         return 0
-    kernels = read_kernels(source, manifest["kernels"])
     cache = cache or _cache_dir()
     cache.mkdir(parents=True, exist_ok=True)
     installed = 0
@@ -310,6 +310,8 @@ def main(argv: list[str] | None = None) -> int:
         installed = install(args.folder)
     except UntrustedKernels as err:
         parser.exit(2, f"{parser.prog}: error: {err}; nothing was installed\n")
+    except OSError as err:  # the cache cannot be written
+        parser.exit(2, f"{parser.prog}: error: cannot install into {_cache_dir()}: {err.strerror or err}\n")
     print(f"installed {installed} of {len(manifest['kernels'])} kernels into {_cache_dir()}"
           f" (built with Triton {manifest.get('triton')}, for {manifest.get('target')})")  # fmt: skip
     return 0
