@@ -299,7 +299,7 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
         check_backend(args.backend)  # the triton package; compiling needs no GPU
         if args.backend == "triton" or args.report:
             sys.stdout.write(compile_report(net, args.backend, kernels))
-            if not args.output:
+            if args.output is None:
                 return 0
         if args.target is not None:
             return _cross_compile(net, kernels, args)
@@ -342,6 +342,7 @@ def _cross_compile(net: ir.Network, kernels: Any, args: argparse.Namespace) -> i
         refused = f"cannot use -o {args.output}: {err.strerror or err}"
     if refused:
         raise ValueError(refused)
+    created = not folder.exists()
     try:
         folder.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=".kernels-", dir=folder))
@@ -364,6 +365,8 @@ def _cross_compile(net: ir.Network, kernels: Any, args: argparse.Namespace) -> i
         staging.rename(kernels_folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(folder.iterdir()):  # nothing came of it: leave no empty folder
+            folder.rmdir()
     carried = {key: manifest[key] for key in ("triton", "target", "kernels")}
     module = folder / f"{net.name}.py"
     if module.is_symlink():  # the module replaces the link, never writes where it points

@@ -112,3 +112,62 @@ else:
 """  # fmt: skip
     _run([sys.executable, "-c", script, "served"], there)
     _run([sys.executable, "-c", script, "installed"], there)
+
+
+def _largest_batch(spec: str) -> int:
+    """The largest batch whose every value (N·C·H·W) 32-bit indices reach."""
+    import math
+
+    import incdsl
+    from incdsl.limits import MAX_ELEMENTS
+
+    return MAX_ELEMENTS // max(math.prod(n.shape) for n in incdsl.load(spec).nodes if n.shape)
+
+
+TARGET_MISTAKES = {
+    "batch 0": (["--batches", "0"], "--batches takes whole numbers from 1 to {largest:,}"),
+    "batch -1": (["--batches", "-1"], "--batches takes whole numbers from 1 to {largest:,}"),
+    "a batch past the indices": (["--batches", "1,{over}"], "--batches takes whole numbers from 1 to {largest:,}"),
+    "a huge batch": (["--batches", "99999999999"], "--batches takes whole numbers from 1 to"),
+    "no batch": (["--batches", ""], "--batches takes whole numbers"),
+    "an empty target": (["--target", ""], "unknown GPU target ''"),
+    "a .py output": (["-o", "{tmp}/x.py"], "names a folder for the module and its kernels, not a .py file"),
+    "an empty output": (["-o", ""], "-o needs a folder name"),
+    "a file output": (["-o", "{tmp}/file"], "is a file"),
+    "a dangling link": (["-o", "{tmp}/dangling"], "is a symbolic link to nothing (or to itself)"),
+    "a looping link": (["-o", "{tmp}/loop"], "is a symbolic link to nothing (or to itself)"),
+    "a name too long": (["-o", "{tmp}/" + "d" * 300], "cannot use -o"),
+}
+
+
+@pytest.mark.parametrize("case", TARGET_MISTAKES)
+def test_target_mistakes_are_usage_errors_before_anything_compiles(cli, tmp_path, case):
+    """Each was a traceback (AssertionError, RuntimeError, CompilationError: some after every
+    kernel had compiled) or was silently ignored. Under the interpreter a compile would exit 3,
+    so exit 2 also shows that nothing compiled."""
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    largest = _largest_batch("examples/mini_googlenet")
+    extra, message = TARGET_MISTAKES[case]
+    args = {"--target": "sm_90", "-o": str(tmp_path / "out")}
+    for flag, value in zip(extra[::2], extra[1::2], strict=True):
+        args[flag] = value.format(tmp=tmp_path, over=largest + 1)
+    argv = ["compile", "examples/mini_googlenet", "--backend", "triton", *(x for kv in args.items() for x in kv)]
+    code, _, err = cli(*argv)
+    assert code == 2 and message.format(largest=largest) in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "file", "loop"]
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_network_without_triton_kernels_has_nothing_to_precompile(tmp_path):
+    spec = tmp_path / "plain.inc"
+    spec.write_text("network plain\ninput 3x8x8\nconv 3x3 4\nflatten\nlinear 10\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path / "cache")
+    done = subprocess.run([sys.executable, "-m", "incdsl.cli", "compile", str(spec), "--backend", "triton",
+                           "--target", "sm_90", "--batches", "1", "-o", str(tmp_path / "out")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "plain launches none of the Triton kernels" in done.stderr and "nothing to precompile for sm_90" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
