@@ -324,7 +324,7 @@ def _cross_compile(net: ir.Network, kernels: Any, args: argparse.Namespace) -> i
 
     from .compiler.pipeline import TRITON_KERNELS, generate_source
     from .compiler.triton.aot import PRECISIONS, cross_compile, describe
-    from .compiler.triton.precompiled import read_manifest
+    from .compiler.triton.precompiled import UntrustedKernels, read_manifest
     from .compiler.triton.targets import target
     from .progress import progress
 
@@ -356,7 +356,10 @@ def _cross_compile(net: ir.Network, kernels: Any, args: argparse.Namespace) -> i
                 f"{net.name} launches none of the Triton kernels {', '.join(chosen)}: nothing to precompile for "
                 f"{gpu.name} (compile without --target to write the module)"
             )
-        manifest = read_manifest(staging)
+        try:
+            manifest = read_manifest(staging)
+        except UntrustedKernels as err:  # a file system where modes or owners do not hold
+            raise ValueError(f"cannot keep the kernels in {args.output}: {err}") from None
         kernels_folder = folder / "kernels"
         if kernels_folder.is_symlink() or kernels_folder.is_file():
             kernels_folder.unlink()
