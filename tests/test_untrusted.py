@@ -369,3 +369,11 @@ def test_the_install_tool_installs_a_checked_folder(built, tmp_path, capsys, mon
     assert main([str(built / "kernels")]) == 0
     assert capsys.readouterr().out.startswith("installed 3 of 3 kernels into")
     assert {p.name for p in (tmp_path / "cache").iterdir()} == set(json.loads((built / "kernels" / "manifest.json").read_text())["kernels"])
+
+
+def test_a_module_copied_without_its_kernels_compiles_them_with_a_warning(built, tmp_path):
+    shutil.copy(built / "mini_googlenet.py", tmp_path)
+    model = _module(tmp_path / "mini_googlenet.py").MiniGooglenetTriton()
+    missing = pytest.warns(UserWarning, match="kernels is missing: the kernels are compiled here")
+    with missing, model._serving_carried(_OnAGpu()) as served:
+        assert served == 0

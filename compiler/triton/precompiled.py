@@ -45,6 +45,7 @@ import re
 import shutil
 import stat
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -234,11 +235,16 @@ def serving(folder: Path, built: Mapping[str, Any]) -> Iterator[int]:
     """Within this block Triton's compiler finds the kernels of ``built`` (a module's record:
     ``triton``, ``target``, ``kernels``) read and checked from ``folder``, from a private
     folder that is removed at the end; yields how many. Kernels of another Triton version are
-    checked but not served: their keys could never match."""
+    checked but not served: their keys could never match. Without the folder (a module copied
+    alone) nothing is served, with a warning: the kernels compile as in any module."""
     import triton
     from triton import knobs
     from triton.runtime.cache import FileCacheManager
 
+    if not os.path.lexists(folder):  # the module was copied without them: nothing to trust or use
+        warnings.warn(f"{folder} is missing: the kernels are compiled here", stacklevel=3)
+        yield 0
+        return
     kernels = read_kernels(folder, built["kernels"])
     if built.get("triton") != triton.__version__:
         yield 0
@@ -262,9 +268,15 @@ def serving(folder: Path, built: Mapping[str, Any]) -> Iterator[int]:
                 return Served(key)
             return base(key, override=override, dump=dump)
 
-        with knobs.cache.scope():
-            knobs.cache.manager_class = manager  # type: ignore[assignment]
+        before = knobs.cache.__dict__.get("manager_class", manager)  # a value set in Python, if any
+        knobs.cache.manager_class = manager  # type: ignore[assignment]
+        try:
             yield len(kernels)
+        finally:
+            if before is manager:
+                del knobs.cache.manager_class  # back to TRITON_CACHE_MANAGER or the default
+            else:
+                knobs.cache.manager_class = before
 
 
 # --- installing into Triton's cache (explicit, persistent) -----------------------------------
