@@ -188,6 +188,9 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """``incdsl compile --target sm_90 --batches 1`` of the smallest network, its GEMMs only (three
     binaries, two of them distinct), cross-compiled here."""
     out = tmp_path_factory.mktemp("target") / "out"
+    (out / "kernels" / "AAAA").mkdir(parents=True)  # an earlier build's, which must not mix in
+    (out / "kernels" / "AAAA" / "_gemm_kernel.cubin").write_bytes(b"stale")
+    (out / "mini_googlenet.py").symlink_to(out.parent / "planted.py")  # a link the module replaces
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_CACHE_DIR"] = str(out.parent / "cache")
     done = subprocess.run(
@@ -196,6 +199,8 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> Path:
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
+    assert not (out / "kernels" / "AAAA").exists() and not (out / "mini_googlenet.py").is_symlink()
+    assert sorted(p.name for p in out.parent.iterdir()) == ["cache", "out"]
     return out
 
 
