@@ -7,7 +7,7 @@ for eval mode; training mode always runs the spec's layers as written.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from incdsl import ir
@@ -121,12 +121,18 @@ def compile_report(net: ir.Network, backend: str, kernels: Iterable[str] | str =
     return report(net, run_passes(net, inference_passes(backend, chosen)), backend, chosen)
 
 
-def generate_source(net: ir.Network, backend: str = "torch", kernels: Iterable[str] | str = DEFAULT_TRITON_KERNELS) -> str:
+def generate_source(
+    net: ir.Network,
+    backend: str = "torch",
+    kernels: Iterable[str] | str = DEFAULT_TRITON_KERNELS,
+    carried: Mapping[str, Any] | None = None,
+) -> str:
     """Python source that defines the compiled network as an ``nn.Module`` class.
 
     The torch backend's source needs only torch. The triton backend's adds a
     subclass whose eval mode runs incdsl's Triton kernels, so it needs incdsl
-    (with triton) to import.
+    (with triton) to import; ``carried`` records the kernels compiled ahead of
+    time with it (``incdsl compile --target``), which it then uses.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -136,5 +142,5 @@ def generate_source(net: ir.Network, backend: str = "torch", kernels: Iterable[s
         from .triton.codegen import triton_footer
 
         chosen = check_kernels(kernels)
-        return generate(net, footer=lambda cls: triton_footer(net, chosen, cls))
+        return generate(net, footer=lambda cls: triton_footer(net, chosen, cls, carried))
     return generate(net)

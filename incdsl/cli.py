@@ -285,11 +285,11 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
     kernels = DEFAULT_TRITON_KERNELS if args.kernels is None else args.kernels
     if args.kernels not in (None, "all"):
         kernels = tuple(k.strip() for k in args.kernels.split(","))
-    if args.target and (args.backend != "triton" or not args.output):
+    if args.target is not None and (args.backend != "triton" or args.output is None):
         return _usage_error("compile", "--target goes with --backend triton and -o DIR")
     if args.kernels is not None and args.backend != "triton":
         return _usage_error("compile", "--kernels picks the Triton kernels: it goes with --backend triton")
-    if args.output is not None and not args.target:
+    if args.output is not None and args.target is None:
         refused = _output_refused(args.output, args)
         if refused:
             return _usage_error("compile", refused)
@@ -299,11 +299,11 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
         check_backend(args.backend)  # the triton package; compiling needs no GPU
         if args.backend == "triton" or args.report:
             sys.stdout.write(compile_report(net, args.backend, kernels))
-            if not args.output:
+            if args.output is None:
                 return 0
+        if args.target is not None:
+            return _cross_compile(net, kernels, args)
         source = generate_source(net, backend=args.backend, kernels=kernels)
-        if args.target:
-            return _cross_compile(net, kernels, source, args)
     except BackendUnavailable as err:
         print(f"incdsl: {err}", file=sys.stderr)
         return EXIT_BACKEND
@@ -316,10 +316,15 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
     return _write("compile", args.output, source.encode(), f"{source.count(chr(10))} lines")
 
 
-def _cross_compile(net: ir.Network, kernels: Any, source: str, args: argparse.Namespace) -> int:
-    """``compile --target``: the module and its kernels, compiled for that GPU, into one folder."""
-    from .compiler.pipeline import TRITON_KERNELS
+def _cross_compile(net: ir.Network, kernels: Any, args: argparse.Namespace) -> int:
+    """``compile --target``: the module and its kernels, compiled for that GPU, into one folder.
+    Every argument is checked before the first kernel compiles; the module embeds the kernels'
+    hashes (see compiler/triton/precompiled.py) and is written only when there are kernels."""
+    import tempfile
+
+    from .compiler.pipeline import TRITON_KERNELS, generate_source
     from .compiler.triton.aot import PRECISIONS, cross_compile, describe
+    from .compiler.triton.precompiled import UntrustedKernels, read_manifest
     from .compiler.triton.targets import target
     from .progress import progress
 
@@ -329,20 +334,83 @@ def _cross_compile(net: ir.Network, kernels: Any, source: str, args: argparse.Na
     unknown = [p for p in precisions if p not in PRECISIONS]
     if unknown:
         raise ValueError(f"unknown precision {', '.join(unknown)}; choose among {', '.join(PRECISIONS)}")
-    try:
-        batches = [int(b) for b in args.batches.split(",")]
-    except ValueError:
-        raise ValueError(f"--batches takes whole numbers, got {args.batches!r}") from None
+    batches = _batches(net, args.batches)
     folder = Path(args.output)
-    if folder.exists() and not folder.is_dir():
-        raise ValueError(f"-o {args.output} is a file: with --target, -o names a folder for the module and its kernels")
+    try:
+        refused = _target_folder_refused(args.output, folder)
+    except OSError as err:  # a name the system cannot look up (too long, say)
+        refused = f"cannot use -o {args.output}: {err.strerror or err}"
+    if refused:
+        raise ValueError(refused)
+    created = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".kernels-", dir=folder))
+    except OSError as err:
+        raise ValueError(f"cannot write {args.output}: {err.strerror or err}") from None
+    try:
+        with progress(f"compiling {net.name}'s kernels for {gpu.name}"):
+            rows = cross_compile(net, chosen, gpu, batches, precisions, staging)
+        if not rows:
+            raise ValueError(
+                f"{net.name} launches none of the Triton kernels {', '.join(chosen)}: nothing to precompile for "
+                f"{gpu.name} (compile without --target to write the module)"
+            )
+        try:
+            manifest = read_manifest(staging)
+        except UntrustedKernels as err:  # a file system where modes or owners do not hold
+            raise ValueError(f"cannot keep the kernels in {args.output}: {err}") from None
+        kernels_folder = folder / "kernels"
+        if kernels_folder.is_symlink() or kernels_folder.is_file():
+            kernels_folder.unlink()
+        elif kernels_folder.exists():
+            shutil.rmtree(kernels_folder)  # an earlier build's: its kernels are not this module's
+        staging.rename(kernels_folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created and not any(folder.iterdir()):  # nothing came of it: leave no empty folder
+            folder.rmdir()
+    carried = {key: manifest[key] for key in ("triton", "target", "kernels")}
     module = folder / f"{net.name}.py"
-    with progress(f"compiling {net.name}'s kernels for {gpu.name}"):
-        rows = cross_compile(net, chosen, gpu, batches, precisions, folder / "kernels")
-    module.write_text(source, encoding="utf-8")
+    if module.is_symlink():  # the module replaces the link, never writes where it points
+        module.unlink()
+    module.write_text(generate_source(net, "triton", chosen, carried), encoding="utf-8")
     print(describe(rows, gpu), file=sys.stderr)
-    print(f"wrote {module} and {folder / 'kernels'}", file=sys.stderr)
+    print(f"wrote {module} and {kernels_folder}", file=sys.stderr)
     return 1 if any(r.problems for r in rows) else 0
+
+
+def _batches(net: ir.Network, text: str) -> list[int]:
+    """``--batches``: whole numbers from 1 to the largest batch whose every value (N·C·H·W) the
+    kernels' 32-bit indices reach."""
+    import math
+
+    from .limits import MAX_ELEMENTS
+
+    largest = MAX_ELEMENTS // max(math.prod(n.shape) for n in net.nodes if n.shape)
+    try:
+        batches = [int(b) for b in text.split(",")]
+    except ValueError:
+        batches = []
+    if not batches or not all(1 <= b <= largest for b in batches):
+        raise ValueError(
+            f"--batches takes whole numbers from 1 to {largest:,} for {net.name} (a larger batch overflows the "
+            f"kernels' 32-bit indices), got {text!r}"
+        )
+    return batches
+
+
+def _target_folder_refused(name: str, folder: Path) -> str | None:
+    """Why ``-o`` cannot be the folder ``--target`` writes, or None."""
+    if not name:
+        return "-o needs a folder name"
+    if folder.suffix == ".py":
+        return f"-o {name}: with --target, -o names a folder for the module and its kernels, not a .py file"
+    if folder.is_symlink() and not folder.exists():
+        return f"-o {name} is a symbolic link to nothing (or to itself)"
+    if folder.exists() and not folder.is_dir():
+        return f"-o {name} is a file: with --target, -o names a folder for the module and its kernels"
+    return None
 
 
 def _list(pattern: str) -> int:

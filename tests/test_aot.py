@@ -77,22 +77,97 @@ def test_a_cross_compiled_module_carries_kernels_its_gpu_finds(tmp_path):
     for name in manifest["kernels"]:
         assert list((out / "kernels" / name).glob("*.cubin")), name
     assert "class MiniGooglenetTriton" in (out / "mini_googlenet.py").read_text()
-    # On the GPU: installed into that machine's (empty) Triton cache, every launch of the
-    # module's plans finds its kernel there under the key the JIT computes: nothing compiles.
+    # On the GPU the module's plans compile through Triton's JIT, which finds each kernel under
+    # the key it computes: while the module serves them, in a private folder and not in the
+    # user's (empty) cache; installed with `python -m ...precompiled`, in that cache.
     there = tmp_path / "there"
-    _run([sys.executable, "-c", f"""
-import os
+    script = f"""
+import importlib.util, os, sys
 from pathlib import Path
-from incdsl.compiler.triton.precompiled import install
-n = install(Path({str(out / "kernels")!r}))
-assert n == {len(manifest["kernels"])}, n
-before = set(os.listdir({str(there)!r}))
 import incdsl
 from incdsl.compiler.triton.aot import cross_compile
+from incdsl.compiler.triton.precompiled import install, serving
 from incdsl.compiler.triton.targets import TARGETS
 from incdsl.compiler.pipeline import DEFAULT_TRITON_KERNELS
-cross_compile(incdsl.load("examples/mini_googlenet"), DEFAULT_TRITON_KERNELS, TARGETS["sm_90"], [1, 2], ["fp16"],
-              Path({str(tmp_path / "again")!r}))
-after = set(os.listdir({str(there)!r}))
-assert after == before, sorted(after - before)
-"""], there)  # fmt: skip
+spec = importlib.util.spec_from_file_location("built", {str(out / "mini_googlenet.py")!r})
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+assert module.KERNELS["kernels"] == {manifest["kernels"]!r}
+
+def compile_again(into):
+    cross_compile(incdsl.load("examples/mini_googlenet"), DEFAULT_TRITON_KERNELS, TARGETS["sm_90"], [1, 2], ["fp16"],
+                  Path({str(tmp_path)!r}) / into)
+    there = Path({str(there)!r})
+    return set(os.listdir(there) if there.exists() else ()) & set(module.KERNELS["kernels"])
+
+if sys.argv[1] == "served":
+    with serving(Path({str(out / "kernels")!r}), module.KERNELS) as served:
+        assert served == {len(manifest["kernels"])} and compile_again("served") == set()
+else:
+    n = install(Path({str(out / "kernels")!r}))
+    assert n == {len(manifest["kernels"])}, n
+    before = sorted(os.listdir({str(there)!r}))
+    assert compile_again("installed") == set(module.KERNELS["kernels"])
+    assert sorted(os.listdir({str(there)!r})) == before, "a kernel compiled again"
+"""  # fmt: skip
+    _run([sys.executable, "-c", script, "served"], there)
+    _run([sys.executable, "-c", script, "installed"], there)
+
+
+def _largest_batch(spec: str) -> int:
+    """The largest batch whose every value (N·C·H·W) 32-bit indices reach."""
+    import math
+
+    import incdsl
+    from incdsl.limits import MAX_ELEMENTS
+
+    return MAX_ELEMENTS // max(math.prod(n.shape) for n in incdsl.load(spec).nodes if n.shape)
+
+
+TARGET_MISTAKES = {
+    "batch 0": (["--batches", "0"], "--batches takes whole numbers from 1 to {largest:,}"),
+    "batch -1": (["--batches", "-1"], "--batches takes whole numbers from 1 to {largest:,}"),
+    "a batch past the indices": (["--batches", "1,{over}"], "--batches takes whole numbers from 1 to {largest:,}"),
+    "a huge batch": (["--batches", "99999999999"], "--batches takes whole numbers from 1 to"),
+    "no batch": (["--batches", ""], "--batches takes whole numbers"),
+    "an empty target": (["--target", ""], "unknown GPU target ''"),
+    "a .py output": (["-o", "{tmp}/x.py"], "names a folder for the module and its kernels, not a .py file"),
+    "an empty output": (["-o", ""], "-o needs a folder name"),
+    "a file output": (["-o", "{tmp}/file"], "is a file"),
+    "a dangling link": (["-o", "{tmp}/dangling"], "is a symbolic link to nothing (or to itself)"),
+    "a looping link": (["-o", "{tmp}/loop"], "is a symbolic link to nothing (or to itself)"),
+    "a name too long": (["-o", "{tmp}/" + "d" * 300], "cannot use -o"),
+}
+
+
+@pytest.mark.parametrize("case", TARGET_MISTAKES)
+def test_target_mistakes_are_usage_errors_before_anything_compiles(cli, tmp_path, case):
+    """Each was a traceback (AssertionError, RuntimeError, CompilationError: some after every
+    kernel had compiled) or was silently ignored. Under the interpreter a compile would exit 3,
+    so exit 2 also shows that nothing compiled."""
+    (tmp_path / "file").write_text("x")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    largest = _largest_batch("examples/mini_googlenet")
+    extra, message = TARGET_MISTAKES[case]
+    args = {"--target": "sm_90", "-o": str(tmp_path / "out")}
+    for flag, value in zip(extra[::2], extra[1::2], strict=True):
+        args[flag] = value.format(tmp=tmp_path, over=largest + 1)
+    argv = ["compile", "examples/mini_googlenet", "--backend", "triton", *(x for kv in args.items() for x in kv)]
+    code, _, err = cli(*argv)
+    assert code == 2 and message.format(largest=largest) in err and "Traceback" not in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dangling", "file", "loop"]
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_a_network_without_triton_kernels_has_nothing_to_precompile(tmp_path):
+    spec = tmp_path / "plain.inc"
+    spec.write_text("network plain\ninput 3x8x8\nconv 3x3 4\nflatten\nlinear 10\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    env["TRITON_CACHE_DIR"] = str(tmp_path / "cache")
+    done = subprocess.run([sys.executable, "-m", "incdsl.cli", "compile", str(spec), "--backend", "triton",
+                           "--target", "sm_90", "--batches", "1", "-o", str(tmp_path / "out")],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert "plain launches none of the Triton kernels" in done.stderr and "nothing to precompile for sm_90" in done.stderr
+    assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()

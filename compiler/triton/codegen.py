@@ -8,6 +8,8 @@ the file needs incdsl, not the spec.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
+from typing import Any
 
 from incdsl import ir
 
@@ -35,22 +37,39 @@ def _triple_quoted(text: str) -> str:
     return "'''" + text.replace("\\", "\\\\").replace("'", "\\'") + "'''"
 
 
-def triton_footer(net: ir.Network, kernels: tuple[str, ...], base: str) -> str:
+def triton_footer(net: ir.Network, kernels: tuple[str, ...], base: str, carried: Mapping[str, Any] | None = None) -> str:
     """The code after the torch backend's source: a subclass of its class ``base`` whose eval
-    mode runs the Triton kernels. The names this binds are kept free by the torch code generator."""
+    mode runs the Triton kernels. The names this binds are kept free by the torch code generator.
+
+    ``carried`` (``incdsl compile --target``: the Triton version, the target and each kernel
+    folder's files with their sha256) is embedded: the module then uses the kernels in the
+    ``kernels`` folder beside it that are exactly these, and nothing else
+    (:mod:`incdsl.compiler.triton.precompiled`). Without it the module looks for no kernels."""
+    lines = [
+        "",
+        "",
+        "# --- the triton backend: eval mode through incdsl's Triton kernels ---",
+        "",
+        "import json  # noqa: E402",
+        *(["import pathlib  # noqa: E402"] if carried else []),
+        "",
+        "from incdsl.compiler.pipeline import passed_for_triton  # noqa: E402",
+        "from incdsl.compiler.triton.module import TritonEval  # noqa: E402",
+        "",
+        f"NETWORK = json.loads({_triple_quoted(_compact(net))})",
+    ]
+    setup = "passed_for_triton(NETWORK, kernels), kernels, cuda_graphs, autotune"
+    if carried:
+        lines += [
+            "",
+            "#: The kernels compiled ahead of time with this module (incdsl compile --target), by Triton's",
+            "#: cache key: each file and its sha256. The eval mode uses those in ./kernels that match, no others.",
+            f"KERNELS = json.loads({_triple_quoted(json.dumps(carried, indent=1, sort_keys=True))})",
+        ]
+        setup += ", carried=(pathlib.Path(__file__).with_name('kernels'), KERNELS)"
     return "\n".join(
         [
-            "",
-            "",
-            "# --- the triton backend: eval mode through incdsl's Triton kernels ---",
-            "",
-            "import json  # noqa: E402",
-            "import pathlib  # noqa: E402",
-            "",
-            "from incdsl.compiler.pipeline import passed_for_triton  # noqa: E402",
-            "from incdsl.compiler.triton.module import TritonEval  # noqa: E402",
-            "",
-            f"NETWORK = json.loads({_triple_quoted(_compact(net))})",
+            *lines,
             "",
             "",
             f"class {base}Triton(TritonEval, {base}):",
@@ -58,12 +77,7 @@ def triton_footer(net: ir.Network, kernels: tuple[str, ...], base: str) -> str:
             "",
             f"    def __init__(self, kernels: tuple[str, ...] = {kernels!r}, cuda_graphs: bool = True, autotune: bool = False) -> None:",
             "        super().__init__()",
-            "        # kernels compiled ahead of time for a GPU (incdsl compile --target) sit beside this file",
-            "        precompiled = pathlib.Path(__file__).with_name('kernels')",
-            "        self.setup_triton(",
-            "            passed_for_triton(NETWORK, kernels), kernels, cuda_graphs, autotune,",
-            "            precompiled if (precompiled / 'manifest.json').exists() else None,",
-            "        )",
+            f"        self.setup_triton({setup})",
             "",
         ]
     )

@@ -19,7 +19,8 @@ tensors the plans and graphs already hold, so nothing is rebuilt.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -84,12 +85,13 @@ class TritonEval(InferenceEval):
         kernels: Iterable[str] = DEFAULT_TRITON_KERNELS,
         cuda_graphs: bool = True,
         autotune: bool = False,
-        precompiled: Path | None = None,
+        carried: tuple[Path, Mapping[str, Any]] | None = None,
     ) -> None:
-        """``precompiled``: a folder of kernels compiled ahead of time for this GPU
-        (``incdsl compile --target``), put into Triton's cache before the first plan."""
+        """``carried``: a folder of kernels compiled ahead of time for this GPU (``incdsl compile
+        --target``) and the record of them the module was built with; while a plan is built on a
+        GPU, Triton finds those of them that match the record (:func:`.precompiled.serving`)."""
         self.setup_inference(passed, track_in_place=False)
-        self._precompiled = precompiled
+        self._carried = carried
         self._kernels = tuple(kernels)
         self._cuda_graphs = cuda_graphs
         self._autotune = autotune
@@ -113,8 +115,9 @@ class TritonEval(InferenceEval):
             self._prepare()
             key = (tuple(x.shape), x.dtype, x.device)
             self._graphs.pop(key, None)
-            choose = self._chooser(x, tune=True)
-            self._plans[key] = self.build_plan(x, choose, choose.target)
+            with self._serving_carried(x):
+                choose = self._chooser(x, tune=True)
+                self._plans[key] = self.build_plan(x, choose, choose.target)
 
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
@@ -124,7 +127,7 @@ class TritonEval(InferenceEval):
             plan = self._plans.get(key)
             if plan is None:
                 # Compiling (and with autotune, timing) the kernels for a new shape: seconds to minutes.
-                with progress(f"compiling Triton kernels for input {'×'.join(map(str, x.shape))}"):
+                with progress(f"compiling Triton kernels for input {'×'.join(map(str, x.shape))}"), self._serving_carried(x):
                     choose = self._chooser(x, tune=self._autotune)
                     plan = self._plans[key] = self.build_plan(x, choose, choose.target)
                 return self._returned(list(plan.output()))
@@ -148,12 +151,15 @@ class TritonEval(InferenceEval):
         if x.dtype != dtype:
             raise TypeError(f"the input is {x.dtype} and the weights are {dtype}: convert one to the other")
 
-    def _chooser(self, x: torch.Tensor, tune: bool) -> RuntimeChooser:
-        if self._precompiled is not None and x.is_cuda:
-            from .precompiled import install
+    def _serving_carried(self, x: torch.Tensor) -> contextlib.AbstractContextManager[Any]:
+        """Where the kernels compiled for a plan come from: the carried ones that check out, on a GPU."""
+        if self._carried is None or not x.is_cuda:
+            return contextlib.nullcontext()
+        from .precompiled import serving
 
-            install(self._precompiled)
-            self._precompiled = None
+        return serving(*self._carried)
+
+    def _chooser(self, x: torch.Tensor, tune: bool) -> RuntimeChooser:
         from .launch import interpreted
         from .targets import TARGETS, target_of_capability
         from .tuning import TuningCache

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from pathlib import Path
 import triton
 
 from .launch import Config
+from .owner import trusted
 from .targets import Target
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) per kernel kind and operand width, largest
@@ -191,10 +191,9 @@ def cache_dir() -> Path:
 def _private(folder: Path) -> bool:
     """Whether only this user can write ``folder``: a tuning file elsewhere could be planted."""
     try:
-        info = folder.stat()
+        return trusted(folder.stat())
     except OSError:
         return False
-    return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
 
 
 class TuningCache:

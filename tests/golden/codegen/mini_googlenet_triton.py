@@ -199,7 +199,6 @@ class MiniGooglenet(nn.Module):
 # --- the triton backend: eval mode through incdsl's Triton kernels ---
 
 import json  # noqa: E402
-import pathlib  # noqa: E402
 
 from incdsl.compiler.pipeline import passed_for_triton  # noqa: E402
 from incdsl.compiler.triton.module import TritonEval  # noqa: E402
@@ -259,9 +258,4 @@ class MiniGooglenetTriton(TritonEval, MiniGooglenet):
 
     def __init__(self, kernels: tuple[str, ...] = ('fused_1x1', 'pool_conv', 'residual_1x1'), cuda_graphs: bool = True, autotune: bool = False) -> None:
         super().__init__()
-        # kernels compiled ahead of time for a GPU (incdsl compile --target) sit beside this file
-        precompiled = pathlib.Path(__file__).with_name('kernels')
-        self.setup_triton(
-            passed_for_triton(NETWORK, kernels), kernels, cuda_graphs, autotune,
-            precompiled if (precompiled / 'manifest.json').exists() else None,
-        )
+        self.setup_triton(passed_for_triton(NETWORK, kernels), kernels, cuda_graphs, autotune)
