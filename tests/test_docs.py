@@ -9,8 +9,9 @@ How README.md and docs/CLI.md are read (HTML comments are the only marks; reader
 - In any other block, a line ``$ COMMAND`` is a command and the lines after it, up to the next
   ``$`` line or the block's end, are an excerpt of what it prints: its stdout, then its stderr.
   Each shown line is a whole output line (trailing spaces aside), in order; a line that is only
-  ``…`` (indentation aside) stands for any number of lines, and the next shown line matches the first output line
-  equal to it. Without a ``…`` at either end, the excerpt starts (ends) where the output does.
+  ``…`` (indentation aside) stands for any number of lines, and the next shown line matches the
+  first output line equal to it. Without a ``…`` at either end, the excerpt starts (ends) where
+  the output does. No lines after a ``$`` line: the output is not shown, only the status checked.
 - ``<!-- output of: COMMAND -->`` before a ```json block: the block is the layout of
   COMMAND's JSON, with ``// comments`` and ``...`` for what it leaves out. Each object lists
   exactly the keys the output's objects have there (all elements of a list together), or at
@@ -19,13 +20,18 @@ How README.md and docs/CLI.md are read (HTML comments are the only marks; reader
   list element that has the key).
 - ``<!-- synopsis -->`` before a block: one line per command (an indented line continues
   it), which must show every subcommand and every option of the argument parser and no others.
-- An inline code span starting with ``incdsl `` is a command that is parsed only.
+- An inline code span starting with ``incdsl `` (up to a ``|``) runs when it is a whole command
+  without placeholders in capitals; otherwise (``incdsl params --format json`` in a heading) its
+  subcommand and options must exist.
 - A ```python block runs as a script (its names are checked to be defined first); the
   statements from the first one that says ``cuda`` on run only where a GPU is.
 
-Every ``incdsl`` command runs in process in a fresh folder holding ``specs`` (a user's
-checkout) and the files in ``FILES``, and must exit 0. What is checked short of running is in
-``parse_only``: such a command goes through its argument parser, so a renamed option fails.
+Every ``incdsl`` command runs in process (``--target`` in a process of its own) in a fresh folder
+holding ``specs`` (a user's checkout) and the files in ``FILES``, and must exit 0; one shown in
+several places runs once. What is checked short of running, and why, is in ``parse_only``: make
+targets are looked up in the Makefile, the training script's commands go through its argument
+parser, and the rest (pictures without Graphviz's ``dot``, backends whose package is missing)
+through incdsl's, so a renamed option fails everywhere.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import argparse
 import ast
 import builtins
 import contextlib
+import importlib.util
 import io
 import json
 import os
@@ -182,20 +189,25 @@ def parse_only(command: Command) -> str | None:
         return "a make target (it sets up .venv or runs the whole suite): looked up in the Makefile"
     if words[0] in ("python", "torchrun"):
         return "trains for a minute (tests/test_train_example.py trains): the training script parses its options"
-    if command.inline and (any(w.isupper() for w in words) or not _parses(words)):
+    if command.inline and (any(w.isupper() for w in words) or _parse_error(words)):
         return "named in prose, not a whole command: its subcommand and options must exist"
     if words[1] == "draw" and Path(_option(words, "-o") or "x.dot").suffix != ".dot" and not shutil.which("dot"):
         return "renders with Graphviz's dot, which is not installed here (CI installs it)"
+    needs = "triton" if "triton" in words else "onnxscript" if words[1] == "export" else None
+    if needs and importlib.util.find_spec(needs) is None:
+        return f"needs the {needs} package, which is not installed here"
     return None
 
 
-def _parses(words: list[str]) -> bool:
+def _parse_error(words: list[str]) -> str | None:
+    """What incdsl's argument parser says about ``incdsl …``, or None when it takes it."""
+    said = io.StringIO()
     try:
-        with contextlib.redirect_stderr(io.StringIO()):
+        with contextlib.redirect_stderr(said):
             cli._parser().parse_args(words[1:])  # noqa: SLF001
     except SystemExit:
-        return False
-    return True
+        return said.getvalue().strip().splitlines()[-1] if said.getvalue().strip() else "exit 2"
+    return None
 
 
 def _option(words: list[str], name: str) -> str | None:
@@ -289,7 +301,11 @@ def test_a_documented_command_that_cannot_run_here_parses(command):
 
         script = next(i for i, w in enumerate(words) if w.endswith(".py"))
         assert words[script] == "examples/train.py", f"{command}: not the training script"
-        parse_args(words[script + 1 :])
+        try:
+            with contextlib.redirect_stderr(io.StringIO()):
+                parse_args(words[script + 1 :])
+        except SystemExit:
+            pytest.fail(f"{command}\nis not accepted by examples/train.py's argument parser")
         return
     if command.inline:
         parser = _subparsers().get(words[1])
@@ -297,7 +313,8 @@ def test_a_documented_command_that_cannot_run_here_parses(command):
         unknown = [w for w in words[2:] if w.startswith("-") and w.split("=")[0] not in _options(parser)]
         assert not unknown, f"{command}: incdsl {words[1]} has no option {', '.join(unknown)}"
         return
-    assert _parses(words), f"{command}\nis not accepted by incdsl's argument parser"
+    error = _parse_error(words)
+    assert error is None, f"{command}\nis not accepted by incdsl's argument parser: {error}"
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
