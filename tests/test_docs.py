@@ -22,7 +22,8 @@ How README.md and docs/CLI.md are read (HTML comments are the only marks; reader
   it), which must show every subcommand and every option of the argument parser and no others.
 - An inline code span starting with ``incdsl `` (up to a ``|``) runs when it is a whole command
   without placeholders in capitals; otherwise (``incdsl params --format json`` in a heading) its
-  subcommand and options must exist.
+  subcommand and options must exist. One starting with ``make``, ``pytest``, ``python``,
+  ``torchrun`` or ``bash`` is checked as ``parse_only`` says.
 - A ```python block runs as a script (its names are checked to be defined first); the
   statements from the first one that says ``cuda`` on run only where a GPU is.
 
@@ -163,7 +164,7 @@ def inline_commands(doc: str) -> list[Command]:
     text = re.sub(r"```.*?```", lambda m: "\n" * m.group().count("\n"), text, flags=re.S)
     return [
         Command(doc, text.count("\n", 0, m.start()) + 1, " ".join(m.group(1).split(" | ")[0].split()), inline=True)
-        for m in re.finditer(r"`(incdsl [^`]+)`", text)
+        for m in re.finditer(r"`((?:incdsl|make|pytest|python|torchrun|bash) [^`]+)`", text)
     ]
 
 
@@ -187,8 +188,10 @@ def parse_only(command: Command) -> str | None:
     words = shlex.split(command.text)
     if words[0] == "make":
         return "a make target (it sets up .venv or runs the whole suite): looked up in the Makefile"
-    if words[0] in ("python", "torchrun"):
+    if "examples/train.py" in words:
         return "trains for a minute (tests/test_train_example.py trains): the training script parses its options"
+    if words[0] != "incdsl":
+        return "a test run, a benchmark or a launcher: the files it names exist, its options are in its script"
     if command.inline and (any(w.isupper() for w in words) or _parse_error(words)):
         return "named in prose, not a whole command: its subcommand and options must exist"
     if words[1] == "draw" and Path(_option(words, "-o") or "x.dot").suffix != ".dot" and not shutil.which("dot"):
@@ -296,16 +299,18 @@ def test_a_documented_command_that_cannot_run_here_parses(command):
         makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
         assert re.search(rf"^{re.escape(words[1])}:", makefile, flags=re.M), f"{command}: no such make target"
         return
-    if words[0] in ("python", "torchrun"):
+    if "examples/train.py" in words:
         from examples.train import parse_args
 
-        script = next(i for i, w in enumerate(words) if w.endswith(".py"))
-        assert words[script] == "examples/train.py", f"{command}: not the training script"
+        script = words.index("examples/train.py")
         try:
             with contextlib.redirect_stderr(io.StringIO()):
                 parse_args(words[script + 1 :])
         except SystemExit:
             pytest.fail(f"{command}\nis not accepted by examples/train.py's argument parser")
+        return
+    if words[0] != "incdsl":
+        _check_named_files(command, words)
         return
     if command.inline:
         parser = _subparsers().get(words[1])
@@ -315,6 +320,23 @@ def test_a_documented_command_that_cannot_run_here_parses(command):
         return
     error = _parse_error(words)
     assert error is None, f"{command}\nis not accepted by incdsl's argument parser: {error}"
+
+
+def _check_named_files(command: Command, words: list[str]) -> None:
+    """``pytest FILE -k EXPR``, ``python SCRIPT --option``, ``bash SCRIPT``: the files exist, each
+    word of ``-k`` is in a test's name there, and each option is one the script spells out."""
+    files = [ROOT / w for w in words[1:] if "/" in w and not w.startswith("-")]
+    if words[0] == "torchrun" and not files:
+        return  # torchrun's own options, named in prose
+    assert files and all(f.exists() for f in files), f"{command}: names a file the repository does not have"
+    source = files[0].read_text(encoding="utf-8")
+    if words[0] == "pytest" and "-k" in words:
+        names = " ".join(re.findall(r"def (test_\w+)", source))
+        wanted = [w for w in re.findall(r"\w+", _option(words, "-k")) if w not in ("and", "or", "not")]
+        assert all(w in names for w in wanted), f"{command}: no test in {files[0].name} is named like that"
+    if words[0] == "python":
+        unknown = [w for w in words[2:] if w.startswith("--") and f'"{w}"' not in source]
+        assert not unknown, f"{command}: {files[0].name} has no option {', '.join(unknown)}"
 
 
 def _subparsers() -> dict[str, argparse.ArgumentParser]:
