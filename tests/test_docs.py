@@ -124,7 +124,9 @@ def blocks(doc: str) -> list[Block]:
         end = lines.index("```", i + 1)
         before = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
         mark = re.fullmatch(r"<!--\s*(.*?)\s*-->", before.strip())
-        found.append(Block(doc, i + 2, fence.group(1), mark.group(1) if mark else "", tuple(lines[i + 1 : end])))
+        found.append(
+            Block(doc, i + 2, fence.group(1), mark.group(1) if mark else "", tuple(lines[i + 1 : end]))
+        )
         i = end + 1
     return found
 
@@ -163,7 +165,9 @@ def inline_commands(doc: str) -> list[Command]:
     text = (ROOT / doc).read_text(encoding="utf-8")
     text = re.sub(r"```.*?```", lambda m: "\n" * m.group().count("\n"), text, flags=re.S)
     return [
-        Command(doc, text.count("\n", 0, m.start()) + 1, " ".join(m.group(1).split(" | ")[0].split()), inline=True)
+        Command(
+            doc, text.count("\n", 0, m.start()) + 1, " ".join(m.group(1).split(" | ")[0].split()), inline=True
+        )
         for m in re.finditer(r"`((?:incdsl|make|pytest|python|torchrun|bash) [^`]+)`", text)
     ]
 
@@ -189,12 +193,20 @@ def parse_only(command: Command) -> str | None:
     if words[0] == "make":
         return "a make target (it sets up .venv or runs the whole suite): looked up in the Makefile"
     if "examples/train.py" in words:
-        return "trains for a minute (tests/test_train_example.py trains): the training script parses its options"
+        return (
+            "trains for a minute (tests/test_train_example.py trains): the training script parses its options"
+        )
     if words[0] != "incdsl":
-        return "a test run, a benchmark or a launcher: the files it names exist, its options are in its script"
+        return (
+            "a test run, a benchmark or a launcher: the files it names exist, its options are in its script"
+        )
     if command.inline and (any(w.isupper() for w in words) or _parse_error(words)):
         return "named in prose, not a whole command: its subcommand and options must exist"
-    if words[1] == "draw" and Path(_option(words, "-o") or "x.dot").suffix != ".dot" and not shutil.which("dot"):
+    if (
+        words[1] == "draw"
+        and Path(_option(words, "-o") or "x.dot").suffix != ".dot"
+        and not shutil.which("dot")
+    ):
         return "renders with Graphviz's dot, which is not installed here (CI installs it)"
     needs = "triton" if "triton" in words else "onnxscript" if words[1] == "export" else None
     if needs and importlib.util.find_spec(needs) is None:
@@ -221,8 +233,14 @@ def test_every_block_of_commands_is_read():
     for doc in DOCS:
         for block in blocks(doc):
             shows_commands = any(line.startswith("incdsl ") for line in block.lines)
-            read = block.lang == "sh" or block.mark == "synopsis" or any(line.startswith("$ ") for line in block.lines)
-            assert read or not shows_commands, f"{doc}:{block.line}: commands in a block tests/test_docs.py does not read"
+            read = (
+                block.lang == "sh"
+                or block.mark == "synopsis"
+                or any(line.startswith("$ ") for line in block.lines)
+            )
+            assert read or not shows_commands, (
+                f"{doc}:{block.line}: commands in a block tests/test_docs.py does not read"
+            )
 
 
 def _excerpt_mismatch(excerpt: tuple[tuple[int, str], ...], output: str) -> str | None:
@@ -265,8 +283,16 @@ def _run(words: list[str], capsys: pytest.CaptureFixture[str], triton_cache: Pat
     process of its own, without the TRITON_INTERPRET that conftest.py sets for the kernels here
     (kernels defined under the interpreter cannot be compiled for a GPU)."""
     if "--target" in words:
-        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {"TRITON_CACHE_DIR": str(triton_cache)}
-        done = subprocess.run([sys.executable, "-m", "incdsl.cli", *words[1:]], env=env, capture_output=True, text=True)
+        env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"} | {
+            "TRITON_CACHE_DIR": str(triton_cache)
+        }
+        done = subprocess.run(
+            [sys.executable, "-m", "incdsl.cli", *words[1:]],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         return done.returncode, done.stdout, done.stderr
     try:
         code = cli.run(words[1:])
@@ -358,7 +384,9 @@ def test_the_synopsis_shows_every_command_and_option_and_no_others():
         else:
             shown[command] += line
     parsers = _subparsers()
-    assert set(shown) - {""} == set(parsers), f"docs/CLI.md:{block.line}: the synopsis's commands are not incdsl's"
+    assert set(shown) - {""} == set(parsers), (
+        f"docs/CLI.md:{block.line}: the synopsis's commands are not incdsl's"
+    )
     assert set(re.findall(r"--?[a-z][\w-]*", shown[""])) == _options(cli._parser()) - {"-h", "--help"}  # noqa: SLF001
     for command, parser in parsers.items():
         named = set(re.findall(r"(?<![\w-])--?[a-z][\w-]*", shown[command]))
@@ -367,12 +395,16 @@ def test_the_synopsis_shows_every_command_and_option_and_no_others():
         actions = [a for a in actions if not {"-h", "--include-path"} & set(a)]
         options = {a[-1] for a in actions if named & set(a)} | (named - {o for a in actions for o in a})
         expected = {a[-1] for a in actions}
-        assert options == expected, f"docs/CLI.md, the synopsis of `incdsl {command}`: shows {sorted(options - expected)} " \
+        assert options == expected, (
+            f"docs/CLI.md, the synopsis of `incdsl {command}`: shows {sorted(options - expected)} "
             f"that it does not take, leaves out {sorted(expected - options)}"
+        )
         for action in parser._actions:  # noqa: SLF001
             if action.choices and action.option_strings:
                 shown_choices = re.search(rf"{action.option_strings[-1]} ([\w|]+)", shown[command]).group(1)
-                assert shown_choices.split("|") == list(action.choices), f"docs/CLI.md: `incdsl {command}`'s choices"
+                assert shown_choices.split("|") == list(action.choices), (
+                    f"docs/CLI.md: `incdsl {command}`'s choices"
+                )
 
 
 # --- JSON layouts -----------------------------------------------------------------------------
@@ -405,7 +437,11 @@ def lenient_json(lines: tuple[str, ...]) -> object:
 def _layout_mismatches(doc: object, real: object, path: str) -> list[str]:
     if isinstance(doc, list) and not any(isinstance(d, (dict, list)) for d in doc):
         shown = doc[:-1] if doc and doc[-1] in (ELIDED, "...") else doc  # a list that goes on
-        if not isinstance(real, list) or real[: len(shown)] != shown or (shown is doc and len(real) != len(doc)):
+        if (
+            not isinstance(real, list)
+            or real[: len(shown)] != shown
+            or (shown is doc and len(real) != len(doc))
+        ):
             return [f"{path}: the docs show {doc!r}, the output has {real!r}"]
         return []
     if isinstance(doc, list):
@@ -415,10 +451,15 @@ def _layout_mismatches(doc: object, real: object, path: str) -> list[str]:
         objects = [o for o in (real if isinstance(real, list) else [real]) if isinstance(o, dict)]
         keys = {k.removeprefix(OPTIONAL): k for k in doc if k != ELIDED}
         there = {k for o in objects for k in o}
-        found = [f"{path}: the docs show {k!r}, the output has no such key"
-                 for k, d in keys.items() if k not in there and not d.startswith(OPTIONAL)]
+        found = [
+            f"{path}: the docs show {k!r}, the output has no such key"
+            for k, d in keys.items()
+            if k not in there and not d.startswith(OPTIONAL)
+        ]
         if ELIDED not in doc:
-            found += [f"{path}: the output has {k!r}, the docs do not show it" for k in sorted(there - set(keys))]
+            found += [
+                f"{path}: the output has {k!r}, the docs do not show it" for k in sorted(there - set(keys))
+            ]
         for k, d in keys.items():
             values = [o[k] for o in objects if k in o]
             if values:
@@ -434,7 +475,9 @@ def test_a_documented_json_layout_is_the_outputs(block, in_a_checkout, capsys):
     words = shlex.split(block.mark.removeprefix("output of:"))
     assert cli.run(words[1:]) == 0
     mismatches = _layout_mismatches(lenient_json(block.lines), json.loads(capsys.readouterr().out), "")
-    assert not mismatches, f"{block.doc}:{block.line}, the layout of `{' '.join(words)}`:\n" + "\n".join(mismatches)
+    assert not mismatches, f"{block.doc}:{block.line}, the layout of `{' '.join(words)}`:\n" + "\n".join(
+        mismatches
+    )
 
 
 # --- Python -----------------------------------------------------------------------------------
@@ -444,8 +487,12 @@ SNIPPETS = [b for doc in DOCS for b in blocks(doc) if b.lang == "python"]
 
 def _undefined_names(tree: ast.Module) -> set[str]:
     bound = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)}
-    bound |= {(a.asname or a.name).split(".")[0] for n in ast.walk(tree) if isinstance(n, (ast.Import, ast.ImportFrom))
-              for a in n.names}
+    bound |= {
+        (a.asname or a.name).split(".")[0]
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Import, ast.ImportFrom))
+        for a in n.names
+    }
     used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
     return used - bound - set(dir(builtins))
 
@@ -454,7 +501,9 @@ def _undefined_names(tree: ast.Module) -> set[str]:
 def test_a_python_snippet_runs(block, in_a_checkout):
     source = "\n" * (block.line - 1) + "\n".join(block.lines)  # tracebacks name the doc's lines
     tree = ast.parse(source, filename=block.doc)
-    assert not _undefined_names(tree), f"{block.doc}:{block.line}: names never defined: {_undefined_names(tree)}"
+    assert not _undefined_names(tree), (
+        f"{block.doc}:{block.line}: names never defined: {_undefined_names(tree)}"
+    )
     gpu = next((i for i, s in enumerate(tree.body) if "cuda" in ast.unparse(s)), len(tree.body))
     if torch.cuda.is_available():
         gpu = len(tree.body)
