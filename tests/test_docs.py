@@ -24,6 +24,9 @@ How README.md and docs/CLI.md are read (HTML comments are the only marks; reader
   without placeholders in capitals; otherwise (``incdsl params --format json`` in a heading) its
   subcommand and options must exist. One starting with ``make``, ``pytest``, ``python``,
   ``torchrun`` or ``bash`` is checked as ``parse_only`` says.
+- README's table of figures: where a row's "how" is an ``incdsl`` command ("same" repeats the
+  row above's), each count with thousands separators and each "N.NN G MACs" in its figure is in
+  that command's output.
 - A ```python block runs as a script (its names are checked to be defined first); the
   statements from the first one that says ``cuda`` on run only where a GPU is.
 
@@ -509,3 +512,48 @@ def test_a_python_snippet_runs(block, in_a_checkout):
         gpu = len(tree.body)
     runnable = ast.Module(body=tree.body[:gpu], type_ignores=[])
     exec(compile(runnable, block.doc, "exec"), {"__name__": "__readme__"})  # noqa: S102
+
+
+# --- README's table of figures ----------------------------------------------------------------
+
+
+def figures() -> list[tuple[int, str, str]]:
+    """README's "What we measured" rows whose "how" is an incdsl command: (line, figures, command).
+    "same" repeats the row above's command; "same, `NAME`" runs it on the spec NAME."""
+    rows, command = [], None
+    for n, line in enumerate((ROOT / "README.md").read_text(encoding="utf-8").splitlines(), 1):
+        cells = [c.strip() for c in line.split("|")[1:-1]]
+        if len(cells) != 3 or not line.startswith("| "):
+            continue
+        how = cells[2]
+        same = re.fullmatch(r"same(?:, `(\w+)`)?.*", how)
+        if same and command:
+            command = command if not same.group(1) else " ".join([*command.split()[:2], same.group(1)])
+        else:
+            found = re.search(r"`(incdsl [^`]+)`", how)
+            command = found.group(1) if found else None
+        if command and _figures_in(cells[1]):
+            rows.append((n, cells[1], command))
+    return rows
+
+
+def _figures_in(cell: str) -> list[str]:
+    """The patterns of a cell's counts with thousands separators and its "N.NN G MACs"."""
+    counts = re.findall(r"(?<![\d.,])\d{1,3}(?:,\d{3})+(?![\d,])", cell)
+    return [re.escape(c) for c in counts] + [re.escape(g) + " ?G" for g in re.findall(r"(\d+\.\d+) G MACs", cell)]
+
+
+FIGURES = figures()
+
+
+def test_the_table_of_figures_has_commands():
+    assert len(FIGURES) >= 6
+
+
+@pytest.mark.parametrize("line,figure,command", FIGURES, ids=[f"README.md:{n}" for n, _, _ in FIGURES])
+def test_a_figure_in_the_readme_is_what_its_command_prints(line, figure, command, in_a_checkout, capsys):
+    """Each count with thousands separators, and each "N.NN G MACs", is in the command's output."""
+    code, out, err = _run(shlex.split(command), capsys, Path())
+    assert code == 0, f"README.md:{line}: {command} exited {code}: {err}"
+    missing = [f.replace("\\", "").replace(" ?G", " G") for f in _figures_in(figure) if not re.search(f, out)]
+    assert not missing, f"README.md:{line}: `{command}` does not print {', '.join(missing)}:\n{out}"
