@@ -42,6 +42,60 @@ def test_mutants_load_or_raise_spec_errors():
     assert outcomes["loaded"] > 0, "some mutants should still load (and so reach fmt)"
 
 
+def test_name_mutants_that_load_are_the_same_module_in_memory_and_in_the_generated_file():
+    """The name operators (NFKC twins beside the names they fold to, `parts=` with torch's, Python's
+    and private names) on the small GoogLeNet: a mutant that loads builds in memory and from
+    `incdsl compile -o`'s source with the same state_dict keys (on the meta device: names, not
+    weights, are under test). Before, `X.training` raised KeyError from add_module and `"ｃonv1"`
+    beside `conv1` was one module in the generated file."""
+    import ast
+
+    import torch
+
+    from incdsl import SpecError
+    from incdsl.compiler.torch.codegen import generate
+
+    corpus = Corpus.bundled()
+    path, text = next(source for source in corpus.sources if source[0].endswith("mini_googlenet.inc"))
+    outcomes: Counter[str] = Counter()
+    for n in range(max(20, MUTANTS // 10)):
+        rng = random.Random(f"names/{n}")
+        mutated = OPERATORS[rng.choice(["unicode_twin", "part_names"])](text, rng, corpus)
+        try:
+            net = incdsl.loads(mutated, file=path)
+        except SpecError:
+            outcomes["SpecError"] += 1
+            continue
+        source = generate(net)
+        scope: dict[str, object] = {}
+        with torch.device("meta"):
+            keys = list(incdsl.compile(net).state_dict())
+            exec(compile(source, "generated.py", "exec"), scope)  # noqa: S102 - the file incdsl compile -o writes
+            generated = scope[ast.parse(source).body[-1].name]()  # type: ignore[operator]
+        assert list(generated.state_dict()) == keys, f"mutant {n}:\n{mutated}"
+        assert _reached_as_written(generated), f"mutant {n}:\n{mutated}"
+        outcomes["loaded"] += 1
+    assert outcomes["loaded"] and outcomes["SpecError"], outcomes
+
+
+def _reached_as_written(model) -> bool:
+    """Whether each submodule is what Python code written with its path reaches: `model.a.b`
+    where a part is an identifier, `getattr(model, "1x1")` where it is not."""
+    import keyword
+
+    for path, module in model.named_modules():
+        expr = "model"
+        for part in path.split(".") if path else ():
+            plain = part.isidentifier() and not keyword.iskeyword(part)
+            expr = f"{expr}.{part}" if plain else f"getattr({expr}, {part!r})"
+        try:
+            if eval(expr, {"model": model}) is not module:  # noqa: S307 - paths the spec's names made
+                return False
+        except AttributeError:
+            return False
+    return True
+
+
 @pytest.mark.parametrize("name", sorted(OPERATORS))
 def test_each_operator_changes_some_spec(name):
     """An operator that never changes its input would test nothing."""
