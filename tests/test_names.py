@@ -245,8 +245,8 @@ def test_of_two_names_python_reads_as_one_the_one_not_in_nfkc_form_is_refused(fi
     spec = tmp_path / "pair.inc"
     spec.write_text(HEAD + f'conv 3x3 4 as "{names[0]}"\nconv 3x3 4 as "{names[1]}"\n' + TAIL, encoding="utf-8")
     line = 3 if swap else 4
-    for command in (["check"], ["compile", "-o", str(tmp_path / "pair.py")]):
-        code, _, err = cli(*command, str(spec))
+    for command in (["check"], ["compile", "-o", str(tmp_path / "pair.py")], ["export", "--onnx", str(tmp_path / "p.onnx")]):
+        code, _, err = cli(*command[:1], str(spec), *command[1:])
         assert code == 1 and f"{spec}:{line}:12: error: layer name `{second}` is `" in err, err
     assert not (tmp_path / "pair.py").exists()
 
@@ -262,8 +262,9 @@ def test_part_names_are_checked_as_module_names_by_check(parts, refused, cli, tm
     is `training`, `X_training` is `tr_training`."""
     spec = tmp_path / "parts.inc"
     spec.write_text(HEAD + f'conv 3x3 4 bn as tr parts="{parts}"\n' + TAIL, encoding="utf-8")
-    for command in (["check"], ["compile", "-o", str(tmp_path / "parts.py")]):
-        code, _, err = cli(*command, str(spec))
+    export = [["export", "--onnx", str(tmp_path / "parts.onnx")]] if refused else []
+    for command in (["check"], ["compile", "-o", str(tmp_path / "parts.py")], *export):
+        code, _, err = cli(*command[:1], str(spec), *command[1:])
         assert (code, f"{spec}:3:21: error: the " in err and "part's name" in err and "hint:" in err) == (
             (1, True) if refused else (0, False)
         ), err
