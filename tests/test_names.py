@@ -272,11 +272,11 @@ def test_part_names_are_checked_as_module_names_by_check(parts, refused, cli, tm
         incdsl.compile(incdsl.load(spec))
 
 
-def _accepted(place: str):
-    """Every accepted name at ``place``, in one network, and its in-memory module in eval mode."""
-    body = PLACES[place].replace("^", "")
+def _accepted(placed: list[tuple[str, str]]):
+    """A network with each accepted name at its place (name, place), and its in-memory module in eval mode."""
     text = HEAD + "".join(
-        body.replace("{n}", name).replace("stem", f"stem{i}").replace("b()", f"b{i}()") for i, name in enumerate(ACCEPTED)
+        PLACES[place].replace("^", "").replace("{n}", name).replace("stem", f"stem{i}").replace("b()", f"b{i}()")
+        for i, (name, place) in enumerate(placed)
     ) + TAIL
     net = loads(text)
     return net, incdsl.compile(net).eval()
@@ -290,7 +290,7 @@ def test_names_that_pass_check_are_the_same_in_memory_and_in_the_generated_file(
 
     from incdsl.compiler.torch.codegen import generate
 
-    net, reference = _accepted(place)
+    net, reference = _accepted([(name, place) for name in ACCEPTED])
     keys = list(reference.state_dict())
     assert {name for name in ACCEPTED if any(name in key.split(".") for key in keys)} == set(ACCEPTED)
     generated = _import(generate(net), tmp_path / f"gen_accepted_{place.replace(' ', '_')}.py").T()
@@ -301,16 +301,17 @@ def test_names_that_pass_check_are_the_same_in_memory_and_in_the_generated_file(
         assert torch.equal(generated.eval()(x), reference(x))
 
 
-@pytest.mark.parametrize("place", sorted(PLACES))
-def test_names_that_pass_check_export_to_onnx(place, tmp_path):
-    """torch.export writes module names into Python code: a keyword there was a SyntaxError."""
+def test_names_that_pass_check_export_to_onnx(tmp_path):
+    """torch.export writes module names into Python code: a keyword there was a SyntaxError. Each
+    accepted name at one place, the places taken in turn (one export is slow)."""
     import torch
 
     from incdsl.compiler.torch.export import export_onnx
 
     pytest.importorskip("onnxscript", reason="ONNX export needs onnx and onnxscript (incdsl[onnx])")
     ort = pytest.importorskip("onnxruntime")
-    net, reference = _accepted(place)
+    places = sorted(PLACES)
+    net, reference = _accepted([(name, places[i % len(places)]) for i, name in enumerate(ACCEPTED)])
     export_onnx(reference, net.input_shape, tmp_path / "accepted.onnx")
     session = ort.InferenceSession(str(tmp_path / "accepted.onnx"), providers=["CPUExecutionProvider"])
     x = torch.randn(3, 3, 16, 16)
