@@ -141,6 +141,40 @@ def _names(rng: random.Random, corpus: Corpus) -> str:
     return rng.choice(pool)
 
 
+#: Digits as superscripts: NFKC makes each the digit again.
+_SUPERSCRIPTS = "\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
+_LIGATURES = {"ffi": "\ufb03", "ffl": "\ufb04", "ff": "\ufb00", "fi": "\ufb01", "fl": "\ufb02"}
+
+
+def nfkc_twin(name: str, rng: random.Random) -> str:
+    """``name`` with one character (or letter pair) spelled as a compatibility character that
+    Python's NFKC folding turns back into it: a fullwidth letter or digit, a ligature, a
+    mathematical bold letter, a superscript digit.
+
+    >>> import unicodedata
+    >>> twin = nfkc_twin("conv1_fil", random.Random(3))
+    >>> twin != "conv1_fil" and unicodedata.normalize("NFKC", twin) == "conv1_fil"
+    True
+    """
+    ligatures = [(m.start(), m.group()) for m in re.finditer("|".join(_LIGATURES), name)]
+    if ligatures and rng.random() < 0.3:
+        at, pair = rng.choice(ligatures)
+        return name[:at] + _LIGATURES[pair] + name[at + len(pair):]
+    spots = [i for i, c in enumerate(name) if c.isascii() and c.isalnum()]
+    if not spots:
+        return name
+    i = rng.choice(spots)
+    c = name[i]
+    kind = rng.randrange(3)
+    if kind == 1 and c.isalpha():
+        twin = chr((0x1D400 if c.isupper() else 0x1D41A) + ord(c.lower()) - ord("a"))
+    elif kind == 2 and c.isdigit():
+        twin = _SUPERSCRIPTS[int(c)]
+    else:
+        twin = chr(ord(c) + 0xFEE0)  # the fullwidth form
+    return name[:i] + twin + name[i + 1:]
+
+
 def _value(rng: random.Random, corpus: Corpus) -> str:
     pick = rng.randrange(4)
     if pick == 0:
@@ -361,6 +395,57 @@ def rename(text: str, rng: random.Random, corpus: Corpus) -> str:
     return _with_lines(text, edit)
 
 
+RENAME = re.compile(r'\bas +("?)([^\s"]+)\1')
+
+
+def _layer_lines(lines: list[str], types: tuple[str, ...] = tuple(LAYER_TYPES)) -> list[int]:
+    """Code lines that start with one of the layer ``types``, or every code line if none do."""
+    return [i for i in _code_lines(lines) if lines[i].split()[0] in types] or _code_lines(lines)
+
+
+def _append(line: str, extra: str) -> str:
+    """``extra`` at the end of a line's code, before its comment."""
+    code = STRING.sub(lambda m: "_" * len(m.group()), line)
+    end = code.find("#") if "#" in code else len(line)
+    return line[:end].rstrip() + extra + (" " + line[end:] if end < len(line) else "")
+
+
+def unicode_twin(text: str, rng: random.Random, corpus: Corpus) -> str:
+    """A layer line copied beside itself, the copy named with an NFKC twin of the original's name
+    (`as conv1` and `as "ｃonv1"`, one module to Python), or a name replaced by its twin."""
+    def edit(lines: list[str]) -> None:
+        i = rng.choice(_layer_lines(lines))
+        found = list(RENAME.finditer(lines[i]))
+        if not found:
+            lines[i] = _append(lines[i], f" as {_names(rng, corpus)}")
+            found = list(RENAME.finditer(lines[i]))
+        m = rng.choice(found)
+        twin = f'{lines[i][: m.start()]}as "{nfkc_twin(m.group(2), rng)}"{lines[i][m.end():]}'
+        if rng.random() < 0.7:
+            lines.insert(i + rng.randrange(2), twin)
+        else:
+            lines[i] = twin
+    return _with_lines(text, edit)
+
+
+def part_names(text: str, rng: random.Random, corpus: Corpus) -> str:
+    """`parts="..."` on a layer line or in `defaults:`: children (`X.name`) or siblings (`X_name`)
+    named as torch, Python, the spec or an NFKC twin would, `_`-private, or the same name twice."""
+    def part() -> str:
+        name = _names(rng, corpus)
+        return rng.choice([name, name, nfkc_twin(name, rng), f"_{name}", f"__{name}__"])
+
+    def edit(lines: list[str]) -> None:
+        i = rng.choice(_layer_lines(lines, ("conv", "linear")))
+        a, b, c = part(), part(), part()
+        patterns = rng.choice([
+            f"X.{a} X.{b}", f"X.{a} X.{b} X.{c}", f"X.{a} X.{a}", f"X.conv X.{b}", f"X X_{b}", f"X X{b}",
+            f"{a}X X", f"X_{a} X_{b} X_{c}", f"X.{nfkc_twin('bn', rng)} X.bn",
+        ])
+        lines[i] = _append(lines[i], f' bn parts="{patterns}"' if rng.random() < 0.8 else f' parts="{patterns}"')
+    return _with_lines(text, edit)
+
+
 def annotation(text: str, rng: random.Random, corpus: Corpus) -> str:
     """`@paper(...)` (or another word) with extreme or odd figures after a code line."""
     def edit(lines: list[str]) -> None:
@@ -418,7 +503,7 @@ OPERATORS: dict[str, Callable[[str, random.Random, Corpus], str]] = {
        for kind in ("del_line", "dup_line", "swap_lines", "indent", "dedent")},
     **{op.__name__: op for op in (extreme_number, splice_line, grammar_fragment, call_chain, unicode_char,
                                   repeat_many, many_lines, fill, swap_keyword, format_field, random_option, rename,
-                                  annotation, deep_nest, include, layout)},
+                                  unicode_twin, part_names, annotation, deep_nest, include, layout)},
 }
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from incdsl import SpecError, ast
 from incdsl.elaborate import declarations, expressions, names, network, tables, walker
-from incdsl.elaborate.names import Names, Scope, check_identifier, rename_of
+from incdsl.elaborate.names import Names, Scope, check_identifier, check_module_name, rename_of
 from incdsl.errors import Span
 
 AT = Span("t.inc", 1, 1)
@@ -33,6 +33,36 @@ def test_the_docstring_examples_hold(module):
 def test_names_that_cannot_be_module_attributes(name, message):
     with pytest.raises(SpecError, match=message):
         check_identifier(name, AT)
+
+
+@pytest.mark.parametrize(("name", "message"), [
+    ("ｃonv1", "is `conv1` to Python"),
+    ("ﬁlter", "is `filter` to Python"),
+    ("Ⅸ", "is `IX` to Python"),
+    ("class", "is a Python keyword"),
+    ("None", "is a Python keyword"),
+    ("_modules", "starts with `_`"),
+    ("training", "would shadow the torch.nn.Module attribute"),
+    ("a.b", "cannot name a module"),
+])
+def test_module_names_python_or_torch_would_change(name, message):
+    with pytest.raises(SpecError, match=message):
+        check_module_name(name, AT)
+
+
+@pytest.mark.parametrize("name", ["1x1", "3x3_reduce", "5b", "층", "café", "residual", "match", "eval_"])
+def test_module_names_that_mean_the_same_everywhere(name):
+    check_module_name(name, AT)
+
+
+def test_every_name_a_scope_claims_is_checked_and_claimed_once():
+    """Names.register is where every module name passes: a part's name as a layer's."""
+    given = Names()
+    assert given.register(Scope("m.conv1"), "bn", AT, "the bn part's name") == "m.conv1.bn"
+    with pytest.raises(SpecError, match="the main part's name `forward` would shadow"):
+        given.register(Scope("m.conv1"), "forward", AT, "the main part's name")
+    with pytest.raises(SpecError, match="duplicate layer name `m.conv1.bn`"):
+        given.register(Scope("m.conv1"), "bn", AT)
 
 
 def test_a_named_scope_counts_each_type_on_its_own():

@@ -16,14 +16,23 @@ from incdsl.elaborate import RESERVED_NAMES
 HEAD = "network t\ninput 3x16x16\n"
 
 
-def test_reserved_names_are_exactly_the_public_attributes_of_the_compiled_modules():
-    """A top-level layer is an attribute of the network's module: named `program` it would hide
-    the fused network's property of that name (and the Triton module's forward would call it)."""
+def test_reserved_names_are_exactly_the_public_attributes_a_module_name_could_take():
+    """A module name is an attribute of its parent: of the network (named `program` a layer would
+    hide the fused network's property, and the Triton module's forward would call it), of a
+    scope's container (`Group`, a block's class) or of a layer's `Chain` of parts (`X.training`
+    made `add_module` raise KeyError). The list is checked in, so that `check` need not import
+    torch; this keeps it equal to what the installed torch and the compiled classes have:
+    their public attributes, the instances' (`training`) with them."""
     from incdsl.compiler.torch.fused import FusedNetwork
+    from incdsl.compiler.torch.runtime import Chain, Group
     from incdsl.compiler.triton.module import TritonNetwork
 
-    public = {name for cls in (nn.Module, FusedNetwork, TritonNetwork) for name in dir(cls) if not name.startswith("_")}
-    assert public | {"training"} == RESERVED_NAMES
+    network = incdsl.compile(loads(HEAD + "conv 1x1 4 bn\nseq s:\n  conv 1x1 4\n  conv 1x1 4\n"))
+    instances = [nn.Module(), Chain(), Group(), network]
+    classes = [*map(type, instances), FusedNetwork, TritonNetwork]
+    names = {*(n for cls in classes for n in dir(cls)), *(n for m in instances for n in vars(m))}
+    public = {name for name in names if not name.startswith("_")}
+    assert public == RESERVED_NAMES
 
 
 def names(text: str) -> list[str]:
@@ -108,15 +117,15 @@ def test_generated_source_holds_only_validated_names():
 
 
 def test_module_names_that_are_not_identifiers_are_quoted():
-    """Any name PyTorch takes for a module: `"1x1"`, `"3x3_reduce"`, a leading digit, a keyword."""
+    """Any name PyTorch takes for a module: `"1x1"`, `"3x3_reduce"`, a leading digit."""
     import ast as pyast
 
     from incdsl.compiler.torch.codegen import generate
 
     text = 'block inc():\n  concat:\n    conv 1x1 4 as "1x1"\n    conv 1x1 2 as "3x3_reduce" -> conv 3x3 4 as "3x3"\n'
-    text += 'inc() as "5b"\nconv 1x1 4 as class\n'
+    text += 'inc() as "5b"\n'
     net = loads(HEAD + text)
-    assert names(text) == ["5b.1x1", "5b.3x3_reduce", "5b.3x3", "class"]
+    assert names(text) == ["5b.1x1", "5b.3x3_reduce", "5b.3x3"]
     source = generate(net)
     pyast.parse(source)
     assert "getattr(self, '1x1')(x)" in source and "self.add_module('5b', Inc())" in source
@@ -183,3 +192,129 @@ def test_a_file_name_and_module_names_outside_ascii_compile(tmp_path, cli):
         module = _import(out.read_text(encoding="utf-8"), tmp_path / f"gen_ascii_{backend}.py")
         assert hasattr(module, "AB")
     assert [n["name"] for n in module.NETWORK["nodes"]][1] == "층"
+
+
+# --- every name, every place: refused by `check` where Python or nn.Module would change it, else the same everywhere
+
+#: Where a spec names a module, `{n}` the name and `^` where an error about it points (the term that gives it).
+PLACES = {
+    "as": 'conv 3x3 4 ^as "{n}"\n',
+    "child part": 'conv 3x3 4 bn ^parts="X.{n} X.bn"\n',
+    "sibling part": 'conv 3x3 4 bn ^as "{n}" parts="X_conv X"\n',
+    "seq": 'seq ^as "{n}":\n  conv 3x3 4\n  conv 1x1 4\n',
+    "block instance": 'block b():\n  conv 3x3 4\nb() ^as "{n}"\n',
+    "aux head": 'conv 3x3 4 as stem\naux ^"{n}" after stem weight=0.3:\n  global_avgpool -> linear 2\n',
+}
+TAIL = "global_avgpool -> linear 3\n"
+#: Names Python reads as others (NFKC): fullwidth letters and digits, ligatures, a roman numeral,
+#: a superscript, an accent written apart from its letter.
+NOT_NFKC = ["ｃonv1", "ｆorward", "ｔraining", "ﬁlter", "１x1", "Ⅸ", "a²", "cafe\u0301"]
+PRIVATE = ["_modules", "__class__", "_parameters", "__dict__"]
+#: Keywords: torch.export writes module names into Python code (`incdsl export` failed with a SyntaxError).
+KEYWORDS = ["class", "for", "None", "lambda"]
+#: Names that go: the generated file's helpers and imports, builtins, a soft keyword, names
+#: outside ASCII in NFKC form, names that are not identifiers.
+ACCEPTED = ["residual", "F", "torch", "getattr", "Chain", "Group", "TrainOutput", "self", "match", "층", "café",
+            "Δx", "1x1", "eval_"]
+
+
+def _spec(place: str, name: str) -> tuple[str, int, int]:
+    """The spec with ``name`` at ``place``, and the line and column an error about it points at."""
+    body = PLACES[place]
+    before = body[: body.index("^")]
+    line = HEAD.count("\n") + 1 + before.count("\n")
+    return HEAD + body.replace("^", "").replace("{n}", name) + TAIL, line, len(before) - before.rfind("\n")
+
+
+@pytest.mark.parametrize("place", sorted(PLACES))
+@pytest.mark.parametrize("name", [*NOT_NFKC, *PRIVATE, *KEYWORDS, *sorted(RESERVED_NAMES)])
+def test_a_name_python_or_nn_module_would_change_is_refused_where_it_is_written(name, place):
+    text, line, column = _spec(place, name)
+    with pytest.raises(SpecError) as info:
+        loads(text, file="t.inc")
+    assert (info.value.line, info.value.column) == (line, column) and info.value.hint
+
+
+@pytest.mark.parametrize(("first", "second"), [("conv1", "ｃonv1"), ("filter", "ﬁlter"), ("1x1", "１x1"),
+                                               ("café", "cafe\u0301"), ("IX", "Ⅸ")])
+@pytest.mark.parametrize("swap", [False, True])
+def test_of_two_names_python_reads_as_one_the_one_not_in_nfkc_form_is_refused(first, second, swap, cli, tmp_path):
+    """`ｃonv1` beside `conv1` made one module of two in generated code (`self.ｃonv1 = ...` is
+    `self.conv1`): forward failed, or with equal shapes ran one conv twice."""
+    names = (second, first) if swap else (first, second)
+    spec = tmp_path / "pair.inc"
+    spec.write_text(HEAD + f'conv 3x3 4 as "{names[0]}"\nconv 3x3 4 as "{names[1]}"\n' + TAIL, encoding="utf-8")
+    line = 3 if swap else 4
+    for command in (["check"], ["compile", "-o", str(tmp_path / "pair.py")], ["export", "--onnx", str(tmp_path / "p.onnx")]):
+        code, _, err = cli(*command[:1], str(spec), *command[1:])
+        assert code == 1 and f"{spec}:{line}:12: error: layer name `{second}` is `" in err, err
+    assert not (tmp_path / "pair.py").exists()
+
+
+@pytest.mark.parametrize(("parts", "refused"), [
+    ("X.training X.bn", True), ("X.conv X.forward", True), ("X._modules X.bn", True), ("X.__class__ X.bn", True),
+    ("X.conv X.bn X.eval", True), ("X.for X.bn", True), ("X.ｃonv X.bn", True), ("X X_ｂn", True),
+    ("X Xaining", True), ("X X_training", False), ("X.conv X.norm X.act", False),
+])
+def test_part_names_are_checked_as_module_names_by_check(parts, refused, cli, tmp_path):
+    """Child part names passed `check` and `compile -o`, then `incdsl.compile` raised a KeyError
+    from add_module. A sibling's name is its pattern filled in with the layer's (`tr`): `Xaining`
+    is `training`, `X_training` is `tr_training`."""
+    spec = tmp_path / "parts.inc"
+    spec.write_text(HEAD + f'conv 3x3 4 bn as tr parts="{parts}"\n' + TAIL, encoding="utf-8")
+    export = [["export", "--onnx", str(tmp_path / "parts.onnx")]] if refused else []
+    for command in (["check"], ["compile", "-o", str(tmp_path / "parts.py")], *export):
+        code, _, err = cli(*command[:1], str(spec), *command[1:])
+        assert (code, f"{spec}:3:21: error: the " in err and "part's name" in err and "hint:" in err) == (
+            (1, True) if refused else (0, False)
+        ), err
+    if not refused:
+        incdsl.compile(incdsl.load(spec))
+
+
+def _accepted(placed: list[tuple[str, str]]):
+    """A network with each accepted name at its place (name, place), and its in-memory module in eval mode."""
+    text = HEAD + "".join(
+        PLACES[place].replace("^", "").replace("{n}", name).replace("stem", f"stem{i}").replace("b()", f"b{i}()")
+        for i, (name, place) in enumerate(placed)
+    ) + TAIL
+    net = loads(text)
+    return net, incdsl.compile(net).eval()
+
+
+@pytest.mark.parametrize("place", sorted(PLACES))
+def test_names_that_pass_check_are_the_same_in_memory_and_in_the_generated_file(place, tmp_path):
+    """Every accepted name at one place: the in-memory module and the generated file's class hold
+    the same weights under the same keys, each name a key's part, and compute the same."""
+    import torch
+
+    from incdsl.compiler.torch.codegen import generate
+
+    net, reference = _accepted([(name, place) for name in ACCEPTED])
+    keys = list(reference.state_dict())
+    assert {name for name in ACCEPTED if any(name in key.split(".") for key in keys)} == set(ACCEPTED)
+    generated = _import(generate(net), tmp_path / f"gen_accepted_{place.replace(' ', '_')}.py").T()
+    assert list(generated.state_dict()) == keys
+    generated.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(generated.eval()(x), reference(x))
+
+
+def test_names_that_pass_check_export_to_onnx(tmp_path):
+    """torch.export writes module names into Python code: a keyword there was a SyntaxError. Each
+    accepted name at one place, the places taken in turn (one export is slow)."""
+    import torch
+
+    from incdsl.compiler.torch.export import export_onnx
+
+    pytest.importorskip("onnxscript", reason="ONNX export needs onnx and onnxscript (incdsl[onnx])")
+    ort = pytest.importorskip("onnxruntime")
+    places = sorted(PLACES)
+    net, reference = _accepted([(name, places[i % len(places)]) for i, name in enumerate(ACCEPTED)])
+    export_onnx(reference, net.input_shape, tmp_path / "accepted.onnx")
+    session = ort.InferenceSession(str(tmp_path / "accepted.onnx"), providers=["CPUExecutionProvider"])
+    x = torch.randn(3, 3, 16, 16)
+    (got,) = session.run(None, {"input": x.numpy()})
+    with torch.no_grad():
+        assert (torch.from_numpy(got) - reference(x)).abs().max().item() < 1e-4

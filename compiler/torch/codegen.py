@@ -16,6 +16,7 @@ import builtins
 import inspect
 import keyword
 import re
+import unicodedata
 from collections.abc import Callable
 
 from incdsl import __version__, ir
@@ -49,7 +50,9 @@ def _module_expr(spec: ModuleSpec) -> str:
 
 
 def _identifier(name: str) -> bool:
-    return name.isidentifier() and not keyword.iskeyword(name)
+    """Whether ``self.name`` in source is the attribute ``name``: Python folds identifiers to NFKC
+    (``self.ｃonv1`` is ``self.conv1``), so a name that is not in that form is spelled as a string."""
+    return name.isidentifier() and not keyword.iskeyword(name) and unicodedata.normalize("NFKC", name) == name
 
 
 def _access(path: str, containers: dict[str, str], base: str = "") -> str:

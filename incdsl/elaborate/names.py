@@ -18,6 +18,7 @@ naming: the names given so far and each scope's counters.
 from __future__ import annotations
 
 import keyword
+import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -29,12 +30,45 @@ TOP_LEVEL = ("network", "input", "defaults", "include", "aux", "table")
 CONTAINERS = ("concat", "seq", "residual")
 KEYWORDS = (*TOP_LEVEL, *CONTAINERS, "block")
 
-#: Attributes of torch.nn.Module, and of the modules incdsl compiles, that a layer name must not
-#: shadow (tests/test_names.py keeps this list equal to the public names of ``dir(torch.nn.Module())``
-#: and of the fused torch and Triton networks' classes: ``program``, ``tune``, ...).
+#: Attributes a module name must not take: those of ``torch.nn.Module`` (its methods, ``training``,
+#: ``T_destination``...), of the runtime's containers that hold a layer's parts and a scope's layers
+#: (``Chain``, ``Group``) and of the networks incdsl compiles (``program``, ``tune``...). Names
+#: starting with ``_`` are refused as a class, so only the public ones are listed. Checked in (``check``
+#: must not import torch); tests/test_names.py keeps it equal to what the installed torch gives.
 RESERVED_NAMES = frozenset(
     ["build_plan", "kernels", "program", "refresh_weights", "setup_inference", "setup_triton", "tune", "T_destination", "add_module", "apply", "bfloat16", "buffers", "call_super_init", "children", "compile", "cpu", "cuda", "double", "dump_patches", "eval", "extra_repr", "float", "forward", "get_buffer", "get_extra_state", "get_parameter", "get_submodule", "half", "ipu", "load_state_dict", "modules", "mtia", "named_buffers", "named_children", "named_modules", "named_parameters", "parameters", "register_backward_hook", "register_buffer", "register_forward_hook", "register_forward_pre_hook", "register_full_backward_hook", "register_full_backward_pre_hook", "register_load_state_dict_post_hook", "register_load_state_dict_pre_hook", "register_module", "register_parameter", "register_state_dict_post_hook", "register_state_dict_pre_hook", "requires_grad_", "set_extra_state", "set_submodule", "share_memory", "state_dict", "to", "to_empty", "train", "training", "type", "xpu", "zero_grad"]
 )
+
+
+def _check_normal_form(name: str, span: Span, what: str) -> None:
+    """Refuse a name that Python would read as another: it folds every identifier in source to
+    its NFKC form (``ｃonv1`` and ``conv1`` are one attribute, ``ﬁlter`` is ``filter``), so
+    ``self.ｃonv1 = ...`` in a generated file would not be the module ``add_module("ｃonv1")``
+    makes in memory. In NFKC form a name means the same in both, and two names that differ stay
+    two attributes."""
+    normal = unicodedata.normalize("NFKC", name)
+    if normal != name:
+        raise SpecError(
+            f"{what} `{name}` is `{normal}` to Python",
+            span,
+            hint=f"Python reads identifiers in NFKC form, where compatibility characters (fullwidth "
+            f"letters, ligatures such as `ﬁ`) become plain ones: write `{normal}`",
+        )
+
+
+def _check_not_reserved(name: str, span: Span, what: str) -> None:
+    if name.startswith("_"):
+        raise SpecError(
+            f"{what} `{name}` starts with `_`",
+            span,
+            hint="names starting with `_` are torch.nn.Module's private attributes; choose another name",
+        )
+    if name in RESERVED_NAMES:
+        raise SpecError(
+            f"{what} `{name}` would shadow the torch.nn.Module attribute of that name",
+            span,
+            hint=f"choose another name, e.g. `{name}_`" if not name.endswith("_") else "choose another name",
+        )
 
 
 def check_identifier(name: str, span: Span, what: str = "layer name") -> None:
@@ -53,24 +87,26 @@ def check_identifier(name: str, span: Span, what: str = "layer name") -> None:
             hint="module names become Python attributes: use letters, digits and `_`, not starting "
             "with a digit or `_`, and not a Python keyword",
         )
-    if name in RESERVED_NAMES:
-        raise SpecError(
-            f"{what} `{name}` would shadow the torch.nn.Module attribute of that name",
-            span,
-            hint=f"choose another name, e.g. `{name}_`" if not name.endswith("_") else "choose another name",
-        )
+    _check_normal_form(name, span, what)
+    _check_not_reserved(name, span, what)
 
 
 def check_module_name(name: str, span: Span, what: str = "layer name") -> None:
-    """Refuse a name PyTorch would not take for a submodule, or one that would shadow an attribute
-    of ``torch.nn.Module``; anything else goes (``1x1``, ``3x3_reduce``, ``5b``), quoted where it
-    is not an identifier.
+    """Refuse a name PyTorch would not take for a submodule, a Python keyword (torch.export's
+    generated code cannot hold one), a name that would shadow an attribute of ``torch.nn.Module``
+    or one Python would read as another (see :func:`_check_normal_form`); anything else goes
+    (``1x1``, ``3x3_reduce``, ``5b``, ``층``), quoted where it is not an identifier. Every module
+    name passes here: :meth:`Names.register` calls it on each.
 
     >>> check_module_name("3x3_reduce", Span("t.inc", 1, 1))
     >>> check_module_name("a.b", Span("t.inc", 1, 1))
     Traceback (most recent call last):
     incdsl.errors.SpecError: t.inc:1:1: error: layer name `a.b` cannot name a module
     hint: PyTorch module names cannot be empty or contain `.`, and incdsl keeps `:` for its own nodes
+    >>> check_module_name("ｆorward", Span("t.inc", 1, 1))
+    Traceback (most recent call last):
+    incdsl.errors.SpecError: t.inc:1:1: error: layer name `ｆorward` is `forward` to Python
+    hint: Python reads identifiers in NFKC form, where compatibility characters (fullwidth letters, ligatures such as `ﬁ`) become plain ones: write `forward`
     """
     if not name or "." in name or ":" in name:
         raise SpecError(
@@ -85,14 +121,15 @@ def check_module_name(name: str, span: Span, what: str = "layer name") -> None:
             span,
             hint="module names are written without spaces, quotes or backslashes",
         )
-    if name.startswith("_"):
+    if keyword.iskeyword(name):
         raise SpecError(
-            f"{what} `{name}` starts with `_`",
+            f"{what} `{name}` is a Python keyword",
             span,
-            hint="names starting with `_` are torch.nn.Module's private attributes; choose another name",
+            hint=f"torch.export (and so `incdsl export`) writes module names into Python code, where a "
+            f"keyword cannot stand: choose another name, e.g. `{name}_`",
         )
-    if name in RESERVED_NAMES:
-        check_identifier(name, span, what)
+    _check_normal_form(name, span, what)
+    _check_not_reserved(name, span, what)
 
 
 def rename_of(terms: Sequence[ast.Term]) -> ast.Rename | None:
@@ -134,33 +171,32 @@ class Names:
     def __contains__(self, name: object) -> bool:
         return name in self.spans
 
-    def register(self, name: str, span: Span) -> None:
-        """Claim ``name``; a second claim is a duplicate-name error."""
+    def register(self, scope: Scope, leaf: str, span: Span, what: str = "layer name") -> str:
+        """Claim the module ``leaf`` in ``scope`` once :func:`check_module_name` passes it (every
+        module name comes here); a second claim of its path is a duplicate-name error."""
+        check_module_name(leaf, span, what)
+        name = scope.full(leaf)
         if name in self.spans:
             raise SpecError(
                 f"duplicate layer name `{name}`", span, hint=f"`{name}` is already used at {self.spans[name]}"
             )
         self.spans[name] = span
+        return name
 
     def allocate(self, scope: Scope, base: str, rename: ast.Rename | None, label: str | None, span: Span) -> str:
         """The name of a new module of kind ``base`` in ``scope``: its ``as`` name, else the label
         it is given (a concat branch's), else its position or type and count (see the module's rules)."""
         if rename is not None:
-            check_module_name(rename.name, rename.span)
             if scope.indexed:
                 self._take_index(scope)
-            name = scope.named.full(rename.name)
-            span = rename.span
-        elif label is not None:
-            name = scope.full(label)
-        elif scope.indexed:
-            name = scope.full(str(self._take_index(scope)))
-        else:
-            key = (scope.path, base)
-            self._counts[key] = n = self._counts.get(key, 0) + 1
-            name = scope.full(f"{base}_{n}" if base[-1].isdigit() else f"{base}{n}")
-        self.register(name, span)
-        return name
+            return self.register(scope.named, rename.name, rename.span)
+        if label is not None:
+            return self.register(scope, label, span)
+        if scope.indexed:
+            return self.register(scope, str(self._take_index(scope)), span)
+        key = (scope.path, base)
+        self._counts[key] = n = self._counts.get(key, 0) + 1
+        return self.register(scope, f"{base}_{n}" if base[-1].isdigit() else f"{base}{n}", span)
 
     def synthetic(self, scope: Scope, op: str) -> str:
         """A name for a node without a module (a concat, an add); `:` keeps it apart from module

@@ -48,7 +48,7 @@ def elaborate(spec: ast.SpecFile, resolve_include: IncludeResolver, input_shape:
     walker = Walker(decls, Names(), Output())
     first_line = Span(spec.path, 1, 1)
     walker.out.nodes.append(ir.Node(name="input", attrs=ir.InputAttrs(), span=first_line))
-    walker.names.register("input", first_line)
+    walker.names.register(Scope(""), "input", first_line)
     root = Cursor(Scope(""), defaults=decls.defaults)
     x = "input"
     for stmt in top.main:

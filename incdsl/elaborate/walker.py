@@ -28,7 +28,7 @@ from ..layers import (
 )
 from .declarations import Declarations
 from .expressions import Env, Located, bind, call_arguments, split_terms, without
-from .names import CONTAINERS, KEYWORDS, TOP_LEVEL, Names, Scope, check_module_name, rename_of
+from .names import CONTAINERS, KEYWORDS, TOP_LEVEL, Names, Scope, rename_of
 from .tables import Headers, row_calls, table_block
 
 
@@ -231,16 +231,17 @@ class Walker:
         attrs = build_attrs(op, settings)
         name = self.names.allocate(at.scope, op, rename_of(item.terms), at.label, item.span)
         self.out.add_node(name, attrs, (x,), item.span, at)
-        self._claim_siblings(self.out.nodes[-1], settings.get("parts"), item.span)
+        self._claim_parts(self.out.nodes[-1], settings.get("parts"), item.span)
         return name
 
-    def _claim_siblings(self, node: ir.Node, parts: Setting | None, span: Span) -> None:
-        """A layer whose parts are siblings (``X``, ``X_bn``) names modules beside its own name."""
+    def _claim_parts(self, node: ir.Node, parts: Setting | None, span: Span) -> None:
+        """A layer of several modules names each part: children of its module (``X.conv``,
+        ``X.bn``) or siblings beside it (``X``, ``X_bn``), claimed as any module name is."""
+        where = parts.span if parts is not None else span
         for role, path in ir.part_paths(node).items():
-            if path != node.name and not path.startswith(node.name + "."):
-                where = parts.span if parts is not None else span
-                check_module_name(path.rpartition(".")[2], where, f"the {role} part's name")
-                self.names.register(path, where)
+            if path != node.name:
+                scope, _, leaf = path.rpartition(".")
+                self.names.register(Scope(scope), leaf, where, f"the {role} part's name")
 
     # --- containers --------------------------------------------------------
 
