@@ -1,5 +1,8 @@
-"""incdsl's kernels as ``incdsl::`` operators: each against torch, and its fake
-implementation against the real one.
+"""The Triton backend composed with torch.compile: incdsl's kernels as ``incdsl::``
+operators (each against torch, and its fake implementation against the real
+one), the traceable eval forward (``torch.export`` holds the operators;
+``torch.compile(fullgraph=True)`` equals eager), and the per-operation choice
+between the kernel and the torch form, from timings.
 
 Without a GPU the kernels run in Triton's interpreter (conftest), so shapes are small.
 """
@@ -10,7 +13,9 @@ import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
 
+import incdsl
 from incdsl.compiler.triton import ops
+from incdsl.compiler.triton.choice import Timing, choose_forms, pick
 from incdsl.compiler.triton.conv import (
     POOL_AVG,
     POOL_MAX,
@@ -22,6 +27,7 @@ from incdsl.compiler.triton.conv import (
 from incdsl.compiler.triton.gemm import gemm_reference
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
+SPEC = "examples/mini_googlenet"
 
 # --- the operators -------------------------------------------------------------------
 
@@ -82,3 +88,103 @@ def test_each_fake_implementation_gives_the_real_shape_stride_and_dtype(name):
     with FakeTensorMode(allow_non_fake_inputs=True) as mode:
         fake = op(*(mode.from_tensor(a) if isinstance(a, torch.Tensor) else a for a in args))
     assert (fake.shape, fake.stride(), fake.dtype, fake.device) == (real.shape, real.stride(), real.dtype, real.device)
+
+
+# --- the traceable forward -----------------------------------------------------------
+
+
+def _models(randomise_bn, **options):
+    torch.manual_seed(0)
+    net = incdsl.load(SPEC)
+    reference = incdsl.compile(net)
+    randomise_bn(reference)
+    model = incdsl.compile(net, backend="triton", **options)
+    model.load_state_dict(reference.state_dict(), strict=True)
+    return reference.eval().to(DEVICE), model.eval().to(DEVICE), torch.randn(2, *net.input_shape, device=DEVICE)
+
+
+def _incdsl_ops(exported: torch.export.ExportedProgram) -> list[str]:
+    """The ``incdsl::`` calls anywhere in the program (eval's ``no_grad`` puts the forward in a submodule)."""
+    graphs = [m.graph for m in exported.graph_module.modules() if isinstance(m, torch.fx.GraphModule)]
+    return sorted(str(n.target) for g in graphs for n in g.nodes if str(n.target).startswith("incdsl."))
+
+
+def test_export_holds_incdsl_operators_where_the_kernel_form_is_chosen(randomise_bn):
+    _, model, x = _models(randomise_bn, kernels="all")
+    fake_x = torch.empty_like(x, device="meta")
+    assert _incdsl_ops(torch.export.export(model.to("meta"), (fake_x,))) == []  # the default: torch forms
+    model.set_forms("kernel")
+    held = _incdsl_ops(torch.export.export(model, (fake_x,)))
+    groups = [name for name in model.forms if "conv1x1" in name]
+    assert len(held) == len(model.forms) and held.count("incdsl.pool_1x1.default") == sum("pool" in g for g in groups)
+    assert {"incdsl.group_1x1.default", "incdsl.conv.default"} <= set(held)
+
+
+def test_compiled_graph_equals_eager_and_the_torch_backend(randomise_bn):
+    reference, model, x = _models(randomise_bn)
+    model.set_forms("kernel")
+    model.launch_plan = False
+    with torch.no_grad():
+        eager = model(x)
+        compiled = torch.compile(model, backend="aot_eager", fullgraph=True)(x)
+        expected = reference(x)
+    assert torch.equal(compiled, eager)
+    assert (eager - expected).abs().max().item() < 1e-4
+
+
+def test_the_launch_plan_stays_the_eager_default(randomise_bn):
+    reference, model, x = _models(randomise_bn)
+    assert model.launch_plan and set(model.forms.values()) == {"library"}
+    with torch.no_grad():
+        assert (model(x) - reference(x)).abs().max().item() < 1e-4
+    assert model._plans  # the eager call built a launch plan
+
+
+# --- the choice ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("timing", "form"),
+    [
+        (Timing(1.0, 2.0), "kernel"),  # faster kernel
+        (Timing(2.0, 1.0), "library"),  # slower kernel: the library call runs
+        (Timing(1.0, 1.0), "library"),  # a tie goes to the library call
+        (Timing(None, 1.0), "library"),  # the kernel failed or was not timed
+        (Timing(1.0, None), "library"),  # nothing to compare it with
+        (Timing(), "library"),  # nothing measured (no GPU)
+    ],
+)
+def test_pick(timing, form):
+    assert pick(timing) == form
+
+
+def test_a_margin_asks_the_kernel_to_win_by_more_than_it():
+    assert pick(Timing(0.97, 1.0), margin=0.05) == "library"
+    assert pick(Timing(0.90, 1.0), margin=0.05) == "kernel"
+    assert choose_forms({"a": Timing(1, 2), "b": Timing(2, 1)}) == {"a": "kernel", "b": "library"}
+
+
+def test_measure_forms_times_both_forms_of_every_operation_and_keeps_the_pick(randomise_bn):
+    _, model, x = _models(randomise_bn)
+    names = list(model.forms)
+    calls: list[str] = []
+
+    def timer(fn) -> float:  # kernel, then library, per operation: the odd ones' kernel wins, one fails
+        i, form = divmod(len(calls), 2)
+        calls.append(form)
+        if i == 0 and form == 0:
+            raise RuntimeError("out of resources")
+        return 2.0 if form == 1 else (1.0 if i % 2 else 3.0)
+
+    timings = model.measure_forms(x, timer=timer)
+    assert list(timings) == names and len(calls) == 2 * len(names)
+    assert timings[names[0]] == Timing(None, 2.0)
+    assert model.forms == {name: "kernel" if i % 2 else "library" for i, name in enumerate(names)}
+
+
+def test_set_forms_refuses_unknown_names_and_forms(randomise_bn):
+    _, model, _ = _models(randomise_bn)
+    with pytest.raises(ValueError, match="no operation"):
+        model.set_forms({"nope": "kernel"})
+    with pytest.raises(ValueError, match="unknown form"):
+        model.set_forms("fast")
