@@ -27,7 +27,26 @@ from incdsl.compiler.triton.conv import (
 from incdsl.compiler.triton.gemm import gemm_reference
 
 DEVICE = "cuda" if torch.cuda.is_available() else "cpu"
-SPEC = "examples/mini_googlenet"
+#: Every operator's class in a few layers: groups, an average-pool projection, k×k convs
+#: (with kernels="all") and two residual expansions (ReLU after the add, and none).
+MINI_RESIDUAL = """network mini_residual
+input 3x12x12
+
+block unit(scale, act):
+  residual scale=scale act=act:
+    concat base=0:
+      conv 1x1 8
+      conv 1x1 8 -> conv 3x3 8
+      avgpool 3x3/1 same -> conv 1x1 4
+    conv 1x1 16 linear nobn as conv2d
+
+conv 3x3 16
+unit(scale=0.2, act=relu) as a
+unit(scale=1.0, act=none) as b
+global_avgpool
+linear 10
+"""
+NETWORKS = {"mini_googlenet": lambda: incdsl.load("examples/mini_googlenet"), "mini_residual": lambda: incdsl.loads(MINI_RESIDUAL)}
 
 # --- the operators -------------------------------------------------------------------
 
@@ -93,9 +112,9 @@ def test_each_fake_implementation_gives_the_real_shape_stride_and_dtype(name):
 # --- the traceable forward -----------------------------------------------------------
 
 
-def _models(randomise_bn, **options):
+def _models(randomise_bn, network: str = "mini_googlenet", **options):
     torch.manual_seed(0)
-    net = incdsl.load(SPEC)
+    net = NETWORKS[network]()
     reference = incdsl.compile(net)
     randomise_bn(reference)
     model = incdsl.compile(net, backend="triton", **options)
@@ -109,19 +128,19 @@ def _incdsl_ops(exported: torch.export.ExportedProgram) -> list[str]:
     return sorted(str(n.target) for g in graphs for n in g.nodes if str(n.target).startswith("incdsl."))
 
 
-def test_export_holds_incdsl_operators_where_the_kernel_form_is_chosen(randomise_bn):
-    _, model, x = _models(randomise_bn, kernels="all")
+def test_export_holds_an_incdsl_operator_for_each_operation_in_kernel_form(randomise_bn):
+    _, model, x = _models(randomise_bn, "mini_residual", kernels="all")
     fake_x = torch.empty_like(x, device="meta")
     assert _incdsl_ops(torch.export.export(model.to("meta"), (fake_x,))) == []  # the default: torch forms
     model.set_forms("kernel")
     held = _incdsl_ops(torch.export.export(model, (fake_x,)))
-    groups = [name for name in model.forms if "conv1x1" in name]
-    assert len(held) == len(model.forms) and held.count("incdsl.pool_1x1.default") == sum("pool" in g for g in groups)
-    assert {"incdsl.group_1x1.default", "incdsl.conv.default"} <= set(held)
+    expected = {"group_1x1": 2, "pool_1x1": 2, "residual_1x1": 2, "conv": 3}  # conv1 and each unit's 3×3
+    assert held == sorted(f"incdsl.{op}.default" for op, n in expected.items() for _ in range(n))
 
 
-def test_compiled_graph_equals_eager_and_the_torch_backend(randomise_bn):
-    reference, model, x = _models(randomise_bn)
+@pytest.mark.parametrize(("network", "options"), [("mini_googlenet", {}), ("mini_residual", {"kernels": "all"})])
+def test_compiled_graph_equals_eager_and_the_torch_backend(randomise_bn, network, options):
+    reference, model, x = _models(randomise_bn, network, **options)
     model.set_forms("kernel")
     model.launch_plan = False
     with torch.no_grad():
