@@ -10,11 +10,12 @@
 Each takes ordinary tensors and returns a new channels-last one holding every
 column of the kernel (a group's members side by side): the graph slices it per
 member and concatenates as torch would. That keeps the operators functional,
-which is what Inductor can fuse around (its ``cat`` lowering, bias-free
-pointwise epilogues of neighbours, pools without indices); an operator that
-writes into a slice of its consumer's concat buffer (``mutates_args``) would
-be functionalised back into a copy, so the launch plan's "store into the
-concat's place" trick buys nothing inside a compiled graph.
+which is what Inductor can fuse around (the slices and ``cat`` after them, the
+bias and ReLU of the torch-form convs beside them, pools without indices). An
+operator that wrote into a slice of its consumer's concat buffer
+(``mutates_args``) would be functionalised back into a copy of that slice, so
+the launch plan's "store into the concat's place" trick buys nothing inside a
+compiled graph.
 
 Weights come as the launch plan holds them (:func:`.conv.pack_weight`,
 :func:`.conv.pad_columns`); ``cout`` is the number of real columns. Each
