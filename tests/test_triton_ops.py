@@ -9,6 +9,10 @@ Without a GPU the kernels run in Triton's interpreter (conftest), so shapes are 
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -207,3 +211,22 @@ def test_set_forms_refuses_unknown_names_and_forms(randomise_bn):
         model.set_forms({"nope": "kernel"})
     with pytest.raises(ValueError, match="unknown form"):
         model.set_forms("fast")
+
+
+def test_off_the_interpreter_the_operators_are_triton_ops_that_export(tmp_path):
+    """What a GPU gets (here on the meta device, in a process without TRITON_INTERPRET): triton_op s,
+    whose fake implementations let torch.export keep each as one incdsl:: call."""
+    code = f"""
+import torch, incdsl
+from torch._library.triton import triton_ops_to_kernels
+model = incdsl.compile(incdsl.loads({MINI_RESIDUAL!r}), backend="triton", kernels="all").eval().to("meta")
+assert {{"incdsl::group_1x1", "incdsl::residual_1x1", "incdsl::pool_1x1", "incdsl::conv"}} <= set(triton_ops_to_kernels)
+model.set_forms("kernel")
+exported = torch.export.export(model, (torch.empty(2, 3, 12, 12, device="meta"),))
+print(sum(str(n.target).startswith("incdsl.") for m in exported.graph_module.modules()
+          if isinstance(m, torch.fx.GraphModule) for n in m.graph.nodes))
+"""
+    env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["9"]  # 2 groups, 2 pool projections, 2 residual expansions, 3 convs
