@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from .conv import conv_launch
-from .epilogue import Destinations, pixel_rows
+from .epilogue import TABLE_WIDTH, Destinations, pixel_rows
 from .gemm import gemm_launches, precision_of
 from .launch import Config, Launch, interpreted
 from .tuning import Shape
@@ -60,7 +60,10 @@ def _destination(out: torch.Tensor) -> Destinations:
     stride ``cout``, columns ``[0, cout)``. Vector stores when ``cout`` fills 16-byte rows
     (the base's own alignment is Triton's specialisation, as for any pointer)."""
     cout = out.shape[1]
-    table = torch.tensor([[0, cout, 0, cout]], dtype=torch.int64, device=out.device)
+    # Built by ops, not torch.tensor(list): AOT tracing (on a GPU) refuses a tensor made from
+    # Python data inside the operator's body.
+    table = torch.zeros((1, TABLE_WIDTH), dtype=torch.int64, device=out.device)
+    table[:, 1::2] = cout  # (offset 0, row stride cout, start 0, stop cout)
     vector = 16 // out.element_size()
     return Destinations(out, table, 1, vector if cout % vector == 0 else 1)
 
