@@ -57,7 +57,8 @@ NETWORKS = {"mini_googlenet": lambda: incdsl.load("examples/mini_googlenet"), "m
 
 def _operands(cin: int, cout: int, kernel: tuple[int, int] = (1, 1), seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    x = torch.randn(2, cin, 5, 6, generator=g).to(DEVICE).contiguous(memory_format=torch.channels_last)
+    # a channel slice of a channels-last tensor, as a group member's output is: read in place
+    x = torch.randn(2, cin + 8, 5, 6, generator=g).to(DEVICE).contiguous(memory_format=torch.channels_last)[:, 3 : 3 + cin]
     weight = torch.randn(cout, cin, *kernel, generator=g).to(DEVICE)
     bias = torch.randn(cout, generator=g).to(DEVICE)
     floor = torch.where(torch.arange(cout, device=DEVICE) < cout // 3, 0.0, float("-inf"))  # ReLU on some columns

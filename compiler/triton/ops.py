@@ -41,7 +41,7 @@ from typing import Any
 import torch
 
 from .conv import conv_launch
-from .epilogue import TABLE_WIDTH, Destinations, pixel_rows
+from .epilogue import TABLE_WIDTH, Destinations, pixel_row_stride, pixel_rows
 from .gemm import gemm_launches, precision_of
 from .launch import Config, Launch, interpreted
 from .tuning import Shape
@@ -52,7 +52,9 @@ def _out(x: torch.Tensor, cout: int, height: int, width: int) -> torch.Tensor:
 
 
 def _channels_last(t: torch.Tensor) -> torch.Tensor:
-    return t.contiguous(memory_format=torch.channels_last)
+    """``t`` as the kernels read it: pixels as rows with unit channel stride. A channel slice of a
+    channels-last tensor (a group member's output, a concat's part) already is: no copy."""
+    return t if pixel_row_stride(t) is not None else t.contiguous(memory_format=torch.channels_last)
 
 
 def _destination(out: torch.Tensor) -> Destinations:
