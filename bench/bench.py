@@ -24,6 +24,10 @@ folded batch norm), and those weights loaded into every variant:
   ``incdsl torch`` (the plain lowering);
 - ``incdsl triton``: the default kernels with CUDA graphs (the default); ``… no CUDA graphs``;
   ``… all kernels`` (``kernels="all"``: k×k convs too); ``… tuned`` (``model.tune(x)`` first).
+- ``torch.compile(incdsl --fuse)``, ``torch.compile(incdsl triton)`` (the triton backend's graph
+  forward with its default forms: :mod:`incdsl.compiler.triton.choice`) and ``torch.compile(incdsl
+  triton, measured)`` (``model.measure_forms(x)`` first: per operation, incdsl's kernel or the torch
+  form, whichever this GPU times faster): reduce-overhead, compiled as the reference is.
 
 Every fused 1×1 group of a network alone, at the network's shapes, random weights (GEMM
 ``[N·H·W, Cin] × [Cin, ΣCout]``): ``separate convs`` (cuDNN, one per member, bias and ReLU),
@@ -79,7 +83,9 @@ Stages, budget, results
 -----------------------
 On a GPU the items run in a fixed order (``--stage first``: the decisive table, GoogLeNet and
 Inception-v4 at fp16, batches 1/32/256: eager, incdsl triton, incdsl --fuse, then
-torch.compile reduce-overhead and default at batches 1 and 32, then at 256, then the groups
+torch.compile reduce-overhead and default at batches 1 and 32, then at 256, then torch.compile
+reduce-overhead of incdsl --fuse and of incdsl triton (its graph forward: default forms, then the
+forms ``measure_forms`` picks on this GPU) at every batch, then the groups
 table, then triton without CUDA graphs; ``--stage second``: whatever ``--resume``'s file skipped,
 then kernels="all" and the k×k convs table, tuned configs, max-autotune at batches 1 and 32,
 bf16, the other networks, max-autotune at 256). ``--budget SECONDS`` (counted from this process's
@@ -151,8 +157,16 @@ TRITON_NO_GRAPHS = "incdsl triton, no CUDA graphs"
 TRITON_ALL = "incdsl triton, all kernels"
 TRITON_TUNED = "incdsl triton, tuned"
 COMPILE_MODES = ("default", "reduce-overhead", "max-autotune")
+# torch.compile reduce-overhead (freezing, afresh per batch) of incdsl's models: the fused torch path,
+# and the triton backend's graph forward with its default forms and with the forms measured here
+# (``model.measure_forms(x)`` before compiling).
+FUSE_COMPILED = "torch.compile(incdsl --fuse)"
+TRITON_COMPILED = "torch.compile(incdsl triton)"
+TRITON_COMPILED_MEASURED = "torch.compile(incdsl triton, measured)"
+COMPILED_INCDSL = {FUSE_COMPILED: FUSE, TRITON_COMPILED: TRITON, TRITON_COMPILED_MEASURED: TRITON}
 NETWORK_VARIANTS = (
-    EAGER, *(f"torch.compile {m}" for m in COMPILE_MODES), TORCH, FUSE, TRITON, TRITON_NO_GRAPHS, TRITON_ALL, TRITON_TUNED,
+    EAGER, *(f"torch.compile {m}" for m in COMPILE_MODES), *COMPILED_INCDSL, TORCH, FUSE, TRITON, TRITON_NO_GRAPHS,
+    TRITON_ALL, TRITON_TUNED,
 )  # fmt: skip
 
 # Group and conv variants.
@@ -636,13 +650,14 @@ class NetState:
     def incdsl_model(self, variant: str) -> torch.nn.Module:
         if variant not in self.models:
             kwargs: dict[str, Any] = {}
-            if variant == FUSE:
+            base = COMPILED_INCDSL.get(variant, variant)  # a compiled variant keeps its own (uncalled) model
+            if base == FUSE:
                 kwargs = {"fuse": True}
             elif variant == TRITON_ALL:
                 kwargs = {"backend": "triton", "kernels": "all"}
             elif variant == TRITON_NO_GRAPHS:
                 kwargs = {"backend": "triton", "cuda_graphs": False}
-            elif variant in (TRITON, TRITON_TUNED):
+            elif base in (TRITON, TRITON_TUNED):
                 kwargs = {"backend": "triton"}
             model = incdsl.compile(self.spec_net, **kwargs)
             loaded = model.load_state_dict(self.state, strict=False)
@@ -805,7 +820,9 @@ class Bench:
             self.ensure_eager(st, batch)
             if variant == EAGER:
                 return
-            if variant.startswith("torch.compile"):
+            if variant in COMPILED_INCDSL:
+                self.measure_compiled(st, batch, "reduce-overhead", variant)
+            elif variant.startswith("torch.compile"):
                 self.measure_compiled(st, batch, variant.removeprefix("torch.compile "))
             elif variant == TRITON_TUNED:
                 self.measure_network(st, batch, variant, lambda: st.incdsl_model(variant), self.tune_model)
@@ -817,6 +834,8 @@ class Bench:
             eager = 0.0 if (name, dtype, batch) in self.eager_done else self.seen(f"eager:{name}", p.get("eager", p.get("network", 10)))
             if not self.gpu:
                 return eager + self.seen(f"{variant}:{name}", p["network"])
+            if variant in COMPILED_INCDSL:
+                return eager + self.seen(f"{variant}:{name}", self.seen(f"compile:{name}", p[f"compile:{name}"]))
             if variant.startswith("torch.compile"):
                 mode = variant.removeprefix("torch.compile ")
                 base = self.seen(f"compile:{name}", p[f"compile:{name}"])
@@ -837,7 +856,7 @@ class Bench:
             return eager + self.seen(f"{variant}:{name}", p.get("triton-variant", 10.0))
 
         category = {EAGER: f"eager:{name}"}.get(variant, f"{variant}:{name}")
-        if variant.startswith("torch.compile"):
+        if variant.startswith("torch.compile") and variant not in COMPILED_INCDSL:
             category = f"compile {variant.removeprefix('torch.compile ')}:{name}"
         return Item(key, category, estimate, run)
 
@@ -849,21 +868,25 @@ class Bench:
         _sync(self.device)
         return {"tune_s": round(time.perf_counter() - t0, 1)}
 
-    def measure_compiled(self, st: NetState, batch: int, mode: str) -> None:
-        """torch.compile of the reference, afresh for this batch: dynamo reset, dynamic=False, freezing."""
+    def measure_compiled(self, st: NetState, batch: int, mode: str, variant: str | None = None) -> None:
+        """torch.compile of the reference (or of the incdsl model a :data:`COMPILED_INCDSL` ``variant``
+        names), afresh for this batch: dynamo reset, dynamic=False, freezing."""
         import torch._dynamo
         import torch._inductor.config
 
         torch._inductor.config.freezing = True
         self._reset_compiled()
         holder: dict[str, Any] = {}
+        measured = variant == TRITON_COMPILED_MEASURED
 
         def build() -> Any:
-            holder["model"] = copy.deepcopy(st.reference)
+            holder["model"] = copy.deepcopy(st.incdsl_model(variant) if variant else st.reference)
+            if measured and not self.dry:
+                holder["model"].measure_forms(st.data(batch)["x"])
             return torch.compile(holder["model"], mode=mode, dynamic=False)
 
         try:
-            self.measure_network(st, batch, f"torch.compile {mode}", build)
+            self.measure_network(st, batch, variant or f"torch.compile {mode}", build)
         finally:
             holder.clear()
             self._reset_compiled()
@@ -1307,6 +1330,8 @@ class Bench:
         first = net(decisive, main, batches, [EAGER, TRITON, FUSE])
         first += compiled(decisive, main, small, ["reduce-overhead", "default"])
         first += compiled(decisive, main, large, ["reduce-overhead", "default"])
+        if compile_ok:
+            first += net(decisive, main, batches, list(COMPILED_INCDSL))
         if not args.skip_groups:
             first += [self.case_item("groups", n, main, b, protected=True) for n in decisive for b in middle]
             first += [self.case_item("groups", n, main, b) for b in batches if b not in middle for n in decisive]

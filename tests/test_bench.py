@@ -180,3 +180,18 @@ def test_tuning_a_group_times_each_candidate_and_keeps_the_fastest(bench):
     assert row["candidates"] >= 2 and row["candidates_failed"] == 0
     assert row["variants"]["triton tuned"]["rel_err"] < 1e-5
     assert row["configs"]["triton tuned"]
+
+
+def test_the_first_gpu_stage_compiles_incdsl_models_beside_the_reference(bench):
+    """The decisive table's compiled rows: torch.compile of incdsl --fuse and of the triton backend's
+    graph forward (default and measured forms), built on the meta device as a dry run does."""
+    args = bench.parse_args(["--device", "cuda", "--dry-run", "--stage", "first", "--nets", "googlenet",
+                             "--batches", "1", "--input", "3x32x32", "--skip-groups"])  # fmt: skip
+    b = bench.Bench(args, None)
+    items = [i for i in b.plan() if i.key.rsplit("|", 1)[1] in bench.COMPILED_INCDSL]
+    assert [i.key.rsplit("|", 1)[1] for i in items] == list(bench.COMPILED_INCDSL)
+    for item in items:
+        item.run()
+    assert b.prepared == [f"googlenet 1 {v}" for v in (bench.EAGER, *bench.COMPILED_INCDSL)]
+    triton = b.states["googlenet", torch.float16].models[bench.TRITON_COMPILED]
+    assert type(triton).__name__ == "TritonNetwork" and set(triton.forms.values()) == {"library"}

@@ -9,6 +9,17 @@ the second call and replayed from the third (``cuda_graphs=False`` opts out).
 Configs come from the tuning cache when a shape was tuned (``autotune=True``,
 or :meth:`TritonEval.tune`), else from the default for the shape's class.
 
+Under ``torch.compile`` and ``torch.export`` (and eagerly with
+``launch_plan = False``) eval is instead one traceable forward (:mod:`.graph`):
+the fused torch path's step program with each operation in the form
+:mod:`.choice` picked for it, incdsl's kernel as an ``incdsl::`` operator
+(:mod:`.ops`) or the torch form that Inductor fuses. Until
+:meth:`TritonEval.measure_forms` has timed both forms on the GPU, every
+operation takes the torch form (why: :mod:`.choice`); :meth:`TritonEval.set_forms`
+sets them by hand. Eager eval keeps the launch plan (``launch_plan = True``)
+until a GPU run measures the compiled graph faster (bench/bench.py's
+``torch.compile(incdsl triton)`` rows).
+
 Inference weights (batch norm folded, each group's weights packed) are
 prepared again after ``load_state_dict``, ``.to()``/``.half()``, a
 ``train()``/``eval()`` switch or :meth:`refresh_weights` — not by scanning
@@ -33,6 +44,9 @@ from ..options import DEFAULT_TRITON_KERNELS
 from ..torch.fused import InferenceEval
 from ..torch.lower import IncNetwork
 from ..torch.weights import activation_floor, member_weights, stacked_weights
+from .choice import FORMS, Form, Timing, choose_forms
+from .graph import kernel_calls, run_kernel
+from .plan import Weights
 
 
 def no_gpu_message(x: torch.Tensor) -> str:
@@ -96,6 +110,11 @@ class TritonEval(InferenceEval):
         self._cuda_graphs = cuda_graphs
         self._autotune = autotune
         self._plans: dict[tuple[Any, ...], Any] = {}
+        #: eager eval runs the launch plan (True) or the graph forward (False: op by op, weights prepared per call)
+        self.launch_plan = True
+        self._kernel_calls = kernel_calls(self._program, "conv" in self._kernels)
+        self._forms: dict[str, Form] = {}
+        self._timing_steps: dict[str, tuple[Any, list[torch.Tensor]]] | None = None
         self._graphs: dict[tuple[Any, ...], tuple[Any, tuple[torch.Tensor, ...]]] = {}
 
     @property
@@ -119,8 +138,82 @@ class TritonEval(InferenceEval):
                 choose = self._chooser(x, tune=True)
                 self._plans[key] = self.build_plan(x, choose, choose.target)
 
+    # --- the traceable forward and the choice of forms --------------------------
+
+    @property
+    def forms(self) -> dict[str, Form]:
+        """Each operation that has an incdsl kernel, and the form the graph forward runs it in."""
+        return {name: self._forms.get(name, "library") for name in self._kernel_calls}
+
+    def set_forms(self, forms: Mapping[str, Form] | Form) -> None:
+        """Set the forms by operation name, or one form (``"kernel"`` or ``"library"``) for all."""
+        chosen = dict.fromkeys(self._kernel_calls, forms) if isinstance(forms, str) else dict(forms)
+        unknown = sorted(set(chosen) - set(self._kernel_calls))
+        if unknown:
+            raise ValueError(f"no operation with an incdsl kernel is named {', '.join(unknown)}")
+        wrong = sorted({str(f) for f in chosen.values()} - set(FORMS))
+        if wrong:
+            raise ValueError(f"unknown form(s) {', '.join(wrong)}; choose among {', '.join(FORMS)}")
+        self._forms.update(chosen)
+
+    def measure_forms(self, x: torch.Tensor, timer: Callable[[Callable[[], Any]], float] | None = None,
+                      margin: float = 0.0) -> dict[str, Timing]:  # fmt: skip
+        """Time both forms of every operation at ``x``'s shape (``timer(fn)`` → ms, by default
+        Triton's ``do_bench`` on the GPU), keep :func:`.choice.choose_forms`'s pick and return
+        the timings. The torch form is timed eagerly (Inductor would fuse its bias and ReLU
+        further)."""
+        self._check_input(x)
+        if timer is None:
+            if not x.is_cuda:
+                raise RuntimeError("measuring the forms needs a CUDA GPU (or a timer=)")
+            import triton.testing
+
+            def timer(fn: Callable[[], Any]) -> float:
+                return triton.testing.do_bench(fn, warmup=5, rep=25, return_mode="median")
+
+        with torch.no_grad():
+            self._timing_steps = {}
+            try:
+                self._graph_forward(x, {name: "library" for name in self._kernel_calls})
+                seen = self._timing_steps
+            finally:
+                self._timing_steps = None
+            timings = {name: self._time_forms(timer, step, xs, x) for name, (step, xs) in seen.items()}
+        self._forms.update(choose_forms(timings, margin))
+        return timings
+
+    def _time_forms(self, timer: Callable[[Callable[[], Any]], float], step: Any, xs: list[torch.Tensor],
+                    x: torch.Tensor) -> Timing:  # fmt: skip
+        """Both forms of ``step`` timed on its inputs ``xs`` (``x``: the network's input)."""
+        kernel, library = self._weights_for(step), InferenceEval._weights_for(self, step)
+        return Timing(
+            _timed(timer, lambda: run_kernel(self._kernel_calls[step.name], step, xs, kernel)),
+            _timed(timer, lambda: InferenceEval._compute(self, step, xs, x, library)),
+        )
+
+    def _graph_forward(self, x: torch.Tensor, forms: Mapping[str, Form]) -> Any:
+        """The step program, each operation in its form, weights prepared in the graph (under
+        ``torch.compile`` with freezing they are folded once). An operation whose weights are
+        packed (:class:`.plan.Weights`) runs its kernel; the others, torch's form."""
+        with torch.no_grad():
+            weights = {
+                s.name: self._weights_for(s) if forms.get(s.name) == "kernel" else InferenceEval._weights_for(self, s)
+                for s in self._eval_steps
+                if s.members
+            }
+            return self._run(x, weights)
+
+    def _compute(self, step: Any, xs: list[torch.Tensor], x: torch.Tensor, weights: dict[str, Any]) -> torch.Tensor:
+        if self._timing_steps is not None and step.name in self._kernel_calls:
+            self._timing_steps[step.name] = (step, list(xs))
+        if isinstance(weights.get(step.name), Weights):
+            return run_kernel(self._kernel_calls[step.name], step, xs, weights[step.name])
+        return super()._compute(step, xs, x, weights)
+
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
+        if torch.compiler.is_compiling() or not self.launch_plan:
+            return self._graph_forward(x, self.forms)
         with torch.no_grad():
             self._prepare()
             key = (tuple(x.shape), x.dtype, x.device)
@@ -200,7 +293,6 @@ class TritonEval(InferenceEval):
         """A conv's or group's weights as its launches read them: packed, with padded columns
         (a conv left to cuDNN keeps the torch path's)."""
         from .conv import pack_weight, pad_columns
-        from .plan import Weights
 
         if step.kind == "group":
             weight, bias, floor = stacked_weights(self, step.members)
@@ -223,6 +315,14 @@ class TritonEval(InferenceEval):
         plan.input_place.copy_(x)
         graph.replay()
         return [out.clone() for out in outs]
+
+
+def _timed(timer: Callable[[Callable[[], Any]], float], fn: Callable[[], Any]) -> float | None:
+    """``timer(fn)``, or None when the form cannot run here (it is then not chosen)."""
+    try:
+        return timer(fn)
+    except Exception:  # noqa: BLE001 - out of resources on this GPU, say: not a candidate
+        return None
 
 
 def _capture(plan: Any) -> tuple[Any, tuple[torch.Tensor, ...]]:
