@@ -124,7 +124,7 @@ def test_compile_never_writes_over_its_spec(cli, tmp_path: Path):
     text = (ROOT / "specs" / "examples" / "mini_googlenet.inc").read_text(encoding="utf-8")
     spec.write_text(text, encoding="utf-8")
     code, _, err = cli("compile", str(spec), "-o", str(spec))
-    assert code == 2 and "is the spec this command reads" in err
+    assert code == 2 and "is a file this command reads" in err
     assert spec.read_text(encoding="utf-8") == text
 
 
