@@ -255,10 +255,11 @@ def _summary(net: ir.Network, path: str) -> str:
 
 
 def _width() -> int | None:
-    """The width text tables must fit: ``COLUMNS`` when set, else the terminal's when stdout is
-    one, else none (a file or a pipe gets the whole table)."""
+    """The width text tables must fit: ``COLUMNS`` when it is a positive whole number in ASCII
+    digits (not "²", which passes ``str.isdigit``, nor more than nine digits), else the
+    terminal's when stdout is one, else none (a file or a pipe gets the whole table)."""
     columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
+    if re.fullmatch(r"[0-9]{1,9}", columns) and int(columns) > 0:
         return int(columns)
     return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 

@@ -219,3 +219,12 @@ def test_list_filters_by_pattern(cli):
     assert [line.split()[0] for line in out.splitlines()] == sorted(n for n in bundled_specs() if n.startswith("compat/"))
     code, out, err = cli("list", "nothing*")
     assert code == 1 and out == "" and "no bundled spec matches" in err
+
+
+@pytest.mark.parametrize("columns", ["²", "٣", "-3", "0", "eighty", "8 0", "9" * 10, "9" * 5000])
+@pytest.mark.parametrize("argv", [["params"], ["params", "--layers"], ["params", "--expand"], ["check"]])
+def test_a_columns_that_is_no_positive_number_is_ignored(cli, monkeypatch: pytest.MonkeyPatch, columns, argv):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    unset = cli(*argv, "examples/mini_googlenet")
+    monkeypatch.setenv("COLUMNS", columns)
+    assert cli(*argv, "examples/mini_googlenet") == unset and unset[0] == 0
