@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ir
+from . import ast, ir
 from .cost import Cost, node_costs
 
 #: Relative difference above which a paper figure is flagged.
@@ -57,7 +57,7 @@ class ParamsRow:
     params: int
     macs: int
     weights: int
-    values: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, int | float | str] = field(default_factory=dict)
     count: int = 1
     per_copy: Cost | None = None
     line: int = 0
@@ -156,6 +156,20 @@ def _row_type(row: ir.Row, principal: ir.Node) -> str:
     return _describe(principal)
 
 
+def cell(value: Any) -> int | float | str:
+    """A table row's value as every format shows it: a number as a number, a size as the spec
+    wrote it (``3x3``), anything else (a name, a flag) as its text.
+
+    >>> cell(ast.Dims.model_construct(sizes=(1, 7), stride=None, text="1x7"))
+    '1x7'
+    """
+    if isinstance(value, ast.Dims):
+        return value.text
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return str(value)
+
+
 def _build_row(net: ir.Network, row: ir.Row, nodes: list[ir.Node], costs: dict[str, Cost], columns: list[str]) -> ParamsRow:
     cost = sum((costs[n.name] for n in nodes), Cost())
     principal = max(nodes, key=lambda n: costs[n.name].macs)  # the first of equals
@@ -176,7 +190,7 @@ def _build_row(net: ir.Network, row: ir.Row, nodes: list[ir.Node], costs: dict[s
         params=cost.params,
         macs=cost.macs,
         weights=cost.weights,
-        values={k: v for k, v in values.items() if k in columns},
+        values={k: cell(v) for k, v in values.items() if k in columns},
         count=row.count,
         line=row.span.line,
         paper=row.paper,
