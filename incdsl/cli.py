@@ -124,8 +124,9 @@ def _parser() -> argparse.ArgumentParser:
         "the spec carries them.",
     )
     params.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
-    params.add_argument("--expand", action="store_true", help="one row per copy of a repeated block")
-    params.add_argument(
+    rows = params.add_mutually_exclusive_group()  # --layers already gives every layer of every copy
+    rows.add_argument("--expand", action="store_true", help="one row per copy of a repeated block")
+    rows.add_argument(
         "--layers", action="store_true",
         help="one row per layer instead, with its input and output shapes, params, MACs and activation "
         "memory (as torchinfo's summary shows them)",
@@ -170,7 +171,9 @@ def _parser() -> argparse.ArgumentParser:
         "(default fused_1x1,pool_conv,residual_1x1)",
     )
     compile_cmd.add_argument(
-        "--report", action="store_true", help="torch: print what the inference passes (fuse=True) do, not the source"
+        "--report", action="store_true",
+        help="print the compile report (what the inference passes, fuse=True, do) instead of the source; the "
+        "triton backend always prints its report",
     )
     compile_cmd.add_argument(
         "--target",
@@ -352,9 +355,14 @@ def _list(pattern: str) -> int:
     from .frontend import bundled_specs
 
     names = [name for name in bundled_specs() if fnmatch.fnmatch(name, pattern)]
-    if not names:
-        print(f"incdsl: no bundled spec matches {pattern!r}", file=sys.stderr)
-        return EXIT_SPEC
+    if not names:  # an empty listing, as `find` gives: not a spec error, and nothing for a pipe to read
+        wider = f"*{pattern}*"
+        plain = pattern and not any(c in pattern for c in "*?[")
+        hint = f"; the pattern matches whole names: try '{wider}'" if plain and any(
+            fnmatch.fnmatch(name, wider) for name in bundled_specs()
+        ) else ""
+        print(f"incdsl list: no bundled spec matches '{shorten(pattern)}'{hint}", file=sys.stderr)
+        return 0
     width = max(len(n) for n in names)
     for name in names:
         net = load(name)

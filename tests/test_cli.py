@@ -217,8 +217,17 @@ def test_list_filters_by_pattern(cli):
     code, out, _ = cli("list", "compat/*")
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()] == sorted(n for n in bundled_specs() if n.startswith("compat/"))
-    code, out, err = cli("list", "nothing*")
-    assert code == 1 and out == "" and "no bundled spec matches" in err
+
+
+@pytest.mark.parametrize(
+    ("pattern", "hint"),
+    [("nothing*", ""), ("incep", "; the pattern matches whole names: try '*incep*'"), ("", ""), ("[", "")],
+)
+def test_a_list_pattern_that_matches_nothing_is_an_empty_listing(cli, pattern, hint):
+    """Not a spec error (1) nor a usage error (2): `find` lists nothing with status 0, so does `list`."""
+    code, out, err = cli("list", pattern)
+    assert (code, out) == (0, "")
+    assert err == f"incdsl list: no bundled spec matches '{pattern}'{hint}\n"
 
 
 @pytest.mark.parametrize("columns", ["²", "٣", "-3", "0", "eighty", "8 0", "9" * 10, "9" * 5000])
@@ -228,3 +237,26 @@ def test_a_columns_that_is_no_positive_number_is_ignored(cli, monkeypatch: pytes
     unset = cli(*argv, "examples/mini_googlenet")
     monkeypatch.setenv("COLUMNS", columns)
     assert cli(*argv, "examples/mini_googlenet") == unset and unset[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["params", "--expand", "--layers"], "argument --layers: not allowed with argument --expand"),
+        (["params", "--layers", "--expand"], "argument --expand: not allowed with argument --layers"),
+        (["compile", "--features", "x" * 5000], "'" + "x" * 59 + "…' is not a layer, block or row of mini_googlenet"),
+        (["compile", "--features", "conv1," + "y" * 5000], "'" + "y" * 59 + "…' is not a layer"),
+    ],
+)
+def test_options_that_cannot_be_honoured_are_usage_errors_echoed_short(cli, argv, message):
+    code, out, err = cli(argv[0], "examples/mini_googlenet", *argv[1:])
+    assert (code, out) == (2, "") and message in err, err
+    assert len(err) < 500
+
+
+def test_triton_report_is_what_the_triton_backend_prints(cli):
+    """--report asks for the compile report instead of the source: the triton backend's stdout is that report."""
+    pytest.importorskip("triton")
+    plain = cli("compile", "examples/mini_googlenet", "--backend", "triton")
+    assert plain[0] == 0 and "passes:" in plain[1]
+    assert cli("compile", "examples/mini_googlenet", "--backend", "triton", "--report") == plain
