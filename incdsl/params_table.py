@@ -551,6 +551,7 @@ class LayerRow:
 
     name: str
     type: str
+    op: str
     inputs: tuple[ir.Shape, ...]
     output: ir.Shape
     params: int
@@ -576,6 +577,7 @@ def layer_rows(net: ir.Network) -> list[LayerRow]:
         rows.append(LayerRow(
             name=node.name,
             type=f"{_describe(node)} {patch}".strip(),
+            op=node.op,
             inputs=tuple(net.node(i).shape or (0, 0, 0) for i in node.inputs),
             output=node.shape or (0, 0, 0),
             params=cost.params,
@@ -590,12 +592,18 @@ def format_bytes(n: int) -> str:
     return f"{format_si(n)}B" if n >= 1000 else f"{n}B"
 
 
-def _input_text(shapes: tuple[ir.Shape, ...]) -> str:
-    """One input's shape, or a concat's as its channels summed (``28×28×(64+128+32+32)``)."""
-    if len(shapes) == 1 or len(set(shapes)) == 1:
+def _input_text(op: str, shapes: tuple[ir.Shape, ...]) -> str:
+    """One input's shape; a concat's as its channels summed, equal ones too
+    (``35×35×(96+96+96+96)``); the several inputs of anything else each in full
+    (a residual add's ``35×35×320 + 35×35×320``).
+
+    >>> _input_text("concat", ((4, 8, 8), (4, 8, 8)))
+    '8×8×(4+4)'
+    """
+    if len(shapes) <= 1:
         return format_shape(shapes[0]) if shapes else ""
     _, h, w = shapes[0]
-    if all(s[1:] == (h, w) for s in shapes):
+    if op == "concat" and all(s[1:] == (h, w) for s in shapes):
         return f"{h}×{w}×({'+'.join(str(s[0]) for s in shapes)})"
     return " + ".join(format_shape(s) for s in shapes)
 
@@ -607,7 +615,7 @@ _LAYER_HEADER = ["layer", "type", f"input ({SHAPE_ORDER})", f"output ({SHAPE_ORD
 def _layer_cells(net: ir.Network) -> tuple[list[list[str]], set[int]]:
     rows = layer_rows(net)
     body = [
-        [r.name, r.type, _input_text(r.inputs), format_shape(r.output), f"{r.params:,}" if r.params else "",
+        [r.name, r.type, _input_text(r.op, r.inputs), format_shape(r.output), f"{r.params:,}" if r.params else "",
          format_si(r.macs) if r.macs else "", format_bytes(r.activation_bytes)]
         for r in rows
     ]
