@@ -448,7 +448,7 @@ def _new_file_refused(path: Path, shown: str) -> str | None:
     """Why a file that does not exist yet cannot be created at ``path`` (None if it can): a folder
     on the way that is a symbolic link to nothing, or a name longer than its file system allows."""
     missing, folder = [], path
-    while not os.path.lexists(folder):
+    while not os.path.lexists(folder) and folder != folder.parent:
         missing.append(folder.name)
         folder = folder.parent
     if not folder.is_dir():
