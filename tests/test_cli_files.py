@@ -3,7 +3,9 @@ one it must not write; every command that reads a spec refuses, as a usage error
 
 from __future__ import annotations
 
+import io
 import os
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -129,9 +131,6 @@ def test_an_output_through_a_link_to_a_file_is_written(cli, folder):
 
 @pytest.mark.parametrize("command", WRITERS)
 def test_a_file_a_spec_on_standard_input_includes_is_not_written(cli, folder, monkeypatch, command):
-    import io
-    import sys
-
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO((folder / "net.inc").read_bytes())))
     argv = [("-" if a == "net.inc" else a) for a in WRITERS[command]]
     code, out, err = cli(*argv, "lib.inc")
