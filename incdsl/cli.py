@@ -469,10 +469,10 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _write(command: str, target: str, data: bytes, what: str, sources: Collection[str]) -> int:
+def _write(command: str, target: str, data: bytes, what: str, sources: Collection[str], option: str = "-o") -> int:
     """Write a command's output file, checked again (the work took a while); a file that cannot be
     written is a usage error (as click has it)."""
-    refused = _output_refused(target, sources)
+    refused = _output_refused(target, sources, option)
     if refused:
         return _usage_error(command, refused)
     path = Path(target)
@@ -524,18 +524,15 @@ def _export(net: ir.Network, args: argparse.Namespace) -> int:
         return _usage_error("export", refused)
     try:
         with progress(f"exporting {net.name} to ONNX") as step:
-            from .compiler.torch.export import export_onnx  # imports torch: the spinner is already up
+            from .compiler.torch.export import to_onnx  # imports torch: the spinner is already up
 
             step(f"compiling {net.name}")
             model = compile_network(net, backend="torch")
-            exported = export_onnx(model, net.input_shape, args.onnx, on_step=step)
+            exported = to_onnx(model, net.input_shape, on_step=step)
     except BackendUnavailable as err:
         print(f"incdsl export: {err}", file=sys.stderr)
         return EXIT_BACKEND
-    except OSError as err:
-        return _usage_error("export", f"cannot write {shorten(args.onnx)}: {err.strerror or err}")
-    print(f"wrote {exported.summary()}", file=sys.stderr)
-    return 0
+    return _write("export", args.onnx, exported.data, exported.summary(), args.sources, "--onnx")
 
 
 def _load(args: argparse.Namespace) -> tuple[ir.Network, tuple[str, ...]]:
