@@ -3,6 +3,7 @@ one it must not write; every command that reads a spec refuses, as a usage error
 
 from __future__ import annotations
 
+import importlib
 import io
 import os
 import sys
@@ -136,3 +137,31 @@ def test_a_file_a_spec_on_standard_input_includes_is_not_written(cli, folder, mo
     code, out, err = cli(*argv, "lib.inc")
     assert (code, out) == (2, "") and "lib.inc is a file this command reads" in err
     assert (folder / "lib.inc").read_text(encoding="utf-8") == "defaults:\n  conv bn\n"
+
+
+#: Where each writing command does its work, to be replaced by work that plants a link meanwhile.
+WORK = {
+    "compile": ("incdsl.compiler.pipeline", "generate_source", lambda *_, **__: "source\n"),
+    "draw": ("incdsl.draw", "to_dot", lambda *_, **__: "digraph {}\n"),
+    "export": ("incdsl.compiler.torch.export", "to_onnx", None),
+}
+
+
+@pytest.mark.parametrize("command", WRITERS)
+def test_an_output_is_checked_again_just_before_it_is_written(cli, folder, monkeypatch, command):
+    """A dangling link planted at the output while the work runs is refused, not followed."""
+    module, name, result = WORK[command]
+    if result is None:
+        pytest.importorskip("onnxscript")
+        from incdsl.compiler.torch.export import Exported
+
+        result = lambda *_, **__: Exported(b"onnx", 20, ("batch", 3, 8, 8), ("batch", 4))  # noqa: E731
+
+    def work(*args, **kwargs):
+        (folder / "out.dot").symlink_to(folder / "planted")
+        return result(*args, **kwargs)
+
+    monkeypatch.setattr(importlib.import_module(module), name, work)
+    code, out, err = cli(*WRITERS[command], "out.dot")
+    assert (code, out) == (2, "") and "out.dot is a symbolic link that leads to no file" in err, err
+    assert not (folder / "planted").exists()
