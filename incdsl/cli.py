@@ -40,7 +40,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         hint = _usage_hint(message, self)
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n" + (f"hint: {hint}\n" if hint else ""))
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {_short_words(message)}\n" + (f"hint: {hint}\n" if hint else ""))
 
 
 def _usage_hint(message: str, parser: argparse.ArgumentParser) -> str | None:
@@ -313,8 +313,7 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
         print(f"incdsl: {err}", file=sys.stderr)
         return EXIT_BACKEND
     except ValueError as err:  # an unknown kernel name, target, precision or feature
-        print(f"incdsl compile: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage_error("compile", str(err))
     if args.output is None:
         sys.stdout.write(source)
         return 0
@@ -414,8 +413,14 @@ def _fmt(args: argparse.Namespace) -> int:
 
 
 def _usage_error(command: str, message: str) -> int:
-    print(f"incdsl {command}: error: {message}", file=sys.stderr)
+    print(f"incdsl {command}: error: {_short_words(message)}", file=sys.stderr)
     return EXIT_USAGE
+
+
+def _short_words(message: str) -> str:
+    """``message`` with every word over 60 characters cut short: a value echoed back whatever its
+    length (``--kernels``, ``--module``, a choice) would bury what the message says."""
+    return re.sub(r"[^\s'\"`]{61,}", lambda word: shorten(word.group()), message)
 
 
 def _output_refused(target: str, sources: Collection[str], option: str = "-o") -> str | None:

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
-from .errors import Span, shorten
+from .errors import Span
 
 if TYPE_CHECKING:
     import networkx as nx
@@ -589,7 +589,7 @@ def with_features(net: Network, names: Sequence[str]) -> Network:
     found: list[Feature] = []
     for name in names:
         if any(f.name == name for f in found):
-            raise ValueError(f"feature {shorten(name)!r} is asked for twice")
+            raise ValueError(f"feature {name!r} is asked for twice")
         scope = net.scope(name)
         if scope is not None:
             node = scope.output
@@ -610,7 +610,7 @@ def _unknown_feature(net: Network, name: str) -> str:
     known = [*(s.name for s in net.scopes), *(n.name for n in net.nodes if n.has_module)]
     best = closest(name, known)
     hint = f"; did you mean {best!r}?" if best else "; name a layer or a block instance of the network"
-    return f"{shorten(name)!r} is not a layer, block or row of {net.name}{hint}"
+    return f"{name!r} is not a layer, block or row of {net.name}{hint}"
 
 
 def network_from_json(data: dict[str, Any]) -> Network:
