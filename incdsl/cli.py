@@ -429,7 +429,7 @@ def _output_refused(target: str, sources: Collection[str], option: str = "-o") -
     folder, a symbolic link that leads to no file (writing would create whatever it points to), or
     a file the spec was read from (the spec itself or a file it includes)."""
     if not target:
-        return f"{option} needs a file name"
+        return f"{option} needs a file name" + (" (omit it to write to standard output)" if option == "-o" else "")
     shown = shorten(target)
     try:
         info = os.lstat(target)
