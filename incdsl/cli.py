@@ -14,16 +14,17 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 import warnings
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__, ir
-from .errors import SpecError, SpecNotFound, SpecWarning, did_you_mean
-from .frontend import coerce_input, load, loads, read_spec_text
+from .errors import SpecError, SpecNotFound, SpecWarning, did_you_mean, shorten
+from .frontend import coerce_input, load, load_named, read_spec_text
 
 EXIT_SPEC, EXIT_USAGE, EXIT_BACKEND = 1, 2, 3
 
@@ -39,7 +40,7 @@ class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         hint = _usage_hint(message, self)
         self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n" + (f"hint: {hint}\n" if hint else ""))
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {_short_words(message)}\n" + (f"hint: {hint}\n" if hint else ""))
 
 
 def _usage_hint(message: str, parser: argparse.ArgumentParser) -> str | None:
@@ -123,8 +124,9 @@ def _parser() -> argparse.ArgumentParser:
         "the spec carries them.",
     )
     params.add_argument("--format", choices=["table", "markdown", "csv", "json"], default="table")
-    params.add_argument("--expand", action="store_true", help="one row per copy of a repeated block")
-    params.add_argument(
+    rows = params.add_mutually_exclusive_group()  # --layers already gives every layer of every copy
+    rows.add_argument("--expand", action="store_true", help="one row per copy of a repeated block")
+    rows.add_argument(
         "--layers", action="store_true",
         help="one row per layer instead, with its input and output shapes, params, MACs and activation "
         "memory (as torchinfo's summary shows them)",
@@ -169,7 +171,9 @@ def _parser() -> argparse.ArgumentParser:
         "(default fused_1x1,pool_conv,residual_1x1)",
     )
     compile_cmd.add_argument(
-        "--report", action="store_true", help="torch: print what the inference passes (fuse=True) do, not the source"
+        "--report", action="store_true",
+        help="print the compile report (what the inference passes, fuse=True, do) instead of the source; the "
+        "triton backend always prints its report",
     )
     compile_cmd.add_argument(
         "--target",
@@ -254,10 +258,11 @@ def _summary(net: ir.Network, path: str) -> str:
 
 
 def _width() -> int | None:
-    """The width text tables must fit: ``COLUMNS`` when set, else the terminal's when stdout is
-    one, else none (a file or a pipe gets the whole table)."""
+    """The width text tables must fit: ``COLUMNS`` when it is a positive whole number in ASCII
+    digits (not "²", which passes ``str.isdigit``, nor more than nine digits), else the
+    terminal's when stdout is one, else none (a file or a pipe gets the whole table)."""
     columns = os.environ.get("COLUMNS", "")
-    if columns.isdigit() and int(columns) > 0:
+    if re.fullmatch(r"[0-9]{1,9}", columns) and int(columns) > 0:
         return int(columns)
     return shutil.get_terminal_size().columns if sys.stdout.isatty() else None
 
@@ -290,7 +295,7 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
     if args.kernels is not None and args.backend != "triton":
         return _usage_error("compile", "--kernels picks the Triton kernels: it goes with --backend triton")
     if args.output is not None and args.target is None:
-        refused = _output_refused(args.output, args)
+        refused = _output_refused(args.output, args.sources)
         if refused:
             return _usage_error("compile", refused)
     try:
@@ -308,12 +313,11 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
         print(f"incdsl: {err}", file=sys.stderr)
         return EXIT_BACKEND
     except ValueError as err:  # an unknown kernel name, target, precision or feature
-        print(f"incdsl compile: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
+        return _usage_error("compile", str(err))
     if args.output is None:
         sys.stdout.write(source)
         return 0
-    return _write("compile", args.output, source.encode(), f"{source.count(chr(10))} lines")
+    return _write("compile", args.output, source.encode(), f"{source.count(chr(10))} lines", args.sources)
 
 
 def _cross_compile(net: ir.Network, kernels: Any, args: argparse.Namespace) -> int:
@@ -418,9 +422,14 @@ def _list(pattern: str) -> int:
     from .frontend import bundled_specs
 
     names = [name for name in bundled_specs() if fnmatch.fnmatch(name, pattern)]
-    if not names:
-        print(f"incdsl: no bundled spec matches {pattern!r}", file=sys.stderr)
-        return EXIT_SPEC
+    if not names:  # an empty listing, as `find` gives: not a spec error, and nothing for a pipe to read
+        wider = f"*{pattern}*"
+        plain = pattern and not any(c in pattern for c in "*?[")
+        hint = f"; the pattern matches whole names: try '{wider}'" if plain and any(
+            fnmatch.fnmatch(name, wider) for name in bundled_specs()
+        ) else ""
+        print(f"incdsl list: no bundled spec matches '{shorten(pattern)}'{hint}", file=sys.stderr)
+        return 0
     width = max(len(n) for n in names)
     for name in names:
         net = load(name)
@@ -442,7 +451,7 @@ def _fmt(args: argparse.Namespace) -> int:
             text = read_spec_text(path, file)
             formatted = format_spec(text, file, include_path=args.include_path)
         except SpecNotFound as err:
-            print(err.render(color=use_color(sys.stderr)), file=sys.stderr)
+            print(f"incdsl fmt: {err.render(color=use_color(sys.stderr))}", file=sys.stderr)
             status = EXIT_USAGE
             continue
         except SpecError as err:  # each carries the text of the file it is about
@@ -472,20 +481,57 @@ def _fmt(args: argparse.Namespace) -> int:
 
 
 def _usage_error(command: str, message: str) -> int:
-    print(f"incdsl {command}: error: {message}", file=sys.stderr)
+    print(f"incdsl {command}: error: {_short_words(message)}", file=sys.stderr)
     return EXIT_USAGE
 
 
-def _output_refused(target: str, args: argparse.Namespace) -> str | None:
-    """Why ``-o target`` cannot be written (a usage error), or None: an empty name, a folder,
-    or a file the spec was read from."""
+def _short_words(message: str) -> str:
+    """``message`` with every word over 60 characters cut short: a value echoed back whatever its
+    length (``--kernels``, ``--module``, a choice) would bury what the message says."""
+    return re.sub(r"[^\s'\"`]{61,}", lambda word: shorten(word.group()), message)
+
+
+def _output_refused(target: str, sources: Collection[str], option: str = "-o") -> str | None:
+    """Why ``target`` cannot be a command's output file (a usage error, found before any work is
+    done and again just before writing), or None: an empty name, a name the file system refuses, a
+    folder, a symbolic link that leads to no file (writing would create whatever it points to), or
+    a file the spec was read from (the spec itself or a file it includes)."""
     if not target:
-        return "-o needs a file name (omit it to write to standard output)"
-    path = Path(target)
-    if path.is_dir():
-        return f"{target} is a folder; -o names the file to write"
-    if path.exists() and any(_same_file(path, Path(source)) for source in args.sources):
-        return f"{target} is the spec this command reads; -o names the file to write"
+        return f"{option} needs a file name" + (" (omit it to write to standard output)" if option == "-o" else "")
+    shown = shorten(target)
+    try:
+        info = os.lstat(target)
+    except FileNotFoundError:
+        return _new_file_refused(Path(target), shown)
+    except OSError as err:
+        return f"cannot write {shown}: {err.strerror}"
+    if stat.S_ISLNK(info.st_mode):
+        try:
+            info = os.stat(target)
+        except OSError as err:
+            return f"{shown} is a symbolic link that leads to no file ({err.strerror}); {option} does not create it"
+    if stat.S_ISDIR(info.st_mode):
+        return f"{shown} is a folder; {option} names the file to write"
+    if any(_same_file(Path(target), Path(source)) for source in sources):
+        return f"{shown} is a file this command reads (the spec or a file it includes); {option} must name another"
+    return None
+
+
+def _new_file_refused(path: Path, shown: str) -> str | None:
+    """Why a file that does not exist yet cannot be created at ``path`` (None if it can): a folder
+    on the way that is a symbolic link to nothing, or a name longer than its file system allows."""
+    missing, folder = [], path
+    while not os.path.lexists(folder) and folder != folder.parent:
+        missing.append(folder.name)
+        folder = folder.parent
+    if not folder.is_dir():
+        return f"cannot write {shown}: {shorten(str(folder))} is not a folder nor a link to one"
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    if any(len(os.fsencode(name)) > limit for name in missing):
+        return f"cannot write {shown}: a name in it is longer than the file system allows ({limit} bytes)"
     return None
 
 
@@ -496,14 +542,18 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _write(command: str, target: str, data: bytes, what: str) -> int:
-    """Write a command's output file; a file that cannot be written is a usage error (as click has it)."""
+def _write(command: str, target: str, data: bytes, what: str, sources: Collection[str], option: str = "-o") -> int:
+    """Write a command's output file, checked again (the work took a while); a file that cannot be
+    written is a usage error (as click has it)."""
+    refused = _output_refused(target, sources, option)
+    if refused:
+        return _usage_error(command, refused)
     path = Path(target)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
     except OSError as err:
-        return _usage_error(command, f"cannot write {target}: {err.strerror or err}")
+        return _usage_error(command, f"cannot write {shorten(target)}: {err.strerror or err}")
     print(f"wrote {path} ({what})", file=sys.stderr)
     return 0
 
@@ -513,7 +563,7 @@ def _draw(net: ir.Network, args: argparse.Namespace) -> int:
     from .progress import progress
 
     fmt = Path(args.output).suffix.lower().lstrip(".") if args.output else "dot"
-    refused = _output_refused(args.output, args) if args.output is not None else None
+    refused = _output_refused(args.output, args.sources) if args.output is not None else None
     if refused:
         return _usage_error("draw", refused)
     if fmt not in (*RENDERED, "dot"):
@@ -535,41 +585,36 @@ def _draw(net: ir.Network, args: argparse.Namespace) -> int:
         except DrawUnavailable as err:
             print(f"incdsl draw: {err}", file=sys.stderr)
             return EXIT_BACKEND
-    return _write("draw", args.output, data, f"{len(data):,} bytes")
+    return _write("draw", args.output, data, f"{len(data):,} bytes", args.sources)
 
 
 def _export(net: ir.Network, args: argparse.Namespace) -> int:
     from .compiler.pipeline import BackendUnavailable, compile_network
     from .progress import progress
 
-    refused = _output_refused(args.onnx, args)
+    refused = _output_refused(args.onnx, args.sources, "--onnx")
     if refused:
-        return _usage_error("export", refused.replace("-o ", "--onnx "))
+        return _usage_error("export", refused)
     try:
         with progress(f"exporting {net.name} to ONNX") as step:
-            from .compiler.torch.export import export_onnx  # imports torch: the spinner is already up
+            from .compiler.torch.export import to_onnx  # imports torch: the spinner is already up
 
             step(f"compiling {net.name}")
             model = compile_network(net, backend="torch")
-            exported = export_onnx(model, net.input_shape, args.onnx, on_step=step)
+            exported = to_onnx(model, net.input_shape, on_step=step)
     except BackendUnavailable as err:
         print(f"incdsl export: {err}", file=sys.stderr)
         return EXIT_BACKEND
-    except OSError as err:
-        return _usage_error("export", f"cannot write {args.onnx}: {err.strerror or err}")
-    print(f"wrote {exported.summary()}", file=sys.stderr)
-    return 0
+    return _write("export", args.onnx, exported.data, exported.summary(), args.sources, "--onnx")
 
 
-def _load(args: argparse.Namespace) -> ir.Network:
-    """The network a command names (``-`` reads it from standard input), its warnings shown on stderr."""
+def _load(args: argparse.Namespace) -> tuple[ir.Network, tuple[str, ...]]:
+    """The network a command names (``-`` reads it from standard input) and the files it was read
+    from, its warnings shown on stderr."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", SpecWarning)
         try:
-            if args.spec == "-":
-                text = read_spec_text(None, "<stdin>")
-                return loads(text, input=args.input, file="<stdin>", include_path=args.include_path)
-            return load(args.spec, input=args.input, include_path=args.include_path)
+            return load_named(args.spec, input=args.input, include_path=args.include_path)
         finally:  # before the error, if there is one
             for found in caught:
                 if isinstance(found.message, SpecWarning):
@@ -587,15 +632,13 @@ def run(argv: Sequence[str] | None = None) -> int:
     if args.command == "fmt":
         return _fmt(args)
     try:
-        net = _load(args)
+        net, args.sources = _load(args)  # the files this network was read from, which no output may overwrite
     except SpecNotFound as err:  # the command line names no spec: a usage error
         print(f"incdsl {args.command}: {err.render(color=use_color(sys.stderr))}", file=sys.stderr)
         return EXIT_USAGE
     except SpecError as err:
         print(err.render(color=use_color(sys.stderr)), file=sys.stderr)
         return EXIT_SPEC
-    # the files this network was read from, which no output may overwrite
-    args.sources = {args.spec, *(n.span.file for n in net.nodes if n.span and n.span.file)}
     if args.command == "check":
         sys.stdout.write(_summary(net, "<stdin>" if args.spec == "-" else args.spec))
     elif args.command == "params":

@@ -149,3 +149,12 @@ def did_you_mean(word: str, candidates: Iterable[str]) -> str | None:
     """A hint naming the closest candidate, or None."""
     best = closest(word, candidates)
     return f"did you mean `{best}`?" if best else None
+
+
+def shorten(text: str, width: int = 60) -> str:
+    """``text`` as a message echoes it: cut to ``width`` characters, the cut marked with `…`.
+
+    >>> shorten("x" * 100, 10)
+    'xxxxxxxxx…'
+    """
+    return text if len(text) <= width else text[: width - 1] + "…"

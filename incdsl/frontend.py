@@ -14,14 +14,14 @@ import os
 import re
 import sys
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import TypeVar
 
 from . import ast, ir, limits
 from .elaborate import elaborate, parse_input_shape
-from .errors import Span, SpecError, SpecNotFound, SpecWarning, closest
+from .errors import Span, SpecError, SpecNotFound, SpecWarning, closest, shorten
 from .shapes import infer_shapes
 from .syntax import decode, parse
 
@@ -47,16 +47,23 @@ def bundled_specs() -> dict[str, Path]:
 def resolve_spec(spec: str | os.PathLike[str]) -> Path:
     """A path, or the name of a bundled spec (a path that exists always wins); a
     :class:`SpecNotFound` naming the closest bundled spec when it is neither."""
+    if not str(spec):  # Path("") is the working folder
+        raise SpecNotFound("the spec's name is empty", hint="name a spec file, a bundled spec, or - for standard input")
     path = Path(spec)
-    if path.exists():
-        return path
+    try:
+        if path.is_dir():
+            raise SpecNotFound(f"{shorten(str(spec))} is a folder, not a spec file")
+        if path.exists():
+            return path
+    except (OSError, ValueError) as err:  # a name too long for the file system, or with a NUL in it
+        raise SpecNotFound(f"cannot open {shorten(str(spec))}: {getattr(err, 'strerror', None) or err}") from None
     bundled = bundled_specs()
     name = str(spec).removesuffix(SPEC_SUFFIX)
     if name in bundled:
         return bundled[name]
     best = closest(name, bundled)
     raise SpecNotFound(
-        f"no such file or bundled spec: {spec}",
+        f"no such file or bundled spec: {shorten(str(spec))}",
         hint=f"did you mean `{best}`?" if best else "`incdsl list` lists the bundled specs",
     )
 
@@ -128,6 +135,11 @@ class _Loader:
         self.search = [Path(p) for p in include_path]
         self.roots = [_real(root), _real(bundled_specs_dir()), *(_real(p) for p in self.search)]
 
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The name of every file read so far (not standard input nor a string)."""
+        return tuple(self._parsed)
+
     def read(self, path: Path, span: Span | None) -> ast.SpecFile:
         name = str(path)
         if name in self._parsed:
@@ -187,7 +199,7 @@ class _Loader:
                 failure = err
         for found in caught:
             if isinstance(found.message, SpecWarning):
-                warnings.warn(self.attach(found.message), stacklevel=4)
+                warnings.warn(self.attach(found.message), stacklevel=5)  # at load's or loads' caller
             else:
                 warnings.warn_explicit(found.message, found.category, found.filename, found.lineno)
         if failure is not None:
@@ -206,8 +218,7 @@ def _is_file(candidate: Path, target: str, span: Span) -> bool:
     try:
         return candidate.is_file()
     except OSError as err:
-        shown = target if len(target) <= 60 else target[:56] + "…"
-        raise SpecError(f'cannot include "{shown}": {err.strerror or err}', span) from None
+        raise SpecError(f'cannot include "{shorten(target)}": {err.strerror or err}', span) from None
 
 
 def _real(path: Path) -> Path:
@@ -239,11 +250,39 @@ def load(
     >>> net.node(net.logits).shape         # doctest: +SKIP
     (1000, 1, 1)
     """
+    return _load_file(path, input, include_path)[0]
+
+
+def load_named(
+    spec: str,
+    input: ir.Shape | str | None = None,  # noqa: A002
+    *,
+    include_path: Sequence[str | os.PathLike[str]] = (),
+) -> tuple[ir.Network, tuple[str, ...]]:
+    """The network a command line names (a file, a bundled spec's name, or ``-`` for standard
+    input), and the name of every file it was read from: the spec and each file it includes,
+    none of which a command's output may overwrite."""
+    if spec != "-":
+        return _load_file(spec, input, include_path)
+    loader = _Loader(Path("<stdin>").parent, include_path)
+    return _built(loader, lambda: loader.parse(read_spec_text(None, "<stdin>"), "<stdin>"), input)
+
+
+def _load_file(
+    path: str | os.PathLike[str], input: ir.Shape | str | None, include_path: Sequence[str | os.PathLike[str]]  # noqa: A002
+) -> tuple[ir.Network, tuple[str, ...]]:
     file = _canonical(resolve_spec(path))
     loader = _Loader(file.parent, include_path)
+    return _built(loader, lambda: loader.read(file, None), input)
+
+
+def _built(
+    loader: _Loader, read: Callable[[], ast.SpecFile], input: ir.Shape | str | None  # noqa: A002
+) -> tuple[ir.Network, tuple[str, ...]]:
+    """The network of the spec ``read`` gives (its errors with their file's text, for the caret),
+    and the files ``loader`` read."""
     try:
-        spec = loader.read(file, None)
-        return loader.build(spec, input)
+        return loader.build(read(), input), loader.files
     except SpecError as err:
         raise loader.attach(err) from None
 
@@ -271,8 +310,4 @@ def loads_parsed(
     """:func:`loads` of ``text`` whose syntax tree the caller already has (``parse(text, file)``;
     None to parse it here): for ``fmt``, which reads a file's tree before it loads it."""
     loader = _Loader(Path(file).parent, include_path)
-    try:
-        spec = loader.parse(text, file, tree)
-        return loader.build(spec, input)
-    except SpecError as err:
-        raise loader.attach(err) from None
+    return _built(loader, lambda: loader.parse(text, file, tree), input)[0]

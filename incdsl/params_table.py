@@ -20,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ir
+from . import ast, ir
 from .cost import Cost, node_costs
 
 #: Relative difference above which a paper figure is flagged.
@@ -57,7 +57,7 @@ class ParamsRow:
     params: int
     macs: int
     weights: int
-    values: dict[str, Any] = field(default_factory=dict)
+    values: dict[str, int | float | str] = field(default_factory=dict)
     count: int = 1
     per_copy: Cost | None = None
     line: int = 0
@@ -156,6 +156,20 @@ def _row_type(row: ir.Row, principal: ir.Node) -> str:
     return _describe(principal)
 
 
+def cell(value: Any) -> int | float | str:
+    """A table row's value as every format shows it: a number as a number, a size as the spec
+    wrote it (``3x3``), anything else (a name, a flag) as its text.
+
+    >>> cell(ast.Dims.model_construct(sizes=(1, 7), stride=None, text="1x7"))
+    '1x7'
+    """
+    if isinstance(value, ast.Dims):
+        return value.text
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return value
+    return str(value)
+
+
 def _build_row(net: ir.Network, row: ir.Row, nodes: list[ir.Node], costs: dict[str, Cost], columns: list[str]) -> ParamsRow:
     cost = sum((costs[n.name] for n in nodes), Cost())
     principal = max(nodes, key=lambda n: costs[n.name].macs)  # the first of equals
@@ -176,7 +190,7 @@ def _build_row(net: ir.Network, row: ir.Row, nodes: list[ir.Node], costs: dict[s
         params=cost.params,
         macs=cost.macs,
         weights=cost.weights,
-        values={k: v for k, v in values.items() if k in columns},
+        values={k: cell(v) for k, v in values.items() if k in columns},
         count=row.count,
         line=row.span.line,
         paper=row.paper,
@@ -537,6 +551,7 @@ class LayerRow:
 
     name: str
     type: str
+    op: str
     inputs: tuple[ir.Shape, ...]
     output: ir.Shape
     params: int
@@ -562,6 +577,7 @@ def layer_rows(net: ir.Network) -> list[LayerRow]:
         rows.append(LayerRow(
             name=node.name,
             type=f"{_describe(node)} {patch}".strip(),
+            op=node.op,
             inputs=tuple(net.node(i).shape or (0, 0, 0) for i in node.inputs),
             output=node.shape or (0, 0, 0),
             params=cost.params,
@@ -576,12 +592,18 @@ def format_bytes(n: int) -> str:
     return f"{format_si(n)}B" if n >= 1000 else f"{n}B"
 
 
-def _input_text(shapes: tuple[ir.Shape, ...]) -> str:
-    """One input's shape, or a concat's as its channels summed (``28×28×(64+128+32+32)``)."""
-    if len(shapes) == 1 or len(set(shapes)) == 1:
+def _input_text(op: str, shapes: tuple[ir.Shape, ...]) -> str:
+    """One input's shape; a concat's as its channels summed, equal ones too
+    (``35×35×(96+96+96+96)``); the several inputs of anything else each in full
+    (a residual add's ``35×35×320 + 35×35×320``).
+
+    >>> _input_text("concat", ((4, 8, 8), (4, 8, 8)))
+    '8×8×(4+4)'
+    """
+    if len(shapes) <= 1:
         return format_shape(shapes[0]) if shapes else ""
     _, h, w = shapes[0]
-    if all(s[1:] == (h, w) for s in shapes):
+    if op == "concat" and all(s[1:] == (h, w) for s in shapes):
         return f"{h}×{w}×({'+'.join(str(s[0]) for s in shapes)})"
     return " + ".join(format_shape(s) for s in shapes)
 
@@ -593,7 +615,7 @@ _LAYER_HEADER = ["layer", "type", f"input ({SHAPE_ORDER})", f"output ({SHAPE_ORD
 def _layer_cells(net: ir.Network) -> tuple[list[list[str]], set[int]]:
     rows = layer_rows(net)
     body = [
-        [r.name, r.type, _input_text(r.inputs), format_shape(r.output), f"{r.params:,}" if r.params else "",
+        [r.name, r.type, _input_text(r.op, r.inputs), format_shape(r.output), f"{r.params:,}" if r.params else "",
          format_si(r.macs) if r.macs else "", format_bytes(r.activation_bytes)]
         for r in rows
     ]

@@ -124,7 +124,7 @@ def test_compile_never_writes_over_its_spec(cli, tmp_path: Path):
     text = (ROOT / "specs" / "examples" / "mini_googlenet.inc").read_text(encoding="utf-8")
     spec.write_text(text, encoding="utf-8")
     code, _, err = cli("compile", str(spec), "-o", str(spec))
-    assert code == 2 and "is the spec this command reads" in err
+    assert code == 2 and "is a file this command reads" in err
     assert spec.read_text(encoding="utf-8") == text
 
 
@@ -217,5 +217,67 @@ def test_list_filters_by_pattern(cli):
     code, out, _ = cli("list", "compat/*")
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()] == sorted(n for n in bundled_specs() if n.startswith("compat/"))
-    code, out, err = cli("list", "nothing*")
-    assert code == 1 and out == "" and "no bundled spec matches" in err
+
+
+@pytest.mark.parametrize(
+    ("pattern", "hint"),
+    [("nothing*", ""), ("incep", "; the pattern matches whole names: try '*incep*'"), ("", ""), ("[", "")],
+)
+def test_a_list_pattern_that_matches_nothing_is_an_empty_listing(cli, pattern, hint):
+    """Not a spec error (1) nor a usage error (2): `find` lists nothing with status 0, so does `list`."""
+    code, out, err = cli("list", pattern)
+    assert (code, out) == (0, "")
+    assert err == f"incdsl list: no bundled spec matches '{pattern}'{hint}\n"
+
+
+@pytest.mark.parametrize("columns", ["²", "٣", "-3", "0", "eighty", "8 0", "9" * 10, "9" * 5000])
+@pytest.mark.parametrize("argv", [["params"], ["params", "--layers"], ["params", "--expand"], ["check"]])
+def test_a_columns_that_is_no_positive_number_is_ignored(cli, monkeypatch: pytest.MonkeyPatch, columns, argv):
+    monkeypatch.delenv("COLUMNS", raising=False)
+    unset = cli(*argv, "examples/mini_googlenet")
+    monkeypatch.setenv("COLUMNS", columns)
+    assert cli(*argv, "examples/mini_googlenet") == unset and unset[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["params", "--expand", "--layers"], "argument --layers: not allowed with argument --expand"),
+        (["params", "--layers", "--expand"], "argument --expand: not allowed with argument --layers"),
+    ],
+)
+def test_options_that_cannot_be_honoured_are_usage_errors(cli, argv, message):
+    code, out, err = cli(argv[0], "examples/mini_googlenet", *argv[1:])
+    assert (code, out) == (2, "") and message in err, err
+
+
+LONG = "k" * 5000
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["compile", "examples/mini_googlenet", "--features", LONG],
+        ["compile", "examples/mini_googlenet", "--features", "conv1," + LONG],
+        ["compile", "examples/mini_googlenet", "--backend", "triton", "--kernels", LONG],
+        ["draw", "examples/mini_googlenet", "--module", LONG],
+        ["draw", "examples/mini_googlenet", "-o", LONG],
+        ["params", "examples/mini_googlenet", "--format", LONG],
+        ["check", "examples/mini_googlenet", "--input", LONG],
+        ["check", "examples/mini_googlenet", f"--{LONG}"],
+        ["check", LONG],
+        [LONG],
+    ],
+)
+def test_a_value_echoed_in_a_usage_error_is_cut_short(cli, argv):
+    code, out, err = cli(*argv)
+    assert (code, out) == (2, "")
+    assert "k" * 50 + "…" in err and "k" * 61 not in err and len(err) < 600, err
+
+
+def test_triton_report_is_what_the_triton_backend_prints(cli):
+    """--report asks for the compile report instead of the source: the triton backend's stdout is that report."""
+    pytest.importorskip("triton")
+    plain = cli("compile", "examples/mini_googlenet", "--backend", "triton")
+    assert plain[0] == 0 and "passes:" in plain[1]
+    assert cli("compile", "examples/mini_googlenet", "--backend", "triton", "--report") == plain

@@ -81,8 +81,8 @@ def test_cli_export(cli, tmp_path: Path):
     code, out, err = cli("export", "examples/mini_googlenet", "--input", "1x40x40", "--onnx", str(target))
     assert code == 0 and out == ""
     assert (
-        err == f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB, ONNX opset 20): "
-        "`input` batch×1×40×40 → `logits` batch×10\n"
+        err == f"wrote {target} ({target.stat().st_size / 1e6:.1f} MB, ONNX opset 20: "
+        "`input` batch×1×40×40 → `logits` batch×10)\n"
     )
     onnx.checker.check_model(str(target), full_check=True)
     assert not list(tmp_path.glob("out/*.data")), "weights travel inside the .onnx file"

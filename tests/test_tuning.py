@@ -19,6 +19,7 @@ from incdsl.compiler.triton.tuning import (
     ITEMSIZE,
     Shape,
     TuningCache,
+    cache_dir,
     candidates,
     default_config,
     estimate_shared,
@@ -101,6 +102,27 @@ def test_tuned_configs_persist_across_caches(tmp_path):
     again = TuningCache("NVIDIA H200", folder)
     assert again.get("sm_90:gemm:fp16:M64:N64:K64:T1") == Config(64, 64, 32, 4, 4, split_k=2)
     assert TuningCache("NVIDIA H100 80GB HBM3", folder).get("sm_90:gemm:fp16:M64:N64:K64:T1") is None
+
+
+@pytest.mark.parametrize(
+    ("incdsl", "xdg", "expected"),
+    [
+        ("", "", "home/.cache/incdsl"),
+        ("", "xdg", "xdg/incdsl"),
+        (None, "", "home/.cache/incdsl"),
+        ("mine", "xdg", "mine"),
+    ],
+)
+def test_a_cache_variable_set_to_nothing_counts_as_unset(monkeypatch, tmp_path, incdsl, xdg, expected):
+    """INCDSL_CACHE_DIR= must not put the cache in the working folder (``Path("")``)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CACHE_HOME", xdg and str(tmp_path / xdg))
+    if incdsl is None:
+        monkeypatch.delenv("INCDSL_CACHE_DIR", raising=False)
+    else:
+        monkeypatch.setenv("INCDSL_CACHE_DIR", incdsl and str(tmp_path / incdsl))
+    assert cache_dir() == tmp_path / expected
 
 
 def test_a_cache_others_can_write_is_not_read(tmp_path):

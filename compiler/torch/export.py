@@ -27,8 +27,9 @@ _NEEDED = ("onnx", "onnxscript")
 
 @dataclass(frozen=True)
 class Exported:
-    path: Path
-    bytes: int
+    """An exported network: the ONNX file's bytes, and what they hold."""
+
+    data: bytes
     opset: int
     input_shape: tuple[str | int, ...]
     output_shape: tuple[str | int, ...]
@@ -37,7 +38,7 @@ class Exported:
         shape_in = "×".join(map(str, self.input_shape))
         shape_out = "×".join(map(str, self.output_shape))
         return (
-            f"{self.path} ({self.bytes / 1e6:.1f} MB, ONNX opset {self.opset}): "
+            f"{len(self.data) / 1e6:.1f} MB, ONNX opset {self.opset}: "
             f"`{INPUT_NAME}` {shape_in} → `{OUTPUT_NAME}` {shape_out}"
         )
 
@@ -71,12 +72,20 @@ def export_onnx(
     >>> export_onnx(model, (3, 224, 224), "googlenet.onnx").opset   # doctest: +SKIP
     20
     """
+    exported = to_onnx(model, input_shape, on_step)
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(exported.data)
+    return exported
+
+
+def to_onnx(model: nn.Module, input_shape: ir.Shape, on_step: Callable[[str], None] = lambda _: None) -> Exported:
+    """A compiled network as an ONNX file's bytes (its eval mode, weights inside), for the caller
+    to write: the CLI writes them as it writes every output, checking the file again first."""
     _require_exporter()
     c, h, w = input_shape
     # Batch 2, not 1: torch.export specialises a dimension whose example size is 1.
     example = torch.randn(2, c, h, w)
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
     on_step("exporting with torch.onnx (torch.export, then ONNX)")
     training = model.training
     try:
@@ -91,12 +100,11 @@ def export_onnx(
         )
     finally:
         model.train(training)
-    on_step(f"writing {target}")
-    program.save(target, external_data=False)
+    on_step("serialising the ONNX model")
     proto = program.model_proto
     opset = next(o.version for o in proto.opset_import if o.domain in ("", "ai.onnx"))
     shape_in, shape_out = (_dims(v) for v in (proto.graph.input[0], proto.graph.output[0]))
-    return Exported(target, target.stat().st_size, opset, shape_in, shape_out)
+    return Exported(proto.SerializeToString(), opset, shape_in, shape_out)
 
 
 def _dims(value) -> tuple[str | int, ...]:  # an onnx ValueInfoProto

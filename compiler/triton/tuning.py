@@ -181,8 +181,9 @@ def default_config(shape: Shape, target: Target) -> Config:
 
 def cache_dir() -> Path:
     """Where tuned choices are kept: ``$INCDSL_CACHE_DIR``, else ``$XDG_CACHE_HOME/incdsl``,
-    else ``~/.cache/incdsl``."""
-    if "INCDSL_CACHE_DIR" in os.environ:
+    else ``~/.cache/incdsl``; a variable set to nothing counts as unset (``Path("")`` would
+    be the working folder)."""
+    if os.environ.get("INCDSL_CACHE_DIR"):
         return Path(os.environ["INCDSL_CACHE_DIR"])
     base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
     return base / "incdsl"
