@@ -354,6 +354,12 @@ def test_a_documented_command_that_cannot_run_here_parses(command):
 def _check_named_files(command: Command, words: list[str]) -> None:
     """``pytest FILE -k EXPR``, ``python SCRIPT --option``, ``bash SCRIPT``: the files exist, each
     word of ``-k`` is in a test's name there, and each option is one the script spells out."""
+    if words[0] == "python" and words[1:2] == ["-m"]:
+        # `python -m incdsl.X.Y`: the module's file under the folders pyproject maps into incdsl
+        parts = words[2].split(".")
+        top = {"compiler": "compiler", "grammars": "grammars", "specs": "specs"}.get(parts[1], "incdsl")
+        rest = parts[2:] if top != "incdsl" else parts[1:]
+        words = [words[0], str(Path(top, *rest).with_suffix(".py")), *words[3:]]
     files = [ROOT / w for w in words[1:] if "/" in w and not w.startswith("-")]
     if words[0] == "torchrun" and not files:
         return  # torchrun's own options, named in prose
