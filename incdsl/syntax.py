@@ -18,9 +18,18 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.indenter import DedentError, Indenter
 
 from . import ast, limits
+from .elaborate.names import CONTAINERS, TOP_LEVEL
 from .errors import Span, SpecError, did_you_mean, source_line
+from .layers import CONTAINER_OPTIONS, LAYER_TYPES
 
 KEYWORDS = ("block", "as", "x")
+
+#: The language's own words at the head of an item: layer types, containers and top-level
+#: statements. Only a block call takes arguments in parentheses; one of these given some is
+#: refused where they start, so that nothing written is dropped.
+BUILTIN_WORDS = (*LAYER_TYPES, *CONTAINERS, *TOP_LEVEL)
+#: The built-in words whose statement ends in `:` and an indented body.
+_WITH_BODY = (*CONTAINERS, "aux", "defaults")
 
 # What a user should read instead of Lark's terminal names.
 _TERMINAL_NAMES = {
@@ -292,7 +301,7 @@ def parse(text: str, file: str = "<string>") -> ast.SpecFile:
     source = text if text.endswith("\n") else text + "\n"
     try:
         tree = _parser().parse(source)
-        stmts = _ToAst(file).transform(tree)
+        stmts = _ToAst(file, source).transform(tree)
     except UnexpectedInput as err:
         raise _syntax_error(err, source, file).with_source(source) from None
     except _IndentError as err:
@@ -429,13 +438,24 @@ def _syntax_error(err: UnexpectedInput, source: str, file: str) -> SpecError:
     )
 
 
+class _CallArgs:
+    """``( args )`` as parsed: the arguments and the two parentheses (their positions)."""
+
+    def __init__(self, children: list) -> None:
+        self.open, *middle, self.close = children
+        self.args = tuple(c for c in middle if isinstance(c, ast.Arg))
+
+
 @v_args(meta=True)
 class _ToAst(Transformer):
     """Lark tree → :mod:`incdsl.ast` models (bottom-up); every rule's method gets ``(meta, children)``."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, source: str) -> None:
         super().__init__()
         self.file = file
+        self.source = source
+        #: id of an Arg → its text as written (for a hint that rewrites the call).
+        self._arg_text: dict[int, str] = {}
 
     def _s(self, meta_or_token) -> Span:
         return _span(self.file, meta_or_token)
@@ -484,16 +504,23 @@ class _ToAst(Transformer):
         return ast.Neg.model_construct(span=self._s(meta), operand=operand)
 
     # items
+    def _written(self, meta) -> str:
+        return " ".join(self.source[meta.start_pos : meta.end_pos].split())
+
     def arg(self, meta, children):
         (value,) = children
-        return ast.Arg.model_construct(span=self._s(meta), name=None, value=value)
+        made = ast.Arg.model_construct(span=self._s(meta), name=None, value=value)
+        self._arg_text[id(made)] = self._written(meta)
+        return made
 
     def keyword_arg(self, meta, children):
         name, value = children
-        return ast.Arg.model_construct(span=self._s(meta), name=str(name), value=value)
+        made = ast.Arg.model_construct(span=self._s(meta), name=str(name), value=value)
+        self._arg_text[id(made)] = self._written(meta)
+        return made
 
     def call_args(self, meta, children):
-        return tuple(c for c in children if isinstance(c, ast.Arg))
+        return _CallArgs(children)
 
     def dims(self, meta, children):
         (tok,) = children
@@ -527,14 +554,33 @@ class _ToAst(Transformer):
 
     def annotation(self, meta, children):
         name, args = children
-        return ast.Annotation.model_construct(span=self._s(meta), name=str(name), args=args)
+        return ast.Annotation.model_construct(span=self._s(meta), name=str(name), args=args.args)
 
     def item(self, meta, children):
         head, *rest = children
         args = None
-        if rest and isinstance(rest[0], tuple):
-            args, rest = rest[0], rest[1:]
+        if rest and isinstance(rest[0], _CallArgs):
+            if head in BUILTIN_WORDS:
+                raise self._builtin_call(str(head), rest[0], meta)
+            args, rest = rest[0].args, rest[1:]
         return ast.Item.model_construct(span=self._s(meta), head=str(head), head_span=self._s(head), args=args, terms=tuple(rest))
+
+    def _builtin_call(self, head: str, call: _CallArgs, meta) -> SpecError:
+        """``residual(scale=0.5):``: a built-in word with arguments in parentheses, which only a
+        block call takes; the hint spells the line the way that works."""
+        colon = ":" if head in _WITH_BODY else ""
+        after = " ".join(self.source[call.close.end_pos : meta.end_pos].split())
+        words = [self._arg_text[id(arg)] for arg in call.args]
+        if head in CONTAINER_OPTIONS and any(arg.name is None for arg in call.args):
+            options = " ".join(f"{key}=…" for key in CONTAINER_OPTIONS[head])
+            hint = f"`{head}` takes its settings by name after it: `{head} {options}{colon}`"
+        else:
+            hint = f"write `{' '.join([head, *words, *([after] if after else [])])}{colon}`"
+        return SpecError(
+            f"`{head}` is built in and takes nothing in parentheses (only a block call does)",
+            self._s(call.open),
+            hint=hint,
+        )
 
     def repeat(self, meta, children):
         count, _times, item = children

@@ -455,3 +455,22 @@ def test_an_unexpected_token_is_named_once_and_without_an_article():
     assert (err.message, where(err)) == ("unexpected `(`", (4, 14))
     err = error(HEAD + "block b(w) foo:\n  conv 1x1 w\n")
     assert (err.message, where(err)) == ("unexpected name `foo`", (3, 12))
+
+
+@pytest.mark.parametrize("word", incdsl.syntax.BUILTIN_WORDS)
+def test_a_built_in_word_with_arguments_in_parentheses_is_refused_at_the_parenthesis(word):
+    """`residual(scale=0.5):` and its like would lose what is in the parentheses: every layer type,
+    container and top-level word is refused at the `(`, with the spelling that works."""
+    line = f"{word}(scale=0.5, act=linear) as r"
+    err = error(HEAD + line + ":\n  conv 1x1 3\n  conv 1x1 3\n")
+    assert where(err) == (3, len(word) + 1)
+    assert "takes nothing in parentheses" in err.message
+    assert err.hint.startswith(f"write `{word} scale=0.5 act=linear as r")
+
+
+@pytest.mark.parametrize("word", ["concat", "residual"])
+def test_a_container_given_a_value_in_parentheses_is_shown_its_settings_by_name(word):
+    err = error(HEAD + f"2 x {word}(0.3):\n  conv 1x1 3\n  conv 1x1 3\n")
+    assert where(err) == (3, len(word) + 5)
+    options = " ".join(f"{key}=…" for key in incdsl.layers.CONTAINER_OPTIONS[word])
+    assert err.hint.endswith(f"`{word} {options}:`")
