@@ -48,7 +48,7 @@ class Cursor:
     label: str | None = None
     #: The blocks being expanded, outermost first (to refuse recursion).
     calls: tuple[str, ...] = ()
-    #: The defaults in force: layer or container type → terms (the network's, or a block's own file's over them).
+    #: The defaults in force: layer or container type → terms (the network's, or inside a block its own file's).
     defaults: Mapping[str, tuple[ast.Term, ...]] = field(default_factory=dict)
 
     def inside(self, scope: Scope) -> Cursor:
