@@ -474,3 +474,37 @@ def test_a_container_given_a_value_in_parentheses_is_shown_its_settings_by_name(
     assert where(err) == (3, len(word) + 5)
     options = " ".join(f"{key}=…" for key in incdsl.layers.CONTAINER_OPTIONS[word])
     assert err.hint.endswith(f"`{word} {options}:`")
+
+
+# Every place an `as` name is written inside a block: a layer, a concat, a residual, `seq NAME`,
+# a repeat, a block call and a table row. `@` marks where the name goes.
+_NAMED_INSIDE_A_BLOCK = {
+    "layer": "  conv 1x1 4 as @\n",
+    "concat": "  concat as @:\n    conv 1x1 4\n    conv 1x1 4\n",
+    "residual": "  residual as @:\n    conv 1x1 3\n",
+    "seq": "  concat:\n    seq as @:\n      conv 1x1 4\n    conv 1x1 4\n",
+    "repeat": "  2 x conv 1x1 3 as @\n",
+    "block call": "  inner(4) as @\n",
+    "table row": "  inner  n\n    r1 4 as @\n",
+}
+
+
+@pytest.mark.parametrize("place", list(_NAMED_INSIDE_A_BLOCK))
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ('"{row}_1x1"', "fields such as {row} are filled in only in a table header's name pattern"),
+        ('"{block}_1x1"', "fields such as {row} are filled in only in a table header's name pattern"),
+        ("name", "`name` is a parameter of this block, and `as` takes a name as written"),
+    ],
+)
+def test_an_as_name_inside_a_block_is_taken_as_written_or_refused(place, name, message):
+    """`as "{row}_1x1"` made a module literally named `{row}_1x1`, and `as name` with a parameter
+    `name` one named `name`: both are refused where they are written; `as "name"` is the word itself."""
+    body = _NAMED_INSIDE_A_BLOCK[place]
+    text = HEAD + "block inner(n):\n  conv 1x1 n\n" + "block b(name=1):\n" + body + "b()\n"
+    err = error(text.replace("@", name, 1))
+    assert message in err.message
+    assert where(err) == (6 + body.split("@")[0].count("\n"), len(body.split("@")[0].rsplit("\n", 1)[-1]) - 2)
+    quoted = loads(text.replace("@", '"name"', 1), file="t.inc")
+    assert any(s.name.startswith("b1.name") for s in quoted.scopes) or any(n.name.startswith("b1.name") for n in quoted.nodes)

@@ -29,7 +29,7 @@ from ..layers import (
 from .declarations import Declarations
 from .expressions import Env, Located, bind, call_arguments, split_terms, without
 from .names import CONTAINERS, KEYWORDS, TOP_LEVEL, Names, Scope, check_module_name, rename_of
-from .tables import Headers, row_calls, table_block
+from .tables import Headers, row_calls, table_block, written_rename
 
 
 @dataclass(frozen=True)
@@ -229,7 +229,7 @@ class Walker:
         apply_settings(op, layer.flags, layer.options, terms.words, terms.keyed, settings, parameters=list(at.env))
         settings.update(fill_positional(layer, terms.positional, item.span))
         attrs = build_attrs(op, settings)
-        name = self.names.allocate(at.scope, op, rename_of(item.terms), at.label, item.span)
+        name = self.names.allocate(at.scope, op, written_rename(item.terms, at.env), at.label, item.span)
         self.out.add_node(name, attrs, (x,), item.span, at)
         self._claim_siblings(self.out.nodes[-1], settings.get("parts"), item.span)
         return name
@@ -246,11 +246,12 @@ class Walker:
 
     def seq_scope(self, item: ast.Item, at: Cursor) -> Scope:
         """The indexed scope of ``seq [NAME]:``."""
-        rename = rename_of(item.terms)
+        rename = written_rename(item.terms, at.env)
         words = [t for t in item.terms if not isinstance(t, ast.Rename)]
         if words or item.args is not None:
             if len(words) == 1 and isinstance(words[0], ast.Positional) and isinstance(words[0].value, ast.Sym):
-                rename = ast.Rename.model_construct(span=words[0].span, name=words[0].value.name, quoted=False)
+                word = ast.Rename.model_construct(span=words[0].span, name=words[0].value.name, quoted=False)
+                rename = written_rename((word,), at.env)
             else:
                 raise SpecError("`seq` takes only a name: `seq NAME:`", item.span)
         name = self.names.allocate(at.scope, "seq", rename, at.label, item.span)
@@ -268,7 +269,7 @@ class Walker:
 
     def _own_scope(self, item: ast.Item, at: Cursor) -> Scope:
         """A concat or residual adds no scope, except where it must have a name of its own."""
-        rename = rename_of(item.terms)
+        rename = written_rename(item.terms, at.env)
         if rename is None and at.label is None and not at.scope.indexed:
             return at.scope
         name = self.names.allocate(at.scope, item.head, rename, at.label, item.span)
@@ -320,7 +321,7 @@ class Walker:
             raise SpecError(
                 f"a repeat count must be between 1 and {limits.MAX_REPEAT}; got {link.count}", link.count_span
             )
-        rename = rename_of(link.item.terms)
+        rename = written_rename(link.item.terms, at.env)
         item = without(link.item, (ast.Rename,))
         group = at
         if rename is not None or (at.label is not None and link.count > 1):
@@ -346,7 +347,7 @@ class Walker:
                 extra[0].span,
                 hint=f"write `{block.name}({', '.join(p.name for p in block.params)})`",
             )
-        return self.instantiate(block, values, keywords, item.span, rename_of(item.terms), x, at)
+        return self.instantiate(block, values, keywords, item.span, written_rename(item.terms, at.env), x, at)
 
     def instantiate(
         self,
