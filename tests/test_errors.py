@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import torch
 
 import incdsl
 from incdsl import SpecError, load, loads
+from incdsl.errors import SpecWarning
+from incdsl.params_table import params_table
 
 HEAD = "network t\ninput 3x32x32\n"
 
@@ -508,3 +511,24 @@ def test_an_as_name_inside_a_block_is_taken_as_written_or_refused(place, name, m
     assert where(err) == (6 + body.split("@")[0].count("\n"), len(body.split("@")[0].rsplit("\n", 1)[-1]) - 2)
     quoted = loads(text.replace("@", '"name"', 1), file="t.inc")
     assert any(s.name.startswith("b1.name") for s in quoted.scopes) or any(n.name.startswith("b1.name") for n in quoted.nodes)
+
+
+@pytest.mark.parametrize(
+    ("expansion", "warned"),
+    [("linear", True), ("linear bn", False), ("linear nobn", False), ("relu", False)],
+)
+def test_a_default_batch_norm_on_a_residuals_linear_expansion_is_warned_about_once(expansion, warned):
+    """`defaults: conv bn` gives the linear 1x1 expansion a batch norm (+C params against timm's
+    Block35, which has a bias there); said once for all the copies of a repeat, at the conv."""
+    text = HEAD + f"defaults:\n  conv bn\nconv 1x1 8\n3 x residual scale=0.17:\n  conv 1x1 4 -> conv 1x1 8 {expansion}\n"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SpecWarning)
+        net = loads(text, file="t.inc")
+    found = [w.message for w in caught if isinstance(w.message, SpecWarning)]
+    assert len(found) == warned
+    if warned:
+        assert (found[0].line, found[0].column) == (7, 17)
+        bn, nobn = (loads(text.replace(expansion, f"linear {w}"), file="t.inc") for w in ("bn", "nobn"))
+        extra = (params_table(bn).total.params - params_table(nobn).total.params) // 3  # three copies
+        assert f"({extra:+,} params per instance against `linear nobn`)" in found[0].message
+        assert net.node("conv3").attrs.bn_eps is not None

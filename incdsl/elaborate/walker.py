@@ -10,12 +10,13 @@ names it gives come from a :class:`~.names.Names`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import ast, ir, limits
-from ..errors import Span, SpecError, did_you_mean
+from ..errors import Span, SpecError, SpecWarning, did_you_mean
 from ..layers import (
     CONTAINER_FLAGS,
     CONTAINER_OPTIONS,
@@ -68,6 +69,11 @@ class Output:
     rows: list[ir.Row] = field(default_factory=list)
     headers: Headers = field(default_factory=Headers)
     scopes: list[ir.Scope] = field(default_factory=list)
+    #: ``linear`` convs whose batch norm comes from ``defaults:``, not from their own line
+    #: (one that ends a residual branch is warned about: timm's has none there).
+    default_bn_linear: set[str] = field(default_factory=set)
+    #: Where a warning has been given (once for all the copies a repeat or a table makes).
+    warned_at: set[Span] = field(default_factory=set)
 
     def add_scope(self, name: str, x: str, out: str, block: str | None = None) -> str:
         """Record the scope ``name`` (its layers made), which reads ``x`` and gives ``out``; returns ``out``."""
@@ -226,11 +232,14 @@ class Walker:
         defaults = split_terms(at.defaults.get(op, ()), {}, self.decls.arg_tables)
         settings: dict[str, Setting] = {}
         apply_settings(op, layer.flags, layer.options, defaults.words, defaults.keyed, settings)
+        default_bn = settings.get("bn")
         apply_settings(op, layer.flags, layer.options, terms.words, terms.keyed, settings, parameters=list(at.env))
         settings.update(fill_positional(layer, terms.positional, item.span))
         attrs = build_attrs(op, settings)
         name = self.names.allocate(at.scope, op, written_rename(item.terms, at.env), at.label, item.span)
         self.out.add_node(name, attrs, (x,), item.span, at)
+        if isinstance(attrs, ir.ConvAttrs) and attrs.act is None and attrs.bn_eps is not None and settings.get("bn") is default_bn:
+            self.out.default_bn_linear.add(name)
         self._claim_siblings(self.out.nodes[-1], settings.get("parts"), item.span)
         return name
 
@@ -312,6 +321,10 @@ class Walker:
         act = settings["act"].value if "act" in settings else "relu"
         inner = self._own_scope(item, at)
         out = self.sequence(body, x, at.inside(inner))
+        last = self.out.nodes[-1]  # the branch's last layer is the last node made
+        if out in self.out.default_bn_linear and last.span not in self.out.warned_at:
+            self.out.warned_at.add(last.span)
+            _warn_default_bn(last)
         attrs = ir.AddAttrs(scale=scale, act=act)
         out = self.out.add_node(self.names.synthetic(inner, "add"), attrs, (x, out), item.span, at)
         return self.out.add_scope(inner.path, x, out) if inner is not at.scope else out
@@ -373,6 +386,24 @@ class Walker:
         out = self.sequence(block.body, x, inside)
         self.out.outputs[name] = out
         return self.out.add_scope(name, x, out, block.name)
+
+
+def _warn_default_bn(conv: ir.Node) -> None:
+    """A residual branch that ends in a ``linear`` conv given a batch norm by ``defaults: conv bn``:
+    legal, but Inception-ResNet's expansion has a bias and no batch norm, and nothing on the line says bn."""
+    attrs = conv.attrs
+    assert isinstance(attrs, ir.ConvAttrs)
+    more = 2 * attrs.out_channels - (0 if attrs.bias else attrs.out_channels)
+    warnings.warn(
+        SpecWarning(
+            f"this `linear` conv ends a residual branch, and `defaults:` gives it a batch norm "
+            f"({more:+,} params per instance against `linear nobn`)",
+            conv.span,
+            hint="Inception-ResNet's 1x1 expansion has a bias and no batch norm: write `linear nobn`; "
+            "write `bn` on the line to keep the batch norm",
+        ),
+        stacklevel=2,
+    )
 
 
 def statement(stmt: ast.Statement) -> ast.Stmt:
