@@ -123,13 +123,16 @@ class _SpecIndenter(Indenter):
         line = token.end_line or token.line
         if self.paren_level == 0:
             self._check_indent_char(token, line)
+        levels = list(self.indent_level)
         try:
             for out in super().handle_NL(token):
                 if out.type == self.INDENT_type and len(self.indent_level) > limits.MAX_INDENT_DEPTH + 1:
                     raise _NestingError(line, self.indent_level[-1] + 1)
                 yield out
         except DedentError:
-            raise _IndentError(line, self._width(token) + 1, self.indent_level[-1]) from None
+            width = self._width(token)
+            deeper = min(level for level in levels if level > width)
+            raise _IndentError(line, width + 1, self.indent_level[-1], deeper) from None
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         ended = False
@@ -211,8 +214,11 @@ class _NestingError(Exception):
 
 
 class _IndentError(Exception):
-    def __init__(self, line: int, column: int, expected: int) -> None:
-        self.line, self.column, self.expected = line, column, expected
+    """A line indented between two open levels: ``outer`` (where it would end the block above)
+    and ``inner`` (where it would go on with it)."""
+
+    def __init__(self, line: int, column: int, outer: int, inner: int) -> None:
+        self.line, self.column, self.outer, self.inner = line, column, outer, inner
 
 
 @cache
@@ -308,7 +314,8 @@ def parse(text: str, file: str = "<string>") -> ast.SpecFile:
         raise SpecError(
             f"this line's indentation (column {err.column}) matches no enclosing block",
             Span(file, err.line, err.column, err.line, err.column + 1),
-            hint=f"indent it to column {err.expected + 1}, like the lines of the block it belongs to",
+            hint=f"indent it to column {err.inner + 1} to go on with the block above, "
+            f"or to column {err.outer + 1} to end that block",
             source=source,
         ) from None
     except _TabError as err:
@@ -426,6 +433,13 @@ def _syntax_error(err: UnexpectedInput, source: str, file: str) -> SpecError:
         return SpecError(f"this line ended early: expected {_describe(expected)}", span, hint=keyword_hint)
     if token.type == "_DEDENT":
         return SpecError(f"the indented block ended early: expected {_describe(expected)}", span, hint=keyword_hint)
+    if token.type in {*_NUMBER_TOKENS, "ROW_LABEL"} and source_line(source, line)[: column - 1].split()[-1:] == ["as"]:
+        word = source_line(source, line)[column - 1 :].split()[0].rstrip(":")
+        return SpecError(
+            f"`{word}` after `as` is not a plain name",
+            span,
+            hint=f'a name that is not an identifier is quoted: `as "{word}"`',
+        )
     name = _TERMINAL_NAMES.get(token.type)
     if name is None or name.startswith("`"):
         shown = f"`{token}`"

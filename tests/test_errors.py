@@ -532,3 +532,59 @@ def test_a_default_batch_norm_on_a_residuals_linear_expansion_is_warned_about_on
         extra = (params_table(bn).total.params - params_table(nobn).total.params) // 3  # three copies
         assert f"({extra:+,} params per instance against `linear nobn`)" in found[0].message
         assert net.node("conv3").attrs.bn_eps is not None
+
+
+_BLOCK35 = "block block35(scale=0.1):\n  residual scale=scale:\n    conv 1x1 3 linear nobn\n"
+_TWO = "\n  conv 1x1 4\n  conv 1x1 4\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "at", "message", "hint"),
+    [
+        # a repeat's count written after the call, or after a layer
+        (_BLOCK35 + "block35(0.17) x 5\n", (6, 15), "a repeat's count goes before what it repeats", "`5 x block35(…)`"),
+        ("conv 3x3 3 x 2\n", (3, 12), "a repeat's count goes before what it repeats", "`2 x conv …`"),
+        # a missing colon is reported at the end of its own line, not at the next one
+        ("concat" + _TWO, (3, 7), "`concat` needs `:` at the end of its line", "write `concat:`"),
+        ("residual scale=0.2\n  conv 1x1 3\n", (3, 19), "`residual` needs `:` at the end of its line", "write `residual:`"),
+        # a line between two open levels is offered both, the deeper first
+        ("block b():\n  concat:\n    conv 1x1 4\n   conv 1x1 4\nb()\n", (6, 4), "matches no enclosing block",
+         "indent it to column 5 to go on with the block above, or to column 3 to end that block"),
+        # two concats in one scope: the second is told how to get a scope of its own
+        ("concat:" + _TWO + "concat:" + _TWO, (7, 3), "this concat's branch 1 would be `branch1`", "`concat as mixed_2:`"),
+        # a name that is not an identifier, unquoted after `as`
+        ("conv 1x1 4 as 1x1\n", (3, 15), "`1x1` after `as` is not a plain name", 'quoted: `as "1x1"`'),
+        ("conv 1x1 4 as 3x3_reduce\n", (3, 15), "`3x3_reduce` after `as` is not a plain name", '`as "3x3_reduce"`'),
+        ("concat as 5b:" + _TWO, (3, 11), "`5b` after `as` is not a plain name", '`as "5b"`'),
+        # a layer-type argument with a typo: at the call (or the default, or the row), with the closest word
+        ("block b(pool):\n  pool 3x3/1 same\nb(maxpoll)\n", (5, 3), "`maxpoll` is not a layer type or a block",
+         "did you mean `maxpool`?"),
+        ("block b(k=3, pool=avgpol):\n  pool 3x3/1 same\nb()\n", (3, 14), "`avgpol` is not a layer type or a block",
+         "did you mean `avgpool`?"),
+        ("block b(pool):\n  concat:\n    conv 1x1 4\n    pool 3x3/1 same\nb  p\n  r1 maxpool\n  r2 maxpul\n", (9, 6),
+         "block `b` uses its parameter `pool` as one", "did you mean `maxpool`?"),
+        # a dotted module path after `after`, unquoted
+        ("3 x conv 3x3 3 as rep\naux after rep.1 weight=0.3:\n  linear 4\n", (4, 11),
+         "the module path `rep.1` has dots", 'write `after "rep.1"`'),
+        ("concat as m:\n  conv 1x1 4\n  conv 1x1 4 -> conv 1x1 4\naux a after m.branch2.1 weight=0.3:\n  linear 4\n",
+         (6, 13), "the module path `m.branch2.1` has dots", 'write `after "m.branch2.1"`'),
+    ],
+)
+def test_messages_point_where_the_mistake_is_and_say_how_to_mend_it(text, at, message, hint):
+    err = error(HEAD + text)
+    assert where(err) == at
+    assert message in err.message
+    assert hint in err.hint
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "concat:" + _TWO + "concat:\n  conv 1x1 4 as a\n  conv 1x1 4 as b0 -> conv 1x1 4 as b\n",  # names itself
+        "concat:" + _TWO + "concat as m:" + _TWO,
+        'concat as m:\n  conv 1x1 4\n  conv 1x1 4 -> conv 1x1 4\naux a after "m.branch2.1" weight=0.3:\n  linear 4\n',
+        "block b(x):\n  conv 1x1 x\nb(4)\n",  # a parameter named x before a number is not a count
+    ],
+)
+def test_what_those_checks_leave_alone(text):
+    loads(HEAD + text, file="t.inc")

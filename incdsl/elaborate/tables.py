@@ -21,7 +21,7 @@ from .. import ast, ir
 from ..errors import Span, SpecError, did_you_mean
 from ..layers import LAYER_TYPES
 from .expressions import ArgTable, Env, Located, evaluate, without
-from .names import KEYWORDS, check_module_name, rename_of
+from .names import CONTAINERS, KEYWORDS, check_module_name, rename_of
 
 DEFAULT_PATTERN = "{block}_{row}"
 
@@ -194,6 +194,13 @@ def table_block(stmt: ast.Stmt, header: ast.Item, blocks: Mapping[str, ast.Block
     if name in blocks:
         return blocks[name]
     assert stmt.rows is not None
+    if name in CONTAINERS:
+        end = Span(header.span.file, header.span.end_line, header.span.end_column, header.span.end_line, header.span.end_column + 1)
+        raise SpecError(
+            f"`{name}` needs `:` at the end of its line",
+            end,
+            hint=f"write `{name}:` (its settings before the `:`), then its indented lines",
+        )
     if name in LAYER_TYPES or name in KEYWORDS:
         raise SpecError(
             "unexpected indentation",

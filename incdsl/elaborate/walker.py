@@ -13,6 +13,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Any
 
 from .. import ast, ir, limits
@@ -159,6 +160,7 @@ class Walker:
     def _link(self, link: ast.Link, x: str, at: Cursor, body: tuple[ast.Statement, ...] | None) -> str:
         if isinstance(link, ast.Repeat):
             return self._repeat(link, x, at, body)
+        _no_count_after(link, at.env)
         if link.head in at.env:
             link = self._typed_by_parameter(link, at)
         head = link.head
@@ -189,16 +191,33 @@ class Walker:
 
     def _typed_by_parameter(self, link: ast.Item, at: Cursor) -> ast.Item:
         """``pool 3x3/1 -> ...`` where ``pool`` is a block parameter: the layer type (or block)
-        its argument names."""
-        value = at.env[link.head]
-        if isinstance(value, Symbol) and (value in LAYER_TYPES or value in self.decls.blocks):
-            return link.model_copy(update={"head": str(value)})
-        shown = value.text if isinstance(value, ast.Dims) else value
-        raise SpecError(
-            f"parameter `{link.head}` is `{shown}` here, which is not a layer type or a block",
-            link.head_span,
-            hint=f"a parameter used as a layer's type is given one, e.g. `maxpool`; layer types are {', '.join(LAYER_TYPES)}",
-        )
+        its argument names (checked at the call, by :meth:`_check_type_arguments`)."""
+        return link.model_copy(update={"head": str(at.env[link.head])})
+
+    def _check_type_arguments(
+        self, block: ast.BlockDef, bound: Mapping[str, Any], values: Sequence[Located], keywords: Mapping[str, Located]
+    ) -> None:
+        """A parameter that heads a line of ``block`` (``pool 3x3/1 same``) is given a layer type
+        or a block; anything else is refused at the argument that gave it, with the closest word."""
+        types = [*LAYER_TYPES, *self.decls.blocks]
+        heads = _heads(block.body)
+        for index, param in enumerate(block.params):
+            value = bound[param.name]
+            if param.name not in heads or (isinstance(value, Symbol) and value in types):
+                continue
+            if index < len(values):
+                span = values[index][1]
+            elif param.name in keywords:
+                span = keywords[param.name][1]
+            else:
+                span = param.span
+            shown = value.text if isinstance(value, ast.Dims) else value
+            raise SpecError(
+                f"`{shown}` is not a layer type or a block, and block `{block.name}` uses its parameter "
+                f"`{param.name}` as one",
+                span,
+                hint=did_you_mean(str(shown), types) or f"layer types are {', '.join(LAYER_TYPES)}",
+            )
 
     def _unknown(self, link: ast.Item) -> None:
         head = link.head
@@ -294,6 +313,13 @@ class Walker:
         labels: list[str] = []
         for k, branch in enumerate(body):
             label = f"branch{base + k}"
+            if inner.full(label) in self.names and not _names_itself(statement(branch)):
+                raise SpecError(
+                    f"this concat's branch {k + 1} would be `{inner.full(label)}`, a name an earlier concat here already gave",
+                    branch.span,
+                    hint="branches are named branch1, branch2, … in the concat's scope: give the concat one of its own "
+                    "(`concat as mixed_2:`), or put it in a block",
+                )
             outs.append(self._branch(statement(branch), x, replace(inside, label=label)))
             labels.append(label)
         if len(outs) < 2:
@@ -308,8 +334,7 @@ class Walker:
         links = stmt.links
         if len(links) == 1:
             return self.statement(stmt, x, at)
-        all_named = stmt.body is None and all(isinstance(link, ast.Item) and rename_of(link.terms) for link in links)
-        if all_named:
+        if _names_itself(stmt):
             return self.statement(stmt, x, replace(at, label=None))
         name = self.names.allocate(at.scope, "branch", None, at.label, stmt.span)
         out = self.statement(stmt, x, at.inside(Scope(name, indexed=True, home=at.scope.named)))
@@ -374,6 +399,7 @@ class Walker:
     ) -> str:
         """One instance of ``block`` with these arguments, named ``rename`` or by the scope's rule."""
         bound = bind(block, values, keywords, span, self.decls.arg_tables)
+        self._check_type_arguments(block, bound, values, keywords)
         if len(at.calls) >= limits.MAX_CALL_DEPTH:
             raise SpecError(f"blocks call blocks more than {limits.MAX_CALL_DEPTH} deep", span)
         if block.name in at.calls:
@@ -386,6 +412,43 @@ class Walker:
         out = self.sequence(block.body, x, inside)
         self.out.outputs[name] = out
         return self.out.add_scope(name, x, out, block.name)
+
+
+def _names_itself(branch: ast.Stmt) -> bool:
+    """Whether a concat branch is named by what is written in it, not by its label: one link with
+    an ``as`` name (or ``seq NAME``), or a chain whose every layer is named."""
+    links = branch.links
+    if len(links) > 1:
+        return branch.body is None and all(isinstance(link, ast.Item) and rename_of(link.terms) for link in links)
+    item = links[0].item if isinstance(links[0], ast.Repeat) else links[0]
+    return rename_of(item.terms) is not None or (item.head == "seq" and bool(item.terms))
+
+
+def _heads(stmts: Sequence[ast.Statement]) -> set[str]:
+    """The words that head the items of ``stmts``, at any depth (a block body's)."""
+    found: set[str] = set()
+    for stmt in stmts:
+        if isinstance(stmt, ast.BlockDef):
+            continue
+        found.update((link.item if isinstance(link, ast.Repeat) else link).head for link in stmt.links)
+        found |= _heads(stmt.body or ())
+    return found
+
+
+def _no_count_after(item: ast.Item, env: Env) -> None:
+    """``block35(0.17) x 5``: a repeat's count written after what it repeats."""
+    for word, count in pairwise(item.terms):
+        if (
+            isinstance(word, ast.Positional) and isinstance(word.value, ast.Sym) and word.value.name == "x"
+            and "x" not in env
+            and isinstance(count, ast.Positional) and isinstance(count.value, ast.Num) and isinstance(count.value.value, int)
+        ):
+            shown = f"{item.head}(…)" if item.args is not None else f"{item.head} …"
+            raise SpecError(
+                "a repeat's count goes before what it repeats",
+                word.span,
+                hint=f"write `{count.value.text} x {shown}`",
+            )
 
 
 def _warn_default_bn(conv: ir.Node) -> None:
