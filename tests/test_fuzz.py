@@ -1,9 +1,9 @@
 """Mutation fuzzing of the front end: specs made by the operators of tests/mutations.py (token
 and line edits, extreme numbers, grammar fragments, chains of block calls, control characters,
-format fields, options, deep nesting, includes, files at their size limit, arguments in parentheses
-on built-in words, ...) either load or
-raise SpecError, each within 2 s of CPU; one that loads formats (or fmt refuses it) to text
-that loads to the same network and formats to itself, each fmt step within 4 s (two loads).
+format fields, options, deep nesting, includes, files at their size limit, arguments in
+parentheses on built-in words, ...) either load or raise SpecError, each within 2 s of CPU; one
+that loads formats (or fmt refuses it) to text that loads to the same network and formats to
+itself, each fmt step within 4 s (two loads).
 
 `make test` tries a few hundred mutants; `INCDSL_FUZZ_MUTANTS=5000 pytest tests/test_fuzz.py -s`
 tries thousands (and also builds the torch module of every mutant that loads).
