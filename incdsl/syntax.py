@@ -452,6 +452,14 @@ def _syntax_error(err: UnexpectedInput, source: str, file: str) -> SpecError:
     )
 
 
+def _written(source: str, span: Span) -> str:
+    """The text at ``span`` in ``source``, its line breaks and indentation made single spaces."""
+    lines = source.split("\n")[span.line - 1 : (span.end_line or span.line)]
+    lines[-1] = lines[-1][: (span.end_column or 1) - 1]
+    lines[0] = lines[0][span.column - 1 :]
+    return " ".join(" ".join(lines).split())
+
+
 class _CallArgs:
     """``( args )`` as parsed: the arguments and the two parentheses (their positions)."""
 
@@ -468,8 +476,6 @@ class _ToAst(Transformer):
         super().__init__()
         self.file = file
         self.source = source
-        #: id of an Arg → its text as written (for a hint that rewrites the call).
-        self._arg_text: dict[int, str] = {}
 
     def _s(self, meta_or_token) -> Span:
         return _span(self.file, meta_or_token)
@@ -518,20 +524,13 @@ class _ToAst(Transformer):
         return ast.Neg.model_construct(span=self._s(meta), operand=operand)
 
     # items
-    def _written(self, meta) -> str:
-        return " ".join(self.source[meta.start_pos : meta.end_pos].split())
-
     def arg(self, meta, children):
         (value,) = children
-        made = ast.Arg.model_construct(span=self._s(meta), name=None, value=value)
-        self._arg_text[id(made)] = self._written(meta)
-        return made
+        return ast.Arg.model_construct(span=self._s(meta), name=None, value=value)
 
     def keyword_arg(self, meta, children):
         name, value = children
-        made = ast.Arg.model_construct(span=self._s(meta), name=str(name), value=value)
-        self._arg_text[id(made)] = self._written(meta)
-        return made
+        return ast.Arg.model_construct(span=self._s(meta), name=str(name), value=value)
 
     def call_args(self, meta, children):
         return _CallArgs(children)
@@ -584,7 +583,7 @@ class _ToAst(Transformer):
         block call takes; the hint spells the line the way that works."""
         colon = ":" if head in _WITH_BODY else ""
         after = " ".join(self.source[call.close.end_pos : meta.end_pos].split())
-        words = [self._arg_text[id(arg)] for arg in call.args]
+        words = [_written(self.source, arg.span) for arg in call.args]
         if head in CONTAINER_OPTIONS and any(arg.name is None for arg in call.args):
             options = " ".join(f"{key}=…" for key in CONTAINER_OPTIONS[head])
             hint = f"`{head}` takes its settings by name after it: `{head} {options}{colon}`"
