@@ -588,3 +588,12 @@ def test_messages_point_where_the_mistake_is_and_say_how_to_mend_it(text, at, me
 )
 def test_what_those_checks_leave_alone(text):
     loads(HEAD + text, file="t.inc")
+
+
+def test_cli_shows_the_default_batch_norm_warning_on_stderr_and_succeeds(tmp_path: Path, cli):
+    spec = tmp_path / "res.inc"
+    spec.write_text(HEAD + "defaults:\n  conv bn\nconv 1x1 8\nresidual:\n  conv 1x1 8 linear\n", encoding="utf-8")
+    code, out, err = cli("check", str(spec))
+    assert code == 0 and "warning" not in out
+    assert err.startswith(f"{spec}:7:3: warning: this `linear` conv ends a residual branch, and `defaults:` gives it a batch norm")
+    assert "write `linear nobn`" in err
