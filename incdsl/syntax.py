@@ -18,9 +18,18 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 from lark.indenter import DedentError, Indenter
 
 from . import ast, limits
+from .elaborate.names import CONTAINERS, TOP_LEVEL
 from .errors import Span, SpecError, did_you_mean, source_line
+from .layers import CONTAINER_OPTIONS, LAYER_TYPES
 
 KEYWORDS = ("block", "as", "x")
+
+#: The language's own words at the head of an item: layer types, containers and top-level
+#: statements. Only a block call takes arguments in parentheses; one of these given some is
+#: refused where they start, so that nothing written is dropped.
+BUILTIN_WORDS = (*LAYER_TYPES, *CONTAINERS, *TOP_LEVEL)
+#: The built-in words whose statement ends in `:` and an indented body.
+_WITH_BODY = (*CONTAINERS, "aux", "defaults")
 
 # What a user should read instead of Lark's terminal names.
 _TERMINAL_NAMES = {
@@ -114,13 +123,16 @@ class _SpecIndenter(Indenter):
         line = token.end_line or token.line
         if self.paren_level == 0:
             self._check_indent_char(token, line)
+        levels = list(self.indent_level)
         try:
             for out in super().handle_NL(token):
                 if out.type == self.INDENT_type and len(self.indent_level) > limits.MAX_INDENT_DEPTH + 1:
                     raise _NestingError(line, self.indent_level[-1] + 1)
                 yield out
         except DedentError:
-            raise _IndentError(line, self._width(token) + 1, self.indent_level[-1]) from None
+            width = self._width(token)
+            deeper = min(level for level in levels if level > width)
+            raise _IndentError(line, width + 1, self.indent_level[-1], deeper) from None
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         ended = False
@@ -202,8 +214,11 @@ class _NestingError(Exception):
 
 
 class _IndentError(Exception):
-    def __init__(self, line: int, column: int, expected: int) -> None:
-        self.line, self.column, self.expected = line, column, expected
+    """A line indented between two open levels: ``outer`` (where it would end the block above)
+    and ``inner`` (where it would go on with it)."""
+
+    def __init__(self, line: int, column: int, outer: int, inner: int) -> None:
+        self.line, self.column, self.outer, self.inner = line, column, outer, inner
 
 
 @cache
@@ -292,14 +307,15 @@ def parse(text: str, file: str = "<string>") -> ast.SpecFile:
     source = text if text.endswith("\n") else text + "\n"
     try:
         tree = _parser().parse(source)
-        stmts = _ToAst(file).transform(tree)
+        stmts = _ToAst(file, source).transform(tree)
     except UnexpectedInput as err:
         raise _syntax_error(err, source, file).with_source(source) from None
     except _IndentError as err:
         raise SpecError(
             f"this line's indentation (column {err.column}) matches no enclosing block",
             Span(file, err.line, err.column, err.line, err.column + 1),
-            hint=f"indent it to column {err.expected + 1}, like the lines of the block it belongs to",
+            hint=f"indent it to column {err.inner + 1} to go on with the block above, "
+            f"or to column {err.outer + 1} to end that block",
             source=source,
         ) from None
     except _TabError as err:
@@ -417,6 +433,13 @@ def _syntax_error(err: UnexpectedInput, source: str, file: str) -> SpecError:
         return SpecError(f"this line ended early: expected {_describe(expected)}", span, hint=keyword_hint)
     if token.type == "_DEDENT":
         return SpecError(f"the indented block ended early: expected {_describe(expected)}", span, hint=keyword_hint)
+    if token.type in {*_NUMBER_TOKENS, "ROW_LABEL"} and source_line(source, line)[: column - 1].split()[-1:] == ["as"]:
+        word = source_line(source, line)[column - 1 :].split()[0].rstrip(":")
+        return SpecError(
+            f"`{word}` after `as` is not a plain name",
+            span,
+            hint=f'a name that is not an identifier is quoted: `as "{word}"`',
+        )
     name = _TERMINAL_NAMES.get(token.type)
     if name is None or name.startswith("`"):
         shown = f"`{token}`"
@@ -429,13 +452,30 @@ def _syntax_error(err: UnexpectedInput, source: str, file: str) -> SpecError:
     )
 
 
+def _written(source: str, span: Span) -> str:
+    """The text at ``span`` in ``source``, its line breaks and indentation made single spaces."""
+    lines = source.split("\n")[span.line - 1 : (span.end_line or span.line)]
+    lines[-1] = lines[-1][: (span.end_column or 1) - 1]
+    lines[0] = lines[0][span.column - 1 :]
+    return " ".join(" ".join(lines).split())
+
+
+class _CallArgs:
+    """``( args )`` as parsed: the arguments and the two parentheses (their positions)."""
+
+    def __init__(self, children: list) -> None:
+        self.open, *middle, self.close = children
+        self.args = tuple(c for c in middle if isinstance(c, ast.Arg))
+
+
 @v_args(meta=True)
 class _ToAst(Transformer):
     """Lark tree → :mod:`incdsl.ast` models (bottom-up); every rule's method gets ``(meta, children)``."""
 
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, source: str) -> None:
         super().__init__()
         self.file = file
+        self.source = source
 
     def _s(self, meta_or_token) -> Span:
         return _span(self.file, meta_or_token)
@@ -493,7 +533,7 @@ class _ToAst(Transformer):
         return ast.Arg.model_construct(span=self._s(meta), name=str(name), value=value)
 
     def call_args(self, meta, children):
-        return tuple(c for c in children if isinstance(c, ast.Arg))
+        return _CallArgs(children)
 
     def dims(self, meta, children):
         (tok,) = children
@@ -527,14 +567,33 @@ class _ToAst(Transformer):
 
     def annotation(self, meta, children):
         name, args = children
-        return ast.Annotation.model_construct(span=self._s(meta), name=str(name), args=args)
+        return ast.Annotation.model_construct(span=self._s(meta), name=str(name), args=args.args)
 
     def item(self, meta, children):
         head, *rest = children
         args = None
-        if rest and isinstance(rest[0], tuple):
-            args, rest = rest[0], rest[1:]
+        if rest and isinstance(rest[0], _CallArgs):
+            if head in BUILTIN_WORDS:
+                raise self._builtin_call(str(head), rest[0], meta)
+            args, rest = rest[0].args, rest[1:]
         return ast.Item.model_construct(span=self._s(meta), head=str(head), head_span=self._s(head), args=args, terms=tuple(rest))
+
+    def _builtin_call(self, head: str, call: _CallArgs, meta) -> SpecError:
+        """``residual(scale=0.5):``: a built-in word with arguments in parentheses, which only a
+        block call takes; the hint spells the line the way that works."""
+        colon = ":" if head in _WITH_BODY else ""
+        after = " ".join(self.source[call.close.end_pos : meta.end_pos].split())
+        words = [_written(self.source, arg.span) for arg in call.args]
+        if head in CONTAINER_OPTIONS and any(arg.name is None for arg in call.args):
+            options = " ".join(f"{key}=…" for key in CONTAINER_OPTIONS[head])
+            hint = f"`{head}` takes its settings by name after it: `{head} {options}{colon}`"
+        else:
+            hint = f"write `{' '.join([head, *words, *([after] if after else [])])}{colon}`"
+        return SpecError(
+            f"`{head}` is built in and takes nothing in parentheses (only a block call does)",
+            self._s(call.open),
+            hint=hint,
+        )
 
     def repeat(self, meta, children):
         count, _times, item = children

@@ -41,7 +41,7 @@ from incdsl.elaborate.names import KEYWORDS, RESERVED_NAMES
 from incdsl.errors import SpecWarning
 from incdsl.fmt import format_spec
 from incdsl.layers import CONTAINER_OPTIONS, LAYER_TYPES
-from incdsl.syntax import LAYOUT_TOKENS, tokens
+from incdsl.syntax import BUILTIN_WORDS, LAYOUT_TOKENS, tokens
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"
 #: The most CPU seconds one load of a mutant may take.
@@ -491,6 +491,31 @@ def layout(text: str, rng: random.Random, corpus: Corpus) -> str:
     return _with_lines(text, lambda lines: lines.__setitem__(i := rng.randrange(len(lines)), lines[i] + " \t "))
 
 
+#: A built-in word heading an item: at the start of a line, after `->` or after `N x`.
+_BUILTIN_HEAD = re.compile(rf"(?m)(?:^[ \t]*|->[ \t]*|[0-9]+ x )({'|'.join(BUILTIN_WORDS)})\b")
+#: Where an item's words end: its body's `:`, the next link, its name, an annotation, a comment.
+_ITEM_END = re.compile(r":|->|\bas\b|@|#|$", re.M)
+
+
+def builtin_call(text: str, rng: random.Random, corpus: Corpus) -> str:
+    """Arguments in parentheses on a built-in word that heads an item, as a PyTorch user writes them
+    (`residual(scale=0.5, act=none):`, `concat(base=0):`, `conv(3x3, 64)`): the item's own words
+    moved inside, or values and options of any kind put there."""
+    found = [m for m in _BUILTIN_HEAD.finditer(text) if not _in_comment(text, m.start(1))]
+    if not found:
+        return text
+    m = rng.choice(found)
+    at = m.end(1)
+    end = _ITEM_END.search(text, at)
+    assert end is not None  # `$` always matches
+    words = text[at : end.start()].split()
+    if words and rng.random() < 0.5:
+        return f"{text[:at]}({', '.join(words)}) {text[end.start():]}"
+    args = [rng.choice([_value(rng, corpus), f"{rng.choice(corpus.option_keys)}={_value(rng, corpus)}"])
+            for _ in range(rng.randint(0, 3))]
+    return f"{text[:at]}({', '.join(args)}){text[at:]}"
+
+
 def _tab_one(lines: list[str], rng: random.Random) -> None:
     i = rng.randrange(len(lines))
     lines[i] = "\t" + lines[i].lstrip(" ")
@@ -503,7 +528,7 @@ OPERATORS: dict[str, Callable[[str, random.Random, Corpus], str]] = {
        for kind in ("del_line", "dup_line", "swap_lines", "indent", "dedent")},
     **{op.__name__: op for op in (extreme_number, splice_line, grammar_fragment, call_chain, unicode_char,
                                   repeat_many, many_lines, fill, swap_keyword, format_field, random_option, rename,
-                                  unicode_twin, part_names, annotation, deep_nest, include, layout)},
+                                  unicode_twin, part_names, annotation, deep_nest, include, layout, builtin_call)},
 }
 
 

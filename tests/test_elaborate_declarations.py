@@ -45,7 +45,17 @@ def test_an_included_network_gives_its_blocks_with_its_own_defaults():
     assert list(found.blocks) == ["b"]
     assert [type(t).__name__ for t in found.defaults["conv"]] == ["Positional"]
     inside = found.defaults_for("b")["conv"]
-    assert [getattr(t, "key", None) or t.value.name for t in inside] == ["relu", "bn", "eps"]
+    assert [getattr(t, "key", None) or t.value.name for t in inside] == ["bn", "eps"]
+
+
+def test_a_library_takes_the_defaults_of_the_file_that_includes_it():
+    """A library included by an included network file works as in that file loaded alone; one
+    included by the root takes the root's, including a `defaults:` line after the include."""
+    mid = 'network mid\ninclude "lib.inc"\ndefaults:\n  conv bn\nblock m():\n  conv 1x1 4\n'
+    files = {"mid.inc": mid, "lib.inc": "block b():\n  conv 1x1 4\n", "top.inc": "block t():\n  conv 1x1 4\n"}
+    found = decls('include "mid.inc"\ninclude "top.inc"\ndefaults:\n  conv linear\n', files)
+    words = {b: [t.value.name for t in found.defaults_for(b).get("conv", ())] for b in ("b", "m", "t")}
+    assert words == {"b": ["bn"], "m": ["bn"], "t": ["linear"]}
 
 
 @pytest.mark.parametrize(("files", "message"), [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,8 @@ import torch
 
 import incdsl
 from incdsl import SpecError, load, loads
+from incdsl.errors import SpecWarning
+from incdsl.params_table import params_table
 
 HEAD = "network t\ninput 3x32x32\n"
 
@@ -455,3 +458,142 @@ def test_an_unexpected_token_is_named_once_and_without_an_article():
     assert (err.message, where(err)) == ("unexpected `(`", (4, 14))
     err = error(HEAD + "block b(w) foo:\n  conv 1x1 w\n")
     assert (err.message, where(err)) == ("unexpected name `foo`", (3, 12))
+
+
+@pytest.mark.parametrize("word", incdsl.syntax.BUILTIN_WORDS)
+def test_a_built_in_word_with_arguments_in_parentheses_is_refused_at_the_parenthesis(word):
+    """`residual(scale=0.5):` and its like would lose what is in the parentheses: every layer type,
+    container and top-level word is refused at the `(`, with the spelling that works."""
+    line = f"{word}(scale=0.5, act=linear) as r"
+    err = error(HEAD + line + ":\n  conv 1x1 3\n  conv 1x1 3\n")
+    assert where(err) == (3, len(word) + 1)
+    assert "takes nothing in parentheses" in err.message
+    assert err.hint.startswith(f"write `{word} scale=0.5 act=linear as r")
+
+
+@pytest.mark.parametrize("word", ["concat", "residual"])
+def test_a_container_given_a_value_in_parentheses_is_shown_its_settings_by_name(word):
+    err = error(HEAD + f"2 x {word}(0.3):\n  conv 1x1 3\n  conv 1x1 3\n")
+    assert where(err) == (3, len(word) + 5)
+    options = " ".join(f"{key}=…" for key in incdsl.layers.CONTAINER_OPTIONS[word])
+    assert err.hint.endswith(f"`{word} {options}:`")
+
+
+# Every place an `as` name is written inside a block: a layer, a concat, a residual, `seq NAME`,
+# a repeat, a block call and a table row. `@` marks where the name goes.
+_NAMED_INSIDE_A_BLOCK = {
+    "layer": "  conv 1x1 4 as @\n",
+    "concat": "  concat as @:\n    conv 1x1 4\n    conv 1x1 4\n",
+    "residual": "  residual as @:\n    conv 1x1 3\n",
+    "seq": "  concat:\n    seq as @:\n      conv 1x1 4\n    conv 1x1 4\n",
+    "repeat": "  2 x conv 1x1 3 as @\n",
+    "block call": "  inner(4) as @\n",
+    "table row": "  inner  n\n    r1 4 as @\n",
+}
+
+
+@pytest.mark.parametrize("place", list(_NAMED_INSIDE_A_BLOCK))
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [
+        ('"{row}_1x1"', "fields such as {row} are filled in only in a table header's name pattern"),
+        ('"{block}_1x1"', "fields such as {row} are filled in only in a table header's name pattern"),
+        ("name", "`name` is a parameter of this block, and `as` takes a name as written"),
+    ],
+)
+def test_an_as_name_inside_a_block_is_taken_as_written_or_refused(place, name, message):
+    """`as "{row}_1x1"` made a module literally named `{row}_1x1`, and `as name` with a parameter
+    `name` one named `name`: both are refused where they are written; `as "name"` is the word itself."""
+    body = _NAMED_INSIDE_A_BLOCK[place]
+    text = HEAD + "block inner(n):\n  conv 1x1 n\n" + "block b(name=1):\n" + body + "b()\n"
+    err = error(text.replace("@", name, 1))
+    assert message in err.message
+    assert where(err) == (6 + body.split("@")[0].count("\n"), len(body.split("@")[0].rsplit("\n", 1)[-1]) - 2)
+    quoted = loads(text.replace("@", '"name"', 1), file="t.inc")
+    assert any(s.name.startswith("b1.name") for s in quoted.scopes) or any(n.name.startswith("b1.name") for n in quoted.nodes)
+
+
+@pytest.mark.parametrize(
+    ("expansion", "warned"),
+    [("linear", True), ("linear bn", False), ("linear nobn", False), ("relu", False)],
+)
+def test_a_default_batch_norm_on_a_residuals_linear_expansion_is_warned_about_once(expansion, warned):
+    """`defaults: conv bn` gives the linear 1x1 expansion a batch norm (+C params against timm's
+    Block35, which has a bias there); said once for all the copies of a repeat, at the conv."""
+    text = HEAD + f"defaults:\n  conv bn\nconv 1x1 8\n3 x residual scale=0.17:\n  conv 1x1 4 -> conv 1x1 8 {expansion}\n"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SpecWarning)
+        net = loads(text, file="t.inc")
+    found = [w.message for w in caught if isinstance(w.message, SpecWarning)]
+    assert len(found) == warned
+    if warned:
+        assert (found[0].line, found[0].column) == (7, 17)
+        bn, nobn = (loads(text.replace(expansion, f"linear {w}"), file="t.inc") for w in ("bn", "nobn"))
+        extra = (params_table(bn).total.params - params_table(nobn).total.params) // 3  # three copies
+        assert f"({extra:+,} params per instance against `linear nobn`)" in found[0].message
+        assert net.node("conv3").attrs.bn_eps is not None
+
+
+_BLOCK35 = "block block35(scale=0.1):\n  residual scale=scale:\n    conv 1x1 3 linear nobn\n"
+_TWO = "\n  conv 1x1 4\n  conv 1x1 4\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "at", "message", "hint"),
+    [
+        # a repeat's count written after the call, or after a layer
+        (_BLOCK35 + "block35(0.17) x 5\n", (6, 15), "a repeat's count goes before what it repeats", "`5 x block35(…)`"),
+        ("conv 3x3 3 x 2\n", (3, 12), "a repeat's count goes before what it repeats", "`2 x conv …`"),
+        # a missing colon is reported at the end of its own line, not at the next one
+        ("concat" + _TWO, (3, 7), "`concat` needs `:` at the end of its line", "write `concat:`"),
+        ("residual scale=0.2\n  conv 1x1 3\n", (3, 19), "`residual` needs `:` at the end of its line", "write `residual:`"),
+        # a line between two open levels is offered both, the deeper first
+        ("block b():\n  concat:\n    conv 1x1 4\n   conv 1x1 4\nb()\n", (6, 4), "matches no enclosing block",
+         "indent it to column 5 to go on with the block above, or to column 3 to end that block"),
+        # two concats in one scope: the second is told how to get a scope of its own
+        ("concat:" + _TWO + "concat:" + _TWO, (7, 3), "this concat's branch 1 would be `branch1`", "`concat as mixed_2:`"),
+        # a name that is not an identifier, unquoted after `as`
+        ("conv 1x1 4 as 1x1\n", (3, 15), "`1x1` after `as` is not a plain name", 'quoted: `as "1x1"`'),
+        ("conv 1x1 4 as 3x3_reduce\n", (3, 15), "`3x3_reduce` after `as` is not a plain name", '`as "3x3_reduce"`'),
+        ("concat as 5b:" + _TWO, (3, 11), "`5b` after `as` is not a plain name", '`as "5b"`'),
+        # a layer-type argument with a typo: at the call (or the default, or the row), with the closest word
+        ("block b(pool):\n  pool 3x3/1 same\nb(maxpoll)\n", (5, 3), "`maxpoll` is not a layer type or a block",
+         "did you mean `maxpool`?"),
+        ("block b(k=3, pool=avgpol):\n  pool 3x3/1 same\nb()\n", (3, 14), "`avgpol` is not a layer type or a block",
+         "did you mean `avgpool`?"),
+        ("block b(pool):\n  concat:\n    conv 1x1 4\n    pool 3x3/1 same\nb  p\n  r1 maxpool\n  r2 maxpul\n", (9, 6),
+         "block `b` uses its parameter `pool` as one", "did you mean `maxpool`?"),
+        # a dotted module path after `after`, unquoted
+        ("3 x conv 3x3 3 as rep\naux after rep.1 weight=0.3:\n  linear 4\n", (4, 11),
+         "the module path `rep.1` has dots", 'write `after "rep.1"`'),
+        ("concat as m:\n  conv 1x1 4\n  conv 1x1 4 -> conv 1x1 4\naux a after m.branch2.1 weight=0.3:\n  linear 4\n",
+         (6, 13), "the module path `m.branch2.1` has dots", 'write `after "m.branch2.1"`'),
+    ],
+)
+def test_messages_point_where_the_mistake_is_and_say_how_to_mend_it(text, at, message, hint):
+    err = error(HEAD + text)
+    assert where(err) == at
+    assert message in err.message
+    assert hint in err.hint
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "concat:" + _TWO + "concat:\n  conv 1x1 4 as a\n  conv 1x1 4 as b0 -> conv 1x1 4 as b\n",  # names itself
+        "concat:" + _TWO + "concat as m:" + _TWO,
+        'concat as m:\n  conv 1x1 4\n  conv 1x1 4 -> conv 1x1 4\naux a after "m.branch2.1" weight=0.3:\n  linear 4\n',
+        "block b(x):\n  conv 1x1 x\nb(4)\n",  # a parameter named x before a number is not a count
+    ],
+)
+def test_what_those_checks_leave_alone(text):
+    loads(HEAD + text, file="t.inc")
+
+
+def test_cli_shows_the_default_batch_norm_warning_on_stderr_and_succeeds(tmp_path: Path, cli):
+    spec = tmp_path / "res.inc"
+    spec.write_text(HEAD + "defaults:\n  conv bn\nconv 1x1 8\nresidual:\n  conv 1x1 8 linear\n", encoding="utf-8")
+    code, out, err = cli("check", str(spec))
+    assert code == 0 and "warning" not in out
+    assert err.startswith(f"{spec}:7:3: warning: this `linear` conv ends a residual branch, and `defaults:` gives it a batch norm")
+    assert "write `linear nobn`" in err

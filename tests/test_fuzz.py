@@ -1,10 +1,10 @@
 """Mutation fuzzing of the front end: specs made by the operators of tests/mutations.py (token
 and line edits, extreme numbers, grammar fragments, chains of block calls, control characters,
 format fields, options, deep nesting, includes, files at their size limit, NFKC twins of names,
-part names, ...) either load or raise SpecError, each within 2 s of CPU; one that loads formats
-(or fmt refuses it) to text that loads to the same network and formats to itself, each fmt step
-within 4 s (two loads). Mutants of the name operators that load also build the same modules in
-memory and from generated source.
+part names, arguments in parentheses on built-in words, ...) either load or raise SpecError, each
+within 2 s of CPU; one that loads formats (or fmt refuses it) to text that loads to the same
+network and formats to itself, each fmt step within 4 s (two loads). Mutants of the name
+operators that load also build the same modules in memory and from generated source.
 
 `make test` tries a few hundred mutants; `INCDSL_FUZZ_MUTANTS=5000 pytest tests/test_fuzz.py -s`
 tries thousands (and also builds the torch module of every mutant that loads).
@@ -111,3 +111,15 @@ def test_mutants_are_the_same_on_every_run():
     """bench/fuzz.py names a failing mutant by its seed and index: that must make its text again."""
     corpus = Corpus.bundled()
     assert [mutant(corpus, SEED, n) for n in range(20)] == [mutant(corpus, SEED, n) for n in range(20)]
+
+
+def test_arguments_in_parentheses_on_built_in_words_are_always_refused():
+    """The `builtin_call` operator alone (`residual(scale=0.5):`, `conv(3x3, 64)`, ...) on every
+    bundled spec: never loaded with the arguments dropped; refused at the `(`, unless another of
+    its values (an extreme number) is refused first."""
+    corpus = Corpus.bundled()
+    rng = random.Random("builtin_call")
+    results = [run_mutant(OPERATORS["builtin_call"](text, rng, corpus), path) for path, text in corpus.sources * 2]
+    assert {r.outcome for r in results} == {"SpecError"}
+    at_the_parenthesis = sum("takes nothing in parentheses" in r.detail for r in results)
+    assert at_the_parenthesis > len(results) * 3 // 4

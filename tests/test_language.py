@@ -176,8 +176,7 @@ def test_include_resolves_next_to_the_file_then_among_the_bundled_specs(tmp_path
 
 
 def test_a_network_file_is_included_for_its_blocks(tmp_path: Path):
-    """Its layers, input and aux heads stay out; its blocks keep its defaults (bn eps=0.001 here),
-    over the including network's."""
+    """Its layers, input and aux heads stay out; its blocks keep its defaults (bn eps=0.001 here)."""
     lib = "network lib\ninput 3x99x99\ndefaults:\n  conv bn eps=0.001\nblock b():\n  conv 1x1 8\nconv 1x1 8\nb()\n"
     (tmp_path / "lib.inc").write_text(lib, encoding="utf-8")
     spec = tmp_path / "net.inc"
@@ -186,6 +185,28 @@ def test_a_network_file_is_included_for_its_blocks(tmp_path: Path):
     assert [n.name for n in net.nodes] == ["input", "conv1", "b1.conv1"]
     assert net.node("conv1").attrs.bn_eps is None and net.node("b1.conv1").attrs.bn_eps == 0.001
     assert net.input_shape == (8, 9, 9)
+
+
+@pytest.mark.parametrize(
+    "defaults",
+    ["avgpool count_include_pad=false", 'conv parts="X_conv X_bn"', "conv relu bias eps=0.1", "concat base=0",
+     "maxpool ceil", "avgpool ceil"],
+)
+def test_an_includers_defaults_do_not_reach_an_included_networks_blocks(defaults):
+    """The main path of inception_v3.inc written in another file that includes it under hostile
+    defaults: every layer of every block instance (Mixed_*) is the one loading the file gives."""
+    from incdsl.frontend import bundled_specs
+
+    text = bundled_specs()["inception_v3"].read_text(encoding="utf-8")
+    main_path = text[text.index("\nconv 3x3/2 32 V as Conv2d_1a_3x3") :]
+    host = f'network host\ninput 3x299x299\ninclude "inception_v3.inc"\ndefaults:\n  {defaults}\n{main_path}'
+
+    def blocks(net: ir.Network) -> dict[str, tuple]:
+        return {n.name: (n.attrs, ir.part_paths(n)) for n in net.nodes if n.name.startswith("Mixed_")}
+
+    theirs = blocks(load("inception_v3"))
+    assert len(theirs) > 100
+    assert blocks(loads(host, file="host.inc")) == theirs
 
 
 def test_repeat_row_shows_a_per_copy_figure_only_when_the_copies_agree():

@@ -179,7 +179,7 @@ def test_layer_types_sizes_and_strides_as_block_arguments():
         ('conv 3x3 4 bn parts="X.conv X_bn" as c\n', "mixes children (X.name) and siblings", (3, 15)),
         ('conv 3x3 4 bn parts="Y.conv Y.bn"\n', "is not a part pattern", (3, 15)),
         ("conv 3x3 4 bn parts=X\n", "parts= takes a quoted pattern list", (3, 15)),
-        ("block b(t):\n  t 3x3 4\nb(7)\n", "parameter `t` is `7` here, which is not a layer type", (4, 3)),
+        ("block b(t):\n  t 3x3 4\nb(7)\n", "`7` is not a layer type or a block, and block `b` uses its parameter `t`", (5, 3)),
         ("block b(s):\n  conv 3x3/s 4\nb(0)\n", "the stride after `/` must be a whole number", (4, 12)),
         ("block b(k):\n  conv k/2 4\nb(3)\n", "`3` before `/` is not a window size", (4, 8)),
         ('conv 3x3 4 as "a.b"\n', "cannot name a module", (3, 12)),

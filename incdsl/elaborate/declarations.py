@@ -3,9 +3,11 @@ blocks, argument tables and the network's defaults.
 
 :func:`collect` walks the spec and its includes once; the walker then only
 reads the :class:`Declarations` it returns. An included file gives its blocks
-and argument tables; when it is a network spec itself, its layers, input and
-aux heads are left out, and its ``defaults:`` go with its blocks (a block means
-what its own file says), over the including network's. A file included twice (two
+and argument tables; when it is a network spec itself (it has a ``network``, ``input``
+or ``defaults:`` line), its layers, input and aux heads are left out, and its blocks
+take its ``defaults:`` alone: a block means what its own file says, whoever includes
+it. A block library (none of those lines) is written for its includer, and its
+blocks take the defaults of the file that includes it. A file included twice (two
 files including one library) is read once.
 """
 
@@ -22,6 +24,9 @@ from ..layers import CONTAINER_FLAGS, CONTAINER_OPTIONS, LAYER_TYPES, apply_sett
 from .expressions import ArgTable, evaluate, split_terms
 from .names import KEYWORDS, check_identifier
 
+#: The lines that make a file a network spec, whose blocks mean what the file says on its own.
+_STANDALONE = ("network", "input", "defaults")
+
 #: ``resolve_include(path, span)``: the parsed file an ``include`` names, or a SpecError.
 IncludeResolver = Callable[[str, Span], ast.SpecFile]
 
@@ -34,15 +39,15 @@ class Declarations:
     arg_tables: dict[str, ArgTable] = field(default_factory=dict)
     #: layer or container type → the terms of its ``defaults:`` lines, in order.
     defaults: dict[str, tuple[ast.Term, ...]] = field(default_factory=dict)
-    #: block → the defaults of the included file that defines it, when that file has any.
+    #: block → the defaults it is elaborated under: those of the network spec that defines it
+    #: (or, for a library's block, that includes the library).
     block_defaults: dict[str, dict[str, tuple[ast.Term, ...]]] = field(default_factory=dict)
     #: The files collected so far: a file included a second time (from anywhere) adds nothing.
     files: set[str] = field(default_factory=set)
 
     def defaults_for(self, block: str) -> dict[str, tuple[ast.Term, ...]]:
-        """The defaults in force inside ``block``: the network's, then its own file's (later wins)."""
-        own = self.block_defaults.get(block, {})
-        return {op: self.defaults.get(op, ()) + own.get(op, ()) for op in {*self.defaults, *own}}
+        """The defaults in force inside ``block``."""
+        return self.block_defaults[block]
 
 
 def collect(spec: ast.SpecFile, resolve_include: IncludeResolver) -> Declarations:
@@ -56,18 +61,24 @@ def collect(spec: ast.SpecFile, resolve_include: IncludeResolver) -> Declaration
     """
     found = Declarations()
     found.files.add(spec.path)
-    _collect(spec, [spec.path], resolve_include, found)
+    _collect(spec, [spec.path], resolve_include, found, found.defaults)
     return found
 
 
-def _collect(spec: ast.SpecFile, chain: list[str], resolve_include: IncludeResolver, found: Declarations) -> None:
-    is_root = len(chain) == 1
-    defaults = found.defaults if is_root else {}
-    blocks: list[str] = []
+def _collect(
+    spec: ast.SpecFile,
+    chain: list[str],
+    resolve_include: IncludeResolver,
+    found: Declarations,
+    defaults: dict[str, tuple[ast.Term, ...]],
+) -> None:
+    """Collect ``spec``'s declarations; ``defaults`` is the dict its blocks take their defaults
+    from, filled by its own ``defaults:`` lines as they are read (shared with the libraries it
+    includes, so a line after the ``include`` counts too)."""
     for stmt in spec.stmts:
         if isinstance(stmt, ast.BlockDef):
             _define_block(found.blocks, stmt)
-            blocks.append(stmt.name)
+            found.block_defaults[stmt.name] = defaults
             continue
         head = stmt.links[0]
         if not isinstance(head, ast.Item):
@@ -76,13 +87,22 @@ def _collect(spec: ast.SpecFile, chain: list[str], resolve_include: IncludeResol
             included = _include(head, chain, resolve_include)
             if included.path not in found.files:  # each file once, however many include it
                 found.files.add(included.path)
-                _collect(included, [*chain, included.path], resolve_include, found)
+                own = {} if is_network_spec(included) else defaults
+                _collect(included, [*chain, included.path], resolve_include, found, own)
         elif head.head == "table":
             _define_arg_table(found.arg_tables, stmt, head)
         elif head.head == "defaults":
             _define_defaults(defaults, stmt, head, found.arg_tables)
-    if defaults and not is_root:
-        found.block_defaults.update(dict.fromkeys(blocks, defaults))
+
+
+def is_network_spec(spec: ast.SpecFile) -> bool:
+    """Whether ``spec`` says what its blocks mean on its own: it has a ``network``, ``input`` or
+    ``defaults:`` line. A file with none of them is a block library, written for its includer."""
+    return any(
+        isinstance(stmt, ast.Stmt) and isinstance(stmt.links[0], ast.Item) and stmt.links[0].head in _STANDALONE
+        for stmt in spec.stmts
+    )
+
 
 
 def _include(item: ast.Item, chain: list[str], resolve_include: IncludeResolver) -> ast.SpecFile:

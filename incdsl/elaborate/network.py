@@ -211,6 +211,7 @@ def _aux_head(walker: Walker, stmt: ast.Stmt) -> ir.AuxHead:
     names = [t.value.name if isinstance(t.value, ast.Sym) else t.value.value for t in words]  # type: ignore[union-attr]
     weight = [t for t in item.terms if isinstance(t, ast.Option) and t.key == "weight"]
     others = [t for t in item.terms if t not in words and t not in weight]
+    _unquoted_path(item.terms)
     if others or "after" not in names or len(names) - names.index("after") != 2 or names.index("after") > 1:
         raise SpecError("malformed aux head", item.span, hint=usage)
     if not weight:
@@ -237,6 +238,29 @@ def _aux_head(walker: Walker, stmt: ast.Stmt) -> ir.AuxHead:
     output = walker.sequence(stmt.body, tensor, Cursor(Scope(name), row=row, origin=item.span, defaults=walker.decls.defaults))
     out.add_scope(name, tensor, output)
     return ir.AuxHead(name=name, after=module, input=tensor, weight=loss_weight, output=output, row=row)
+
+
+def _unquoted_path(terms: tuple[ast.Term, ...]) -> None:
+    """``aux after Mixed_6e.branch1 …`` or ``after repeat.2``: a dotted module path written bare,
+    which the parser reads as several values (``repeat`` then ``.2``); it is quoted."""
+    after = [i for i, t in enumerate(terms) if isinstance(t, ast.Positional) and isinstance(t.value, ast.Sym) and t.value.name == "after"]
+    if not after:
+        return
+    pieces: list[ast.Positional] = []
+    for term in terms[after[0] + 1 :]:
+        touching = not pieces or (term.span.line, term.span.column) == (pieces[-1].span.end_line, pieces[-1].span.end_column)
+        if not isinstance(term, ast.Positional) or not touching:
+            break
+        pieces.append(term)
+    texts = [_term_text(p) if not isinstance(p.value, ast.TableRef) else f"{p.value.table}.{p.value.entry}" for p in pieces]
+    if len(pieces) > 1 or any(isinstance(p.value, ast.TableRef) for p in pieces):
+        path = "".join(texts)
+        first, last = pieces[0].span, pieces[-1].span
+        raise SpecError(
+            f"the module path `{path}` has dots, so it is quoted in an aux head",
+            Span(first.file, first.line, first.column, last.end_line, last.end_column),
+            hint=f'write `after "{path}"`',
+        )
 
 
 def _term_text(term: ast.Term) -> str:

@@ -13,7 +13,7 @@ sets, and the last header of each block, which a later table may reuse).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +21,7 @@ from .. import ast, ir
 from ..errors import Span, SpecError, did_you_mean
 from ..layers import LAYER_TYPES
 from .expressions import ArgTable, Env, Located, evaluate, without
-from .names import KEYWORDS, check_module_name, rename_of
+from .names import CONTAINERS, KEYWORDS, check_module_name, rename_of
 
 DEFAULT_PATTERN = "{block}_{row}"
 
@@ -122,6 +122,35 @@ def check_pattern(pattern: str, span: Span) -> None:
         raise SpecError("a table's name pattern must contain `{row}`", span, hint=hint)
 
 
+def written_rename(terms: Sequence[ast.Term], env: Env) -> ast.Rename | None:
+    """An item's (or a row's) ``as`` name, which is taken as written: refused where it reads as
+    something filled in — a ``{field}`` outside a table header's pattern, or a bare name that is a
+    parameter of the block it is in (``as name`` names the layer `name`, not the argument).
+
+    >>> from incdsl.syntax import parse
+    >>> terms = parse('conv 1x1 4 as "1x1"\\n').stmts[0].links[0].terms
+    >>> written_rename(terms, {"n": 4}).name
+    '1x1'
+    """
+    rename = rename_of(terms)
+    if rename is None:
+        return None
+    if "{" in rename.name or "}" in rename.name:
+        raise SpecError(
+            f"`{rename.name}`: fields such as {{row}} are filled in only in a table header's name pattern",
+            rename.span,
+            hint="a layer's `as` name is taken as written; inside a block, write the name alone (`as \"1x1\"`): "
+            "the block instance's name sets the copies apart (`Mixed_5b.1x1`)",
+        )
+    if not rename.quoted and rename.name in env:
+        raise SpecError(
+            f"`{rename.name}` is a parameter of this block, and `as` takes a name as written, not a parameter's value",
+            rename.span,
+            hint=f'to call the layer `{rename.name}` itself, quote it: `as "{rename.name}"`; otherwise choose another name',
+        )
+    return rename
+
+
 def fill_pattern(pattern: str, block: str, row: str) -> str:
     """A module's name from a checked pattern: each field replaced, nothing else read.
 
@@ -165,6 +194,13 @@ def table_block(stmt: ast.Stmt, header: ast.Item, blocks: Mapping[str, ast.Block
     if name in blocks:
         return blocks[name]
     assert stmt.rows is not None
+    if name in CONTAINERS:
+        end = Span(header.span.file, header.span.end_line, header.span.end_column, header.span.end_line, header.span.end_column + 1)
+        raise SpecError(
+            f"`{name}` needs `:` at the end of its line",
+            end,
+            hint=f"write `{name}:` (its settings before the `:`), then its indented lines",
+        )
     if name in LAYER_TYPES or name in KEYWORDS:
         raise SpecError(
             "unexpected indentation",
@@ -200,7 +236,7 @@ def row_calls(
         paper = None
         if paper_exprs or annotations:
             paper = paper_figures(annotations[0] if annotations else None, paper_exprs)
-        rename = rename_of(row.terms)
+        rename = written_rename(row.terms, env)
         if rename is None:
             module = fill_pattern(header.pattern, block.name, row.label)
             check_module_name(module, row.label_span, "module name")

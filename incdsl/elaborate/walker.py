@@ -10,12 +10,14 @@ names it gives come from a :class:`~.names.Names`.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from itertools import pairwise
 from typing import Any
 
 from .. import ast, ir, limits
-from ..errors import Span, SpecError, did_you_mean
+from ..errors import Span, SpecError, SpecWarning, did_you_mean
 from ..layers import (
     CONTAINER_FLAGS,
     CONTAINER_OPTIONS,
@@ -29,7 +31,7 @@ from ..layers import (
 from .declarations import Declarations
 from .expressions import Env, Located, bind, call_arguments, split_terms, without
 from .names import CONTAINERS, KEYWORDS, TOP_LEVEL, Names, Scope, rename_of
-from .tables import Headers, row_calls, table_block
+from .tables import Headers, row_calls, table_block, written_rename
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class Cursor:
     label: str | None = None
     #: The blocks being expanded, outermost first (to refuse recursion).
     calls: tuple[str, ...] = ()
-    #: The defaults in force: layer or container type → terms (the network's, or a block's own file's over them).
+    #: The defaults in force: layer or container type → terms (the network's, or inside a block its own file's).
     defaults: Mapping[str, tuple[ast.Term, ...]] = field(default_factory=dict)
 
     def inside(self, scope: Scope) -> Cursor:
@@ -68,6 +70,11 @@ class Output:
     rows: list[ir.Row] = field(default_factory=list)
     headers: Headers = field(default_factory=Headers)
     scopes: list[ir.Scope] = field(default_factory=list)
+    #: ``linear`` convs whose batch norm comes from ``defaults:``, not from their own line
+    #: (one that ends a residual branch is warned about: timm's has none there).
+    default_bn_linear: set[str] = field(default_factory=set)
+    #: Where a warning has been given (once for all the copies a repeat or a table makes).
+    warned_at: set[Span] = field(default_factory=set)
 
     def add_scope(self, name: str, x: str, out: str, block: str | None = None) -> str:
         """Record the scope ``name`` (its layers made), which reads ``x`` and gives ``out``; returns ``out``."""
@@ -153,6 +160,7 @@ class Walker:
     def _link(self, link: ast.Link, x: str, at: Cursor, body: tuple[ast.Statement, ...] | None) -> str:
         if isinstance(link, ast.Repeat):
             return self._repeat(link, x, at, body)
+        _no_count_after(link, at.env)
         if link.head in at.env:
             link = self._typed_by_parameter(link, at)
         head = link.head
@@ -183,16 +191,33 @@ class Walker:
 
     def _typed_by_parameter(self, link: ast.Item, at: Cursor) -> ast.Item:
         """``pool 3x3/1 -> ...`` where ``pool`` is a block parameter: the layer type (or block)
-        its argument names."""
-        value = at.env[link.head]
-        if isinstance(value, Symbol) and (value in LAYER_TYPES or value in self.decls.blocks):
-            return link.model_copy(update={"head": str(value)})
-        shown = value.text if isinstance(value, ast.Dims) else value
-        raise SpecError(
-            f"parameter `{link.head}` is `{shown}` here, which is not a layer type or a block",
-            link.head_span,
-            hint=f"a parameter used as a layer's type is given one, e.g. `maxpool`; layer types are {', '.join(LAYER_TYPES)}",
-        )
+        its argument names (checked at the call, by :meth:`_check_type_arguments`)."""
+        return link.model_copy(update={"head": str(at.env[link.head])})
+
+    def _check_type_arguments(
+        self, block: ast.BlockDef, bound: Mapping[str, Any], values: Sequence[Located], keywords: Mapping[str, Located]
+    ) -> None:
+        """A parameter that heads a line of ``block`` (``pool 3x3/1 same``) is given a layer type
+        or a block; anything else is refused at the argument that gave it, with the closest word."""
+        types = [*LAYER_TYPES, *self.decls.blocks]
+        heads = _heads(block.body)
+        for index, param in enumerate(block.params):
+            value = bound[param.name]
+            if param.name not in heads or (isinstance(value, Symbol) and value in types):
+                continue
+            if index < len(values):
+                span = values[index][1]
+            elif param.name in keywords:
+                span = keywords[param.name][1]
+            else:
+                span = param.span
+            shown = value.text if isinstance(value, ast.Dims) else value
+            raise SpecError(
+                f"`{shown}` is not a layer type or a block, and block `{block.name}` uses its parameter "
+                f"`{param.name}` as one",
+                span,
+                hint=did_you_mean(str(shown), types) or f"layer types are {', '.join(LAYER_TYPES)}",
+            )
 
     def _unknown(self, link: ast.Item) -> None:
         head = link.head
@@ -226,11 +251,14 @@ class Walker:
         defaults = split_terms(at.defaults.get(op, ()), {}, self.decls.arg_tables)
         settings: dict[str, Setting] = {}
         apply_settings(op, layer.flags, layer.options, defaults.words, defaults.keyed, settings)
+        default_bn = settings.get("bn")
         apply_settings(op, layer.flags, layer.options, terms.words, terms.keyed, settings, parameters=list(at.env))
         settings.update(fill_positional(layer, terms.positional, item.span))
         attrs = build_attrs(op, settings)
-        name = self.names.allocate(at.scope, op, rename_of(item.terms), at.label, item.span)
+        name = self.names.allocate(at.scope, op, written_rename(item.terms, at.env), at.label, item.span)
         self.out.add_node(name, attrs, (x,), item.span, at)
+        if isinstance(attrs, ir.ConvAttrs) and attrs.act is None and attrs.bn_eps is not None and settings.get("bn") is default_bn:
+            self.out.default_bn_linear.add(name)
         self._claim_parts(self.out.nodes[-1], settings.get("parts"), item.span)
         return name
 
@@ -247,11 +275,12 @@ class Walker:
 
     def seq_scope(self, item: ast.Item, at: Cursor) -> Scope:
         """The indexed scope of ``seq [NAME]:``."""
-        rename = rename_of(item.terms)
+        rename = written_rename(item.terms, at.env)
         words = [t for t in item.terms if not isinstance(t, ast.Rename)]
         if words or item.args is not None:
             if len(words) == 1 and isinstance(words[0], ast.Positional) and isinstance(words[0].value, ast.Sym):
-                rename = ast.Rename.model_construct(span=words[0].span, name=words[0].value.name, quoted=False)
+                word = ast.Rename.model_construct(span=words[0].span, name=words[0].value.name, quoted=False)
+                rename = written_rename((word,), at.env)
             else:
                 raise SpecError("`seq` takes only a name: `seq NAME:`", item.span)
         name = self.names.allocate(at.scope, "seq", rename, at.label, item.span)
@@ -269,7 +298,7 @@ class Walker:
 
     def _own_scope(self, item: ast.Item, at: Cursor) -> Scope:
         """A concat or residual adds no scope, except where it must have a name of its own."""
-        rename = rename_of(item.terms)
+        rename = written_rename(item.terms, at.env)
         if rename is None and at.label is None and not at.scope.indexed:
             return at.scope
         name = self.names.allocate(at.scope, item.head, rename, at.label, item.span)
@@ -285,6 +314,13 @@ class Walker:
         labels: list[str] = []
         for k, branch in enumerate(body):
             label = f"branch{base + k}"
+            if inner.full(label) in self.names and not _names_itself(statement(branch)):
+                raise SpecError(
+                    f"this concat's branch {k + 1} would be `{inner.full(label)}`, a name an earlier concat here already gave",
+                    branch.span,
+                    hint="branches are named branch1, branch2, … in the concat's scope: give the concat one of its own "
+                    "(`concat as mixed_2:`), or put it in a block",
+                )
             outs.append(self._branch(statement(branch), x, replace(inside, label=label)))
             labels.append(label)
         if len(outs) < 2:
@@ -299,8 +335,7 @@ class Walker:
         links = stmt.links
         if len(links) == 1:
             return self.statement(stmt, x, at)
-        all_named = stmt.body is None and all(isinstance(link, ast.Item) and rename_of(link.terms) for link in links)
-        if all_named:
+        if _names_itself(stmt):
             return self.statement(stmt, x, replace(at, label=None))
         name = self.names.allocate(at.scope, "branch", None, at.label, stmt.span)
         out = self.statement(stmt, x, at.inside(Scope(name, indexed=True, home=at.scope.named)))
@@ -312,6 +347,10 @@ class Walker:
         act = settings["act"].value if "act" in settings else "relu"
         inner = self._own_scope(item, at)
         out = self.sequence(body, x, at.inside(inner))
+        last = self.out.nodes[-1]  # the branch's last layer is the last node made
+        if out in self.out.default_bn_linear and last.span not in self.out.warned_at:
+            self.out.warned_at.add(last.span)
+            _warn_default_bn(last)
         attrs = ir.AddAttrs(scale=scale, act=act)
         out = self.out.add_node(self.names.synthetic(inner, "add"), attrs, (x, out), item.span, at)
         return self.out.add_scope(inner.path, x, out) if inner is not at.scope else out
@@ -321,7 +360,7 @@ class Walker:
             raise SpecError(
                 f"a repeat count must be between 1 and {limits.MAX_REPEAT}; got {link.count}", link.count_span
             )
-        rename = rename_of(link.item.terms)
+        rename = written_rename(link.item.terms, at.env)
         item = without(link.item, (ast.Rename,))
         group = at
         if rename is not None or (at.label is not None and link.count > 1):
@@ -347,7 +386,7 @@ class Walker:
                 extra[0].span,
                 hint=f"write `{block.name}({', '.join(p.name for p in block.params)})`",
             )
-        return self.instantiate(block, values, keywords, item.span, rename_of(item.terms), x, at)
+        return self.instantiate(block, values, keywords, item.span, written_rename(item.terms, at.env), x, at)
 
     def instantiate(
         self,
@@ -361,6 +400,7 @@ class Walker:
     ) -> str:
         """One instance of ``block`` with these arguments, named ``rename`` or by the scope's rule."""
         bound = bind(block, values, keywords, span, self.decls.arg_tables)
+        self._check_type_arguments(block, bound, values, keywords)
         if len(at.calls) >= limits.MAX_CALL_DEPTH:
             raise SpecError(f"blocks call blocks more than {limits.MAX_CALL_DEPTH} deep", span)
         if block.name in at.calls:
@@ -373,6 +413,61 @@ class Walker:
         out = self.sequence(block.body, x, inside)
         self.out.outputs[name] = out
         return self.out.add_scope(name, x, out, block.name)
+
+
+def _names_itself(branch: ast.Stmt) -> bool:
+    """Whether a concat branch is named by what is written in it, not by its label: one link with
+    an ``as`` name (or ``seq NAME``), or a chain whose every layer is named."""
+    links = branch.links
+    if len(links) > 1:
+        return branch.body is None and all(isinstance(link, ast.Item) and rename_of(link.terms) for link in links)
+    item = links[0].item if isinstance(links[0], ast.Repeat) else links[0]
+    return rename_of(item.terms) is not None or (item.head == "seq" and bool(item.terms))
+
+
+def _heads(stmts: Sequence[ast.Statement]) -> set[str]:
+    """The words that head the items of ``stmts``, at any depth (a block body's)."""
+    found: set[str] = set()
+    for stmt in stmts:
+        if isinstance(stmt, ast.BlockDef):
+            continue
+        found.update((link.item if isinstance(link, ast.Repeat) else link).head for link in stmt.links)
+        found |= _heads(stmt.body or ())
+    return found
+
+
+def _no_count_after(item: ast.Item, env: Env) -> None:
+    """``block35(0.17) x 5``: a repeat's count written after what it repeats."""
+    for word, count in pairwise(item.terms):
+        if (
+            isinstance(word, ast.Positional) and isinstance(word.value, ast.Sym) and word.value.name == "x"
+            and "x" not in env
+            and isinstance(count, ast.Positional) and isinstance(count.value, ast.Num) and isinstance(count.value.value, int)
+        ):
+            shown = f"{item.head}(…)" if item.args is not None else f"{item.head} …"
+            raise SpecError(
+                "a repeat's count goes before what it repeats",
+                word.span,
+                hint=f"write `{count.value.text} x {shown}`",
+            )
+
+
+def _warn_default_bn(conv: ir.Node) -> None:
+    """A residual branch that ends in a ``linear`` conv given a batch norm by ``defaults: conv bn``:
+    legal, but Inception-ResNet's expansion has a bias and no batch norm, and nothing on the line says bn."""
+    attrs = conv.attrs
+    assert isinstance(attrs, ir.ConvAttrs)
+    more = 2 * attrs.out_channels - (0 if attrs.bias else attrs.out_channels)
+    warnings.warn(
+        SpecWarning(
+            f"this `linear` conv ends a residual branch, and `defaults:` gives it a batch norm "
+            f"({more:+,} params per instance against `linear nobn`)",
+            conv.span,
+            hint="Inception-ResNet's 1x1 expansion has a bias and no batch norm: write `linear nobn`; "
+            "write `bn` on the line to keep the batch norm",
+        ),
+        stacklevel=2,
+    )
 
 
 def statement(stmt: ast.Statement) -> ast.Stmt:
