@@ -27,8 +27,9 @@ def test_reserved_names_are_exactly_the_public_attributes_a_module_name_could_ta
     from incdsl.compiler.torch.runtime import Chain, Group
     from incdsl.compiler.triton.module import TritonNetwork
 
-    network = incdsl.compile(loads(HEAD + "conv 1x1 4 bn\nseq s:\n  conv 1x1 4\n  conv 1x1 4\n"))
-    instances = [nn.Module(), Chain(), Group(), network]
+    spec = loads(HEAD + "conv 1x1 4 bn\nseq s:\n  conv 1x1 4\n  conv 1x1 4\n")
+    networks = [incdsl.compile(spec), incdsl.compile(spec, fuse=True), incdsl.compile(spec, backend="triton")]
+    instances = [nn.Module(), Chain(), Group(), *networks]
     classes = [*map(type, instances), FusedNetwork, TritonNetwork]
     names = {*(n for cls in classes for n in dir(cls)), *(n for m in instances for n in vars(m))}
     public = {name for name in names if not name.startswith("_")}
