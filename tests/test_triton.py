@@ -139,8 +139,8 @@ def _aligned_outs(batch, widths, h, w, at, dtype):
     """Destinations: consecutive channel slices from channel ``at`` of one concat buffer
     and eight sentinel channels after them (the row stride keeps the alignment of ``at``)."""
     buffer = _channels_last(batch, at + sum(widths) + 8, h, w, dtype=dtype, fill=1234.5)
-    edges = [at + sum(widths[:i]) for i in range(len(widths) + 1)]
-    return buffer, [buffer[:, lo:hi] for lo, hi in zip(edges, edges[1:])]
+    starts = [at + sum(widths[:i]) for i in range(len(widths))]
+    return buffer, [buffer[:, lo : lo + c] for lo, c in zip(starts, widths, strict=True)]
 
 
 @pytest.mark.parametrize(

@@ -9,10 +9,17 @@ specialisations are exactly the ones a GPU would compile) and compiles every
 config the tuner may pick for each launch. Each distinct binary is one row:
 shared memory, registers, stack (spills), and from its machine code (SASS)
 whether its dot runs on ``wgmma`` (HGMMA, sm_90) or ``mma.sync`` (HMMA) and
-whether it loads through TMA (UTMALDG); compile time.
+whether it loads through TMA (UTMALDG); compile time. Beside the fit, what
+decides its speed: the width of its narrowest global store (``STG``), how many
+of its blocks an SM holds at once (from registers, shared memory and warps:
+:func:`.targets.blocks_per_sm`), and the waves its grids make over the
+target's SMs at the checked batches (grid ÷ (blocks per SM × SMs), least and
+most over the launches it serves).
 
 A row fails when its shared memory exceeds the target's, when it spills,
-when a 16-bit dot misses the target's tensor-core instruction, or when the
+when a 16-bit dot misses the target's tensor-core instruction, when it stores
+16-bit elements one at a time to destinations whose table is 16-byte aligned
+(``ALIGN`` 8: the epilogue could store 128 bits at once), or when the
 pruning rule's estimate (:func:`.tuning.estimate_shared`) is below what the
 compiler reports — then the runtime could pick a config this check never
 passed. ``python -m incdsl.compiler.triton.aot --help``; ``make gpu-check``.
@@ -23,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -44,7 +52,7 @@ from incdsl import ir
 from ..options import DEFAULT_TRITON_KERNELS, TRITON_KERNELS, BackendUnavailable
 from ..pipeline import passed_for_triton
 from .launch import Config, Launch, compiling_for, interpreted
-from .targets import TARGETS, Target
+from .targets import TARGETS, Target, blocks_per_sm
 from .tuning import Shape, candidates, default_config, estimate_shared
 
 NETWORKS = ("googlenet", "inception_v3", "inception_v4", "inception_resnet_v1", "inception_resnet_v2")
@@ -75,7 +83,11 @@ class Row:
     wgmma: bool
     mma: bool
     tma: bool
+    store_bits: int  # the narrowest global store, in bits (0: none)
+    align: int  # the destination table's ALIGN (elements)
+    blocks: int  # blocks per SM
     seconds: float
+    waves: tuple[float, float] = (0.0, 0.0)  # least and most over the launches it serves
     users: list[str] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
 
@@ -93,6 +105,26 @@ class Machine:
     wgmma: bool  # HGMMA: Hopper's warp-group MMA
     mma: bool  # HMMA: mma.sync
     tma: bool  # UTMALDG: loads through the tensor memory accelerator
+    store_bits: int  # the narrowest STG (global store), in bits; 0 when there is none
+
+
+#: An ``STG`` mnemonic's size suffix, in bits; none is 32.
+_STORE_BITS = {"U8": 8, "S8": 8, "U16": 16, "S16": 16, "64": 64, "128": 128}
+
+
+def narrowest_store(sass: str) -> int:
+    """The width in bits of the narrowest global store in ``sass`` (0 when it has none)."""
+    widths = [
+        next((_STORE_BITS[part] for part in op.split(".") if part in _STORE_BITS), 32)
+        for op in re.findall(r"\bSTG(?:\.\w+)*", sass)
+    ]
+    return min(widths, default=0)
+
+
+def scalar_stores(store_bits: int, align: int, itemsize: int) -> bool:
+    """The speed lint's store rule: a kernel whose destination table is 16-byte aligned
+    (``ALIGN`` elements of ``itemsize`` bytes) must not store 16-bit elements one at a time."""
+    return itemsize == 2 and align * itemsize == 16 and store_bits == 16
 
 
 def inspect(cubin: bytes) -> Machine:
@@ -107,7 +139,10 @@ def inspect(cubin: bytes) -> Machine:
     found = re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", usage)
     if found is None:
         raise RuntimeError(f"cuobjdump gave no resource usage:\n{usage}")
-    return Machine(int(found[1]), int(found[2]) + int(found[3]), "HGMMA" in sass, "HMMA" in sass, "UTMALDG" in sass)
+    return Machine(
+        int(found[1]), int(found[2]) + int(found[3]), "HGMMA" in sass, "HMMA" in sass, "UTMALDG" in sass,
+        narrowest_store(sass),
+    )  # fmt: skip
 
 
 def _variant(launch: Launch, precision: str) -> tuple[str, str]:
@@ -178,11 +213,15 @@ class Check:
                 estimate, shown = 0, f"{launch.args['BLOCK_M']}×{launch.args['BLOCK_N']} w{launch.options['num_warps']}"
             else:
                 estimate, shown = estimate_shared(config, shape), str(config)
+            blocks = blocks_per_sm(self.target, machine.registers, compiled.metadata.shared, launch.options["num_warps"])
             row = self.rows[compiled.hash] = Row(
                 self.target.name, kind, variant, shown, compiled.metadata.shared, estimate, machine.registers,
-                machine.stack, machine.wgmma, machine.mma, machine.tma, seconds,
+                machine.stack, machine.wgmma, machine.mma, machine.tma, machine.store_bits, launch.args["ALIGN"],
+                blocks, seconds,
             )  # fmt: skip
             row.problems = self.problems(row, shape.itemsize)
+        waves = math.prod(launch.grid) / max(row.blocks * self.target.sms, 1)
+        row.waves = (min(row.waves[0], waves), max(row.waves[1], waves)) if row.waves[1] else (waves, waves)
         user = f"{self.user}{label}"
         if len(row.users) < 3 and user not in row.users:
             row.users.append(user)
@@ -193,6 +232,10 @@ class Check:
             found.append(f"shared {row.shared:,} > {self.target.max_shared:,}")
         if row.stack:
             found.append(f"spills ({row.stack} bytes of stack)")
+        if row.blocks == 0:
+            found.append("no block fits an SM")
+        if scalar_stores(row.store_bits, row.align, itemsize):
+            found.append("scalar 16-bit stores to 16-byte-aligned destinations")
         if row.kernel != "reduce":
             if itemsize == 2 and self.target.has_wgmma and not row.wgmma:
                 found.append("no wgmma")
@@ -256,16 +299,25 @@ def cross_compile(
 
 def table(rows: list[Row]) -> str:
     """One line per binary; problems at the end of the line."""
-    head = f"{'target':6} {'kernel':6} {'variant':34} {'config':26} {'shared':>8} {'regs':>4} {'stack':>5} {'tc':6} {'tma':3} {'s':>5}  users"
+    head = (
+        f"{'target':6} {'kernel':6} {'variant':34} {'config':26} {'shared':>8} {'regs':>4} {'stack':>5} {'tc':6} "
+        f"{'tma':3} {'store':>5} {'cta/SM':>6} {'waves':>11} {'s':>5}  users"
+    )
     lines = [head, "-" * len(head)]
     for r in sorted(rows, key=lambda r: (r.target, r.kernel, r.variant, r.config)):
         tc = "wgmma" if r.wgmma else "mma" if r.mma else "fma"
         flag = ("  FAIL: " + "; ".join(r.problems)) if r.problems else ""
         lines.append(
             f"{r.target:6} {r.kernel:6} {r.variant:34} {r.config:26} {r.shared:>8,} {r.registers:>4} {r.stack:>5} "
-            f"{tc:6} {'yes' if r.tma else 'no':3} {r.seconds:>5.1f}  {', '.join(r.users)}{flag}"
+            f"{tc:6} {'yes' if r.tma else 'no':3} {r.store_bits:>5} {r.blocks:>6} {_waves(r.waves):>11} "
+            f"{r.seconds:>5.1f}  {', '.join(r.users)}{flag}"
         )
     return "\n".join(lines)
+
+
+def _waves(waves: tuple[float, float]) -> str:
+    low, high = waves
+    return f"{low:.2g}" if low == high else f"{low:.2g}–{high:.3g}"
 
 
 def summary(rows: list[Row], wall: float) -> dict[str, Any]:
@@ -274,6 +326,7 @@ def summary(rows: list[Row], wall: float) -> dict[str, Any]:
         mine = [r for r in rows if r.target == name]
         dots16 = [r for r in mine if r.kernel != "reduce" and r.variant.startswith(("fp16", "bf16"))]
         gemms = [r for r in mine if r.kernel == "gemm"]
+        vector = [r for r in mine if r.variant.startswith(("fp16", "bf16")) and r.align == 8]
         by_target[name] = {
             "binaries": len(mine),
             "failing": sum(1 for r in mine if r.problems),
@@ -283,6 +336,9 @@ def summary(rows: list[Row], wall: float) -> dict[str, Any]:
             "16-bit dots on tensor cores": f"{sum(1 for r in dots16 if r.wgmma or r.mma)}/{len(dots16)}",
             "16-bit dots on wgmma": f"{sum(1 for r in dots16 if r.wgmma)}/{len(dots16)}",
             "GEMMs through TMA": f"{sum(1 for r in gemms if r.tma)}/{len(gemms)}",
+            "128-bit stores where aligned": f"{sum(1 for r in vector if r.store_bits >= 128)}/{len(vector)}",
+            "one block per SM": sum(1 for r in mine if r.blocks == 1),
+            "under one wave": sum(1 for r in mine if r.waves[0] < 1),
             "compile seconds": round(sum(r.seconds for r in mine), 1),
         }
     return {"triton": triton.__version__, "torch": torch.__version__, "wall_seconds": round(wall, 1), "targets": by_target}
@@ -307,7 +363,9 @@ def _summary_text(s: dict[str, Any]) -> str:
             f"  {name}: {t['binaries']} binaries, {t['failing']} failing; max shared {t['max_shared']:,} B, "
             f"max registers {t['max_registers']}, {t['spilling']} spilling; 16-bit dots on tensor cores "
             f"{t['16-bit dots on tensor cores']} (wgmma {t['16-bit dots on wgmma']}); GEMMs through TMA "
-            f"{t['GEMMs through TMA']}; {t['compile seconds']} s compiling"
+            f"{t['GEMMs through TMA']}; 128-bit stores where aligned {t['128-bit stores where aligned']}; "
+            f"{t['one block per SM']} at one block per SM, {t['under one wave']} with a launch under one wave; "
+            f"{t['compile seconds']} s compiling"
         )
     return "\n".join(lines)
 
