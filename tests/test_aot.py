@@ -101,7 +101,7 @@ assert after == before, sorted(after - before)
 _STORES = """
 import json, sys
 import torch, triton, triton.language as tl
-from incdsl.compiler.triton.aot import inspect, scalar_stores
+from incdsl.compiler.triton.binaries import inspect, scalar_stores
 from incdsl.compiler.triton.launch import compiling_for
 
 @triton.jit
@@ -144,7 +144,7 @@ def test_the_group_epilogue_stores_sixteen_bytes_at_once(tmp_path):
     # places them: every binary of the launch (sm_90 through TMA, sm_80 through pointers).
     done = _run([sys.executable, "-c", """
 import json, torch
-from incdsl.compiler.triton.aot import Check
+from incdsl.compiler.triton.binaries import Check
 from incdsl.compiler.triton.epilogue import destinations
 from incdsl.compiler.triton.gemm import gemm_launches
 from incdsl.compiler.triton.launch import Config, compiling_for

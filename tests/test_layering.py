@@ -1,5 +1,6 @@
 """The Triton backend's modules import one another without a cycle (function-local imports
-count: they only hide one)."""
+count: they only hide one), and none but the ahead-of-time entry point (``aot``, which starts
+from a spec) reaches up into the pipeline that drives the backend."""
 
 from __future__ import annotations
 
@@ -39,3 +40,7 @@ def _reaches(start: str, goal: str) -> bool:
 def test_no_backend_module_imports_itself_back(module):
     assert not _reaches(module, module)
 
+
+@pytest.mark.parametrize("module", [m for m in MODULES if m != "aot"])
+def test_only_the_entry_point_reaches_up_into_the_pipeline(module):
+    assert "../pipeline" not in _imports(module)
