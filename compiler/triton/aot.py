@@ -90,7 +90,7 @@ def _summary_text(s: dict[str, Any]) -> str:
             f"max registers {t['max_registers']}, {t['spilling']} spilling; 16-bit dots on tensor cores "
             f"{t['16-bit dots on tensor cores']} (wgmma {t['16-bit dots on wgmma']}); GEMMs through TMA "
             f"{t['GEMMs through TMA']}; 128-bit stores where aligned {t['128-bit stores where aligned']}; "
-            f"{t['one block per SM']} at one block per SM, {t['under one wave']} with a launch under one wave; "
+            f"{t['one block per SM']} at one block per SM, {t['never a full wave']} never filling the SMs once (waves < 1 at every checked batch); "
             f"{t['compile seconds']} s compiling"
         )
     return "\n".join(lines)

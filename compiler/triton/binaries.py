@@ -313,7 +313,7 @@ def summary(rows: list[Row], wall: float) -> dict[str, Any]:
             "GEMMs through TMA": f"{sum(1 for r in gemms if r.tma)}/{len(gemms)}",
             "128-bit stores where aligned": f"{sum(1 for r in vector if r.store_bits >= 128)}/{len(vector)}",
             "one block per SM": sum(1 for r in mine if r.blocks == 1),
-            "under one wave": sum(1 for r in mine if r.waves[0] < 1),
+            "never a full wave": sum(1 for r in mine if r.waves[1] < 1),
             "compile seconds": round(sum(r.seconds for r in mine), 1),
         }
     return {"triton": triton.__version__, "torch": torch.__version__, "wall_seconds": round(wall, 1), "targets": by_target}
