@@ -171,3 +171,78 @@ def test_a_network_without_triton_kernels_has_nothing_to_precompile(tmp_path):
     assert done.returncode == 2, done.stderr
     assert "plain launches none of the Triton kernels" in done.stderr and "nothing to precompile for sm_90" in done.stderr
     assert "Traceback" not in done.stderr and not (tmp_path / "out").exists()
+
+
+_STORES = """
+import json, sys
+import torch, triton, triton.language as tl
+from incdsl.compiler.triton.binaries import inspect, scalar_stores
+from incdsl.compiler.triton.launch import compiling_for
+
+@triton.jit
+def store_columns(out_ptr, table_ptr, stride, ALIGNED: tl.constexpr):
+    r = tl.arange(0, 32)
+    c = tl.arange(0, 64)
+    stride = tl.multiple_of(stride, 8)
+    stop = tl.load(table_ptr)  # as the epilogue reads it, from its destination table
+    if ALIGNED:
+        stop = tl.multiple_of(stop, 8)
+    tile = tl.full((32, 64), 1.0, tl.float16)
+    tl.store(out_ptr + r[:, None] * stride + c[None, :], tile, mask=(c < stop)[None, :])
+
+out = torch.empty(32, 64, dtype=torch.float16, device="meta")
+table = torch.empty(1, dtype=torch.int64, device="meta")
+found = {}
+for aligned in (False, True):
+    with compiling_for(int(sys.argv[1])):
+        compiled = store_columns.warmup(out, table, 64, ALIGNED=aligned, grid=(1,), num_warps=4)
+    bits = inspect(compiled.asm["cubin"]).store_bits
+    found[str(aligned)] = [bits, scalar_stores(bits, 8, 2)]
+print(json.dumps(found))
+"""
+
+
+@pytest.mark.parametrize("target", ["sm_90", "sm_80"])
+def test_the_speed_lint_fails_scalar_stores_and_passes_vector_ones(tmp_path, target):
+    # One masked fp16 tile store to a 16-byte-aligned destination: with the mask's bound not
+    # known to be a multiple of 8 ptxas stores element by element, and the lint fails it.
+    script = tmp_path / "stores.py"  # Triton reads a kernel's source from its file
+    script.write_text(_STORES)
+    done = _run([sys.executable, str(script), target[3:]], tmp_path / "cache")
+    found = json.loads(done.stdout)
+    assert found["False"] == [16, True]
+    assert found["True"] == [128, False]
+
+
+def test_the_group_epilogue_stores_sixteen_bytes_at_once(tmp_path):
+    # GoogLeNet 3a's reductions, fp16, into slices of a 256-channel concat buffer, as the plan
+    # places them: every binary of the launch (sm_90 through TMA, sm_80 through pointers).
+    done = _run([sys.executable, "-c", """
+import json, torch
+from incdsl.compiler.triton.binaries import Check
+from incdsl.compiler.triton.epilogue import destinations
+from incdsl.compiler.triton.gemm import gemm_launches
+from incdsl.compiler.triton.launch import Config, compiling_for
+from incdsl.compiler.triton.targets import TARGETS
+from incdsl.compiler.triton.tuning import Shape
+m, k = 2 * 14 * 14, 192
+with torch.device("meta"):
+    a, b = torch.empty(m, k, dtype=torch.float16), torch.empty(k, 176, dtype=torch.float16)
+    buf = torch.empty(2, 256, 14, 14, dtype=torch.float16).to(memory_format=torch.channels_last)
+    bias = torch.empty(176)
+dest = destinations([buf[:, :64], buf[:, 64:160], buf[:, 160:176]])
+rows = []
+for name in ("sm_90", "sm_80"):
+    check = Check(TARGETS[name], "default")
+    config = Config(64, 64, 64, 4, 3)
+    shape = Shape("gemm", m, 176, k, precision="fp16")
+    with compiling_for(check.target.arch):
+        check.choose(shape, lambda c: gemm_launches(a, b, bias, bias, dest, config, tma=name == "sm_90"), "3a")
+    rows += [[r.target, r.align, r.store_bits, r.blocks, r.problems] for r in check.rows.values()]
+print(json.dumps(rows))
+"""], tmp_path)  # fmt: skip
+    rows = json.loads(done.stdout)
+    assert {r[0] for r in rows} == {"sm_90", "sm_80"}
+    for target, align, store_bits, blocks, problems in rows:
+        assert (align, store_bits, problems) == (8, 128, []), (target, problems)
+        assert blocks >= 1

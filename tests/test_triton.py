@@ -24,6 +24,7 @@ from incdsl.compiler.triton.conv import (
     pack_weight,
     pool_projection_reference,
 )
+from incdsl.compiler.triton.epilogue import destinations
 from incdsl.compiler.triton.gemm import gemm, gemm_reference
 from incdsl.compiler.triton.launch import Config
 
@@ -132,6 +133,42 @@ def test_half_precision_accumulates_in_fp32(dtype):
     gemm(x, pack_weight(weight), bias, floor, outs, Config(32, 32, 32, 4, 2), tma=True)
     assert _error(outs, expected) < (2e-2 if dtype == torch.float16 else 1e-1)
     assert _untouched(buffer, widths[0])
+
+
+def _aligned_outs(batch, widths, h, w, at, dtype):
+    """Destinations: consecutive channel slices from channel ``at`` of one concat buffer
+    and eight sentinel channels after them (the row stride keeps the alignment of ``at``)."""
+    buffer = _channels_last(batch, at + sum(widths) + 8, h, w, dtype=dtype, fill=1234.5)
+    starts = [at + sum(widths[:i]) for i in range(len(widths))]
+    return buffer, [buffer[:, lo : lo + c] for lo, c in zip(starts, widths, strict=True)]
+
+
+@pytest.mark.parametrize(
+    ("at", "widths", "dtype", "align"),
+    [
+        (0, [64, 96, 16], torch.float16, 8),  # 16-byte entries throughout (3a's reductions)
+        (8, [24, 40], torch.float16, 8),
+        (8, [12, 20], torch.float16, 4),  # 8-byte entries: 64-bit stores
+        (4, [16, 16], torch.float16, 1),  # a base Triton cannot know is 16-byte aligned
+        (8, [16, 10], torch.float16, 2),  # the last stop alone is off the vector
+        (3, [8, 8], torch.float16, 1),
+        (4, [8, 12], torch.float32, 4),
+        (0, [8, 6], torch.float32, 2),
+    ],
+)
+def test_store_width_is_what_every_table_entry_allows(at, widths, dtype, align):
+    batch, h, w = 2, 3, 5
+    buffer, outs = _aligned_outs(batch, widths, h, w, at, dtype)
+    dest = destinations(outs)
+    assert dest.align == align
+    entries = dest.table.cpu().flatten().tolist()
+    assert all(v % align == 0 for v in entries)  # stops included: the mask is constant per vector
+    x, weight, bias = _inputs(batch, 24, h, w, sum(widths), dtype=dtype)
+    floor = _floor(widths)
+    expected = gemm_reference(x.float(), weight.float(), bias, floor, widths)
+    gemm(x, pack_weight(weight), bias, floor, outs, SMALL)
+    assert _error(outs, expected) < (2e-2 if dtype == torch.float16 else 1e-4)
+    assert bool((buffer[:, :at] == 1234.5).all() and (buffer[:, at + sum(widths) :] == 1234.5).all())
 
 
 # --- pool projections and k×k convs ----------------------------------------------------

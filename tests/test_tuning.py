@@ -30,6 +30,11 @@ from incdsl.compiler.triton.tuning import (
 def _launch_shapes(spec: str, batch: int, precision: str) -> list[Shape]:
     """The shape of every Triton launch the spec's plan makes, as the plan builder asks the
     chooser (a plan built on the meta device: nothing runs)."""
+    return [shape for shape, _ in _plan(spec, batch, precision)]
+
+
+def _plan(spec: str, batch: int, precision: str) -> list[tuple[Shape, list]]:
+    """Each launch shape of the spec's plan with the launches its default config makes."""
     from incdsl.compiler.triton.aot import PRECISIONS, _precision
     from incdsl.compiler.triton.module import TritonNetwork
 
@@ -38,16 +43,25 @@ def _launch_shapes(spec: str, batch: int, precision: str) -> list[Shape]:
         model = TritonNetwork(net, passed_for_triton(net, TRITON_KERNELS), TRITON_KERNELS).eval()
     dtype, mode = PRECISIONS[precision]
     model.to(dtype)
-    shapes: list[Shape] = []
+    shapes: list[tuple[Shape, list]] = []
 
     def record(shape: Shape, make, label: str) -> list:
-        shapes.append(shape)
-        return make(default_config(shape, TARGETS["sm_90"]))
+        shapes.append((shape, make(default_config(shape, TARGETS["sm_90"]))))
+        return shapes[-1][1]
 
     with _precision(mode), torch.no_grad():
         model._prepare()
         model.build_plan(torch.empty(batch, *net.input_shape, device="meta", dtype=dtype), record, TARGETS["sm_90"])
     return shapes
+
+
+@pytest.mark.parametrize("spec", ["googlenet", "inception_v3", "inception_v4", "inception_resnet_v1", "inception_resnet_v2"])
+def test_every_launch_stores_whole_sixteen_byte_vectors(spec):
+    # Every destination table of the bundled networks is 16-byte aligned, stops included
+    # (epilogue.store_align), so each epilogue compiles to 128-bit stores (tests/test_aot.py).
+    for precision in ("fp16", "tf32"):
+        for shape, launches in _plan(spec, 2, precision):
+            assert all(launch.args["ALIGN"] * shape.itemsize == 16 for launch in launches), (precision, shape)
 
 
 @pytest.mark.parametrize("spec", ["googlenet", "inception_v3", "inception_v4", "inception_resnet_v2"])

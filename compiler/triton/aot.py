@@ -1,243 +1,71 @@
-"""The ahead-of-time check: every kernel the bundled networks launch, compiled
-for real GPU targets with Triton's own compiler and the ptxas it ships, on a
-machine without a GPU — which is where shared-memory overflows, register
-spills and a missing tensor-core path show before a GPU ever runs the code.
+"""The ahead-of-time entry points, which start from a spec and so run the passes
+(:mod:`.binaries` is the library they share, and takes passed networks):
 
-For each network, kernel set, batch, dtype and target it builds the network's
-launch plan on the meta device (the same code that runs on a GPU, so the
-specialisations are exactly the ones a GPU would compile) and compiles every
-config the tuner may pick for each launch. Each distinct binary is one row:
-shared memory, registers, stack (spills), and from its machine code (SASS)
-whether its dot runs on ``wgmma`` (HGMMA, sm_90) or ``mma.sync`` (HMMA) and
-whether it loads through TMA (UTMALDG); compile time.
+- :func:`cross_compile`: a network's kernels compiled for one target and exported
+  beside the module ``incdsl compile --backend triton --target`` writes;
+- the CI check, ``python -m incdsl.compiler.triton.aot`` (``make gpu-check``): every
+  kernel the bundled networks launch, for every kernel set, batch, precision and
+  target, compiled and read from its SASS on a machine without a GPU — which is
+  where shared-memory overflows, register spills, a missing tensor-core path and
+  scalar stores show before a GPU ever runs the code. The options below choose a
+  subset. One row per binary: the columns and the rules a row fails by are in
+  :mod:`.binaries`.
 
-A row fails when its shared memory exceeds the target's, when it spills,
-when a 16-bit dot misses the target's tensor-core instruction, or when the
-pruning rule's estimate (:func:`.tuning.estimate_shared`) is below what the
-compiler reports — then the runtime could pick a config this check never
-passed. ``python -m incdsl.compiler.triton.aot --help``; ``make gpu-check``.
+The names of :mod:`.binaries` that callers imported from here are re-exported.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import re
-import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
-
-import torch
-import triton
 
 import incdsl
 from incdsl import ir
 
-from ..options import DEFAULT_TRITON_KERNELS, TRITON_KERNELS, BackendUnavailable
+from ..options import DEFAULT_TRITON_KERNELS, TRITON_KERNELS
 from ..pipeline import passed_for_triton
-from .launch import Config, Launch, compiling_for, interpreted
+from .binaries import (
+    MODES,
+    PRECISIONS,
+    Check,
+    Machine,
+    Row,
+    _precision,
+    check_plan,
+    describe,
+    inspect,
+    narrowest_store,
+    scalar_stores,
+    summary,
+    table,
+)
+from .launch import interpreted
 from .targets import TARGETS, Target
-from .tuning import Shape, candidates, default_config, estimate_shared
+
+__all__ = [
+    "MODES", "NETWORKS", "PRECISIONS", "Check", "Machine", "Row", "_precision", "check_plan", "check_plans",
+    "cross_compile", "describe", "inspect", "main", "narrowest_store", "scalar_stores", "summary", "table",
+]  # fmt: skip
 
 NETWORKS = ("googlenet", "inception_v3", "inception_v4", "inception_resnet_v1", "inception_resnet_v2")
-
-#: The dots the kernels run: fp32 is TF32 by default (torch's setting for convs), IEEE when asked.
-PRECISIONS: dict[str, tuple[torch.dtype, str]] = {
-    "fp16": (torch.float16, "tf32"),
-    "bf16": (torch.bfloat16, "tf32"),
-    "tf32": (torch.float32, "tf32"),
-    "ieee": (torch.float32, "ieee"),
-}
-
-_KIND_OF_KERNEL = {"_gemm_kernel": "gemm", "_reduce_kernel": "reduce", "_conv_kernel": "conv"}
-
-
-@dataclass
-class Row:
-    """One compiled binary."""
-
-    target: str
-    kernel: str  # gemm, reduce, conv, pool
-    variant: str  # precision and the constexprs that make it a distinct specialisation
-    config: str
-    shared: int
-    estimate: int
-    registers: int
-    stack: int
-    wgmma: bool
-    mma: bool
-    tma: bool
-    seconds: float
-    users: list[str] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)
-
-
-def _cuobjdump() -> str:
-    return str(Path(triton.__file__).parent / "backends" / "nvidia" / "bin" / "cuobjdump")
-
-
-@dataclass(frozen=True)
-class Machine:
-    """What a cubin holds, read with the cuobjdump that Triton ships."""
-
-    registers: int
-    stack: int  # bytes of stack and local memory: spills
-    wgmma: bool  # HGMMA: Hopper's warp-group MMA
-    mma: bool  # HMMA: mma.sync
-    tma: bool  # UTMALDG: loads through the tensor memory accelerator
-
-
-def inspect(cubin: bytes) -> Machine:
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(cubin)
-        f.flush()
-
-        def dump(flag: str) -> str:
-            return subprocess.run([_cuobjdump(), flag, f.name], capture_output=True, text=True, check=True).stdout
-
-        usage, sass = dump("-res-usage"), dump("-sass")
-    found = re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", usage)
-    if found is None:
-        raise RuntimeError(f"cuobjdump gave no resource usage:\n{usage}")
-    return Machine(int(found[1]), int(found[2]) + int(found[3]), "HGMMA" in sass, "HMMA" in sass, "UTMALDG" in sass)
-
-
-def _variant(launch: Launch, precision: str) -> tuple[str, str]:
-    """(kernel kind, the flags that distinguish its specialisation)."""
-    args = launch.args
-    kind = _KIND_OF_KERNEL[launch.kernel.__name__]
-    flags = [precision]
-    if kind == "gemm":
-        flags += [f for f, on in (("tma", args["TMA"]), ("residual", args["RESIDUAL"]), ("split-k", args["PARTIAL"])) if on]
-    elif kind == "reduce":
-        flags += ["residual"] if args["RESIDUAL"] else []
-    elif args["POOL"]:
-        kind = "pool"
-        flags.append(f"{('max', 'avg', 'avg-pad')[args['POOL'] - 1]}{args['PK']}")
-    else:
-        flags.append(f"{args['KH']}x{args['KW']}/{args['SH']}" + (" c-tiled" if args["C_TILED"] else ""))
-    flags.append(f"align{args['ALIGN']}")
-    return kind, " ".join(flags)
-
-
-#: Which configs of each launch a check compiles: every candidate the tuner may pick; the
-#: default, the widest and a split-K one for one launch of each kind (the test suite's subset);
-#: the default alone (what a cross-compiled module runs before it is tuned).
-MODES = ("all", "subset", "default")
-
-
-class Check:
-    """Compiles launches for one target and collects a row per distinct binary."""
-
-    def __init__(self, target: Target, mode: str = "all") -> None:
-        self.target = target
-        self.mode = mode
-        self.rows: dict[str, Row] = {}
-        self.compiled: dict[str, dict[str, str]] = {}  # hash → the binary's files in Triton's cache
-        self.seen: set[tuple[str, str, bool, str]] = set()  # what subset mode compiled already
-        self.user = ""
-
-    def choose(self, shape: Shape, make: Callable[[Config], list[Launch]], label: str) -> list[Launch]:
-        configs = candidates(shape, self.target)
-        default = default_config(shape, self.target)
-        if self.mode == "subset":  # the default, the widest, and a split-K config where there is one
-            widest = max(configs, key=lambda c: estimate_shared(c, shape))
-            split = [c for c in configs if c.split_k > 1][:1]
-            configs = list(dict.fromkeys([default, widest, *split]))
-        elif self.mode == "default":
-            configs = [default]
-        for config in configs:
-            for launch in make(config):
-                if self.mode == "subset":  # one launch of each kind (a residual GEMM is a kind) per precision
-                    kind, variant = _variant(launch, shape.precision)
-                    key = (kind, shape.precision, "residual" in variant.split(), str(config))
-                    if key in self.seen:
-                        continue
-                    self.seen.add(key)
-                self.compile(launch, shape, config, label)
-        return make(default)
-
-    def compile(self, launch: Launch, shape: Shape, config: Config, label: str) -> None:
-        start = time.perf_counter()
-        compiled = launch.compile()
-        seconds = time.perf_counter() - start
-        self.compiled[compiled.hash] = dict(compiled.metadata_group)
-        row = self.rows.get(compiled.hash)
-        if row is None:
-            kind, variant = _variant(launch, shape.precision)
-            machine = inspect(compiled.asm["cubin"])
-            if kind == "reduce":
-                estimate, shown = 0, f"{launch.args['BLOCK_M']}×{launch.args['BLOCK_N']} w{launch.options['num_warps']}"
-            else:
-                estimate, shown = estimate_shared(config, shape), str(config)
-            row = self.rows[compiled.hash] = Row(
-                self.target.name, kind, variant, shown, compiled.metadata.shared, estimate, machine.registers,
-                machine.stack, machine.wgmma, machine.mma, machine.tma, seconds,
-            )  # fmt: skip
-            row.problems = self.problems(row, shape.itemsize)
-        user = f"{self.user}{label}"
-        if len(row.users) < 3 and user not in row.users:
-            row.users.append(user)
-
-    def problems(self, row: Row, itemsize: int) -> list[str]:
-        found = []
-        if row.shared > self.target.max_shared:
-            found.append(f"shared {row.shared:,} > {self.target.max_shared:,}")
-        if row.stack:
-            found.append(f"spills ({row.stack} bytes of stack)")
-        if row.kernel != "reduce":
-            if itemsize == 2 and self.target.has_wgmma and not row.wgmma:
-                found.append("no wgmma")
-            if itemsize == 2 and not self.target.has_wgmma and not row.mma:
-                found.append("no mma.sync")
-            if row.shared > row.estimate:
-                found.append(f"estimate {row.estimate:,} < shared {row.shared:,}")
-        return found
-
-
-@contextlib.contextmanager
-def _precision(mode: str) -> Iterator[None]:
-    """fp32 dots in ``mode`` (the kernels follow torch's cuDNN convolution setting)."""
-    conv = torch.backends.cudnn.conv
-    before = conv.fp32_precision
-    conv.fp32_precision = mode
-    try:
-        yield
-    finally:
-        conv.fp32_precision = before
 
 
 def check_plans(
     check: Check, net: ir.Network, kernel_sets: list[tuple[str, ...]], batches: list[int], precisions: list[str],
     progress: Callable[[str], None] = lambda _: None,
 ) -> None:  # fmt: skip
-    """Build ``net``'s plans on the meta device for ``check``'s target and compile their launches."""
-    from .module import TritonNetwork
-
-    if interpreted():  # kernels defined under the interpreter are not compilable
-        raise BackendUnavailable("compiling for a GPU target needs TRITON_INTERPRET unset")
+    """Run ``net`` through the passes for each kernel set and compile its plans' launches for
+    ``check``'s target."""
     for kernels in kernel_sets:
-        passed = passed_for_triton(net, kernels)
-        with torch.device("meta"):
-            model = TritonNetwork(net, passed, kernels, cuda_graphs=False).eval()
-        for precision in precisions:
-            dtype, mode = PRECISIONS[precision]
-            model.to(dtype)
-            for batch in batches:
-                progress(f"{check.target.name} {net.name} [{','.join(kernels)}] {precision} batch {batch}")
-                check.user = f"{net.name}:"
-                x = torch.empty(batch, *net.input_shape, device="meta", dtype=dtype)
-                with _precision(mode), compiling_for(check.target.arch), torch.no_grad():
-                    model._prepare()
-                    model.build_plan(x, check.choose, check.target)
+        check_plan(check, net, passed_for_triton(net, kernels), kernels, batches, precisions, progress)
 
 
 def cross_compile(
@@ -248,56 +76,10 @@ def cross_compile(
     from .precompiled import export
 
     check = Check(target, "default")
-    check_plans(check, net, [kernels], batches, precisions)
+    check_plan(check, net, passed_for_triton(net, kernels), kernels, batches, precisions)
     about = {"network": net.name, "target": target.name, "batches": batches, "precisions": precisions}
     export(check.compiled.items(), dest, about)
     return list(check.rows.values())
-
-
-def table(rows: list[Row]) -> str:
-    """One line per binary; problems at the end of the line."""
-    head = f"{'target':6} {'kernel':6} {'variant':34} {'config':26} {'shared':>8} {'regs':>4} {'stack':>5} {'tc':6} {'tma':3} {'s':>5}  users"
-    lines = [head, "-" * len(head)]
-    for r in sorted(rows, key=lambda r: (r.target, r.kernel, r.variant, r.config)):
-        tc = "wgmma" if r.wgmma else "mma" if r.mma else "fma"
-        flag = ("  FAIL: " + "; ".join(r.problems)) if r.problems else ""
-        lines.append(
-            f"{r.target:6} {r.kernel:6} {r.variant:34} {r.config:26} {r.shared:>8,} {r.registers:>4} {r.stack:>5} "
-            f"{tc:6} {'yes' if r.tma else 'no':3} {r.seconds:>5.1f}  {', '.join(r.users)}{flag}"
-        )
-    return "\n".join(lines)
-
-
-def summary(rows: list[Row], wall: float) -> dict[str, Any]:
-    by_target: dict[str, Any] = {}
-    for name in sorted({r.target for r in rows}):
-        mine = [r for r in rows if r.target == name]
-        dots16 = [r for r in mine if r.kernel != "reduce" and r.variant.startswith(("fp16", "bf16"))]
-        gemms = [r for r in mine if r.kernel == "gemm"]
-        by_target[name] = {
-            "binaries": len(mine),
-            "failing": sum(1 for r in mine if r.problems),
-            "max_shared": max((r.shared for r in mine), default=0),
-            "max_registers": max((r.registers for r in mine), default=0),
-            "spilling": sum(1 for r in mine if r.stack),
-            "16-bit dots on tensor cores": f"{sum(1 for r in dots16 if r.wgmma or r.mma)}/{len(dots16)}",
-            "16-bit dots on wgmma": f"{sum(1 for r in dots16 if r.wgmma)}/{len(dots16)}",
-            "GEMMs through TMA": f"{sum(1 for r in gemms if r.tma)}/{len(gemms)}",
-            "compile seconds": round(sum(r.seconds for r in mine), 1),
-        }
-    return {"triton": triton.__version__, "torch": torch.__version__, "wall_seconds": round(wall, 1), "targets": by_target}
-
-
-def describe(rows: list[Row], target: Target) -> str:
-    """One paragraph on a cross-compiled module's kernels."""
-    failing = [r for r in rows if r.problems]
-    text = (
-        f"compiled {len(rows)} kernels for {target.name}: max shared {max(r.shared for r in rows):,} B of "
-        f"{target.max_shared:,}, max registers {max(r.registers for r in rows)}, "
-        f"{sum(1 for r in rows if r.stack)} spilling, "
-        f"{sum(1 for r in rows if r.wgmma or r.mma)} on tensor cores, {sum(1 for r in rows if r.tma)} through TMA"
-    )
-    return text + "".join(f"\n  FAIL {r.kernel} {r.variant} {r.config}: {'; '.join(r.problems)}" for r in failing)
 
 
 def _summary_text(s: dict[str, Any]) -> str:
@@ -307,7 +89,9 @@ def _summary_text(s: dict[str, Any]) -> str:
             f"  {name}: {t['binaries']} binaries, {t['failing']} failing; max shared {t['max_shared']:,} B, "
             f"max registers {t['max_registers']}, {t['spilling']} spilling; 16-bit dots on tensor cores "
             f"{t['16-bit dots on tensor cores']} (wgmma {t['16-bit dots on wgmma']}); GEMMs through TMA "
-            f"{t['GEMMs through TMA']}; {t['compile seconds']} s compiling"
+            f"{t['GEMMs through TMA']}; 128-bit stores where aligned {t['128-bit stores where aligned']}; "
+            f"{t['one block per SM']} at one block per SM, {t['never a full wave']} never filling the SMs once (waves < 1 at every checked batch); "
+            f"{t['compile seconds']} s compiling"
         )
     return "\n".join(lines)
 

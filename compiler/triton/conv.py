@@ -26,8 +26,9 @@ import triton
 import triton.language as tl
 
 from .epilogue import Destinations, destinations, finish_tile, tile_of
-from .gemm import dot_precision
 from .launch import Config, Launch
+from .operands import dot_precision, pad_columns
+from .operands import pack_weight as pack_weight  # where callers found it before operands.py
 
 POOL_NONE, POOL_MAX, POOL_AVG, POOL_AVG_WITH_PAD = 0, 1, 2, 3
 
@@ -184,20 +185,6 @@ def conv_launch(
         },  # fmt: skip
         config.options,
     )
-
-
-def pack_weight(weight: torch.Tensor, multiple: int = 16) -> torch.Tensor:
-    """``[Cout, Cin, kh, kw]`` → the kernels' ``[kh·kw·Cin, Cout']`` (rows tap-major), with
-    ``Cout`` padded by zero columns to a multiple of ``multiple``: rows of 16-byte-aligned
-    length load as vectors (and through TMA). No destination takes the padding columns."""
-    cout, cin, kh, kw = weight.shape
-    packed = weight.permute(2, 3, 1, 0).reshape(kh * kw * cin, cout)
-    return F.pad(packed, (0, -cout % multiple)).contiguous()
-
-
-def pad_columns(v: torch.Tensor, n: int) -> torch.Tensor:
-    """A per-column vector (bias, floor) as fp32, zero-padded to the packed weight's ``n`` columns."""
-    return F.pad(v.float(), (0, n - v.shape[0]))
 
 
 def prepare_conv(

@@ -35,7 +35,9 @@ def finish_tile(
 ):  # fmt: skip
     """Bias, residual, floor and the stores of the ``[BLOCK_M, BLOCK_N]`` tile at
     (``first_row``, ``first_col``). ``ALIGN`` is how many elements every table entry
-    is known to be a multiple of (16 bytes' worth, or 1). Each pointer is a scalar
+    is known to be a multiple of (a power of two up to 16 bytes' worth): with ``stop``
+    among them, the column mask is constant over ALIGN columns and each thread stores
+    ALIGN elements at once (``STG.E.128`` at 16 bytes). Each pointer is a scalar
     base (64-bit) plus 32-bit offsets within the tile, to keep registers for the tile."""
     r = tl.arange(0, BLOCK_M)
     c = tl.arange(0, BLOCK_N)
@@ -58,10 +60,11 @@ def finish_tile(
         if (start < first_col + BLOCK_N) & (stop > first_col):
             offset = tl.load(table_ptr + i * 4)
             stride = tl.load(table_ptr + i * 4 + 1)
-            if ALIGN > 1:  # offsets, strides and starts are multiples of 16 bytes: vector stores
+            if ALIGN > 1:  # every entry is a multiple of ALIGN: the mask is constant over vectors
                 offset = tl.multiple_of(offset, ALIGN)
                 stride = tl.multiple_of(stride, ALIGN)
                 start = tl.multiple_of(start, ALIGN)
+                stop = tl.multiple_of(stop, ALIGN)
             base = out_ptr + offset + row0 * stride + (first_col - start)
             in_range = (cols >= start) & (cols < stop)
             tl.store(base + (r[:, None] * stride.to(tl.int32) + c[None, :]), y, mask=row_ok[:, None] & in_range[None, :])
@@ -136,7 +139,17 @@ def destinations(outs: Sequence[torch.Tensor]) -> Destinations:
         offset_bytes = out.data_ptr() - base.data_ptr()
         rows.append((offset_bytes // itemsize, stride, start, start + out.shape[1]))
         start += out.shape[1]
-    vector = 16 // itemsize
-    aligned = base.data_ptr() % 16 == 0 and all(v % vector == 0 for row in rows for v in row[:3])
     table = torch.tensor(rows, dtype=torch.int64).to(base.device)
-    return Destinations(base, table, len(rows), vector if aligned else 1)
+    return Destinations(base, table, len(rows), store_align(base, rows))
+
+
+def store_align(base: torch.Tensor, rows: Sequence[tuple[int, ...]]) -> int:
+    """The ``ALIGN`` of a table: the largest power of two, up to 16 bytes' worth of elements,
+    that divides every entry (offsets, strides, starts and stops alike); 1 unless ``base``
+    is 16-byte aligned, since Triton knows a pointer's alignment only from that."""
+    align = 16 // base.element_size()
+    if base.data_ptr() % 16:
+        return 1
+    while align > 1 and any(v % align for row in rows for v in row):
+        align //= 2
+    return align

@@ -25,6 +25,8 @@ import triton.language as tl
 
 from .epilogue import Destinations, destinations, finish_tile, pixel_rows, tile_of
 from .launch import Config, Launch
+from .operands import dot_precision, pad_columns
+from .operands import precision_of as precision_of  # where callers found it before operands.py
 
 
 @triton.jit(do_not_specialize=["M"])  # one binary for every batch size
@@ -126,32 +128,6 @@ def gemm_reference(
 # --- host side ------------------------------------------------------------------
 
 
-def dot_precision(dtype: torch.dtype) -> str:
-    """``tl.dot``'s input precision for ``dtype``: for fp32, TF32 exactly when torch would use
-    it for a convolution here (``torch.backends.cudnn.conv.fp32_precision``, on by default);
-    IEEE otherwise. 16-bit operands ignore it."""
-    if dtype != torch.float32:
-        return "tf32"
-    conv = getattr(torch.backends.cudnn, "conv", None)
-    if conv is None or not hasattr(conv, "fp32_precision"):  # torch before the per-operator flags
-        return "tf32" if torch.backends.cudnn.allow_tf32 else "ieee"
-    # "none" defers to the enclosing setting: cuDNN's, then the global one.
-    for setting in (conv, torch.backends.cudnn, torch.backends):
-        precision = getattr(setting, "fp32_precision", "none")
-        if precision != "none":
-            return "tf32" if precision == "tf32" else "ieee"
-    return "ieee"
-
-
-def precision_of(dtype: torch.dtype) -> str:
-    """The tuning's name for a dot over ``dtype`` operands: fp16, bf16, tf32 or ieee (fp32)."""
-    if dtype == torch.float16:
-        return "fp16"
-    if dtype == torch.bfloat16:
-        return "bf16"
-    return dot_precision(dtype)
-
-
 def _descriptor(t: torch.Tensor, block: tuple[int, int]) -> Any:
     from triton.tools.tensor_descriptor import TensorDescriptor
 
@@ -233,8 +209,6 @@ def prepare_gemm(
     """The 1×1 GEMM of ``x`` (N, C, H, W, channels-last) storing its columns in order into
     ``outs``, prepared: the returned function launches it (for tests and benchmarks; a
     launch plan builds its launches the same way)."""
-    from .conv import pad_columns
-
     a = pixel_rows(x)
     m, n = a.shape[0], packed_weight.shape[1]
     if residual is not None:

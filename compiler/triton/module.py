@@ -292,7 +292,7 @@ class TritonEval(InferenceEval):
     def _weights_for(self, step: Any) -> Any:
         """A conv's or group's weights as its launches read them: packed, with padded columns
         (a conv left to cuDNN keeps the torch path's)."""
-        from .conv import pack_weight, pad_columns
+        from .operands import pack_weight, pad_columns
 
         if step.kind == "group":
             weight, bias, floor = stacked_weights(self, step.members)

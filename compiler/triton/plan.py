@@ -34,8 +34,9 @@ from ..torch import runtime
 from ..torch.lower import call_layer
 from .conv import POOL_AVG, POOL_AVG_WITH_PAD, POOL_MAX, POOL_NONE, conv_launch
 from .epilogue import Destinations, destinations, pixel_rows
-from .gemm import _descriptor, gemm_launches, precision_of, tma_applies
+from .gemm import _descriptor, gemm_launches, tma_applies
 from .launch import Config, Launch
+from .operands import precision_of
 from .tuning import Shape
 
 Step = Callable[[list[Any]], None]

@@ -19,6 +19,10 @@ class Target:
     max_shared: int  # bytes of shared memory one block may opt in to
     has_tma: bool  # tensor descriptors through the copy engine (sm_90+)
     has_wgmma: bool  # warp-group MMA (sm_90): Hopper's fast GEMM path
+    sms: int  # streaming multiprocessors of the GPU the target stands for (H200, A100, L4)
+    shared_per_sm: int  # bytes of shared memory an SM holds for all its blocks
+    threads_per_sm: int
+    blocks_per_sm: int  # resident blocks an SM can hold at most
 
     @property
     def name(self) -> str:
@@ -26,13 +30,29 @@ class Target:
 
 
 TARGETS: dict[str, Target] = {
-    "sm_90": Target(90, 232_448, has_tma=True, has_wgmma=True),
-    "sm_89": Target(89, 101_376, has_tma=False, has_wgmma=False),
-    "sm_80": Target(80, 166_912, has_tma=False, has_wgmma=False),
-}
+    "sm_90": Target(90, 232_448, has_tma=True, has_wgmma=True, sms=132, shared_per_sm=233_472, threads_per_sm=2048, blocks_per_sm=32),
+    "sm_89": Target(89, 101_376, has_tma=False, has_wgmma=False, sms=58, shared_per_sm=102_400, threads_per_sm=1536, blocks_per_sm=24),
+    "sm_80": Target(80, 166_912, has_tma=False, has_wgmma=False, sms=108, shared_per_sm=167_936, threads_per_sm=2048, blocks_per_sm=32),
+}  # fmt: skip
 
 #: Registers a thread may hold before ptxas spills to local memory.
 MAX_REGISTERS = 255
+#: An SM's registers come in four quarters (one per warp scheduler) of 16,384; a warp takes
+#: its registers from one quarter, in units of 8 per thread (256 per warp).
+REGISTERS_PER_QUARTER = 16_384
+#: Shared memory the CUDA runtime reserves in each resident block.
+SHARED_RESERVED_PER_BLOCK = 1024
+
+
+def blocks_per_sm(target: Target, registers: int, shared: int, num_warps: int) -> int:
+    """How many blocks of a kernel (``registers`` per thread, ``shared`` bytes, ``num_warps``)
+    an SM of ``target`` holds at once, the least of what registers, shared memory, threads
+    and the block limit allow (0: it does not fit)."""
+    per_warp = -(-max(registers, 1) // 8) * 8 * 32
+    by_registers = 4 * (REGISTERS_PER_QUARTER // per_warp) // num_warps
+    by_shared = target.shared_per_sm // (shared + SHARED_RESERVED_PER_BLOCK)
+    by_threads = target.threads_per_sm // (32 * num_warps)
+    return min(by_registers, by_shared, by_threads, target.blocks_per_sm)
 
 
 def target(name: str) -> Target:
