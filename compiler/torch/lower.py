@@ -406,17 +406,19 @@ def plan(net: ir.Network, network_cls: str | None = None, reserved: frozenset[st
     aux_nodes = [n for n in net.nodes if net.in_aux(n)]
     aux_steps = planner.steps("", aux_nodes)
     logits = net.logits
-    # A trailing softmax only names the loss: the module returns logits.
-    steps = [s for s in steps if s.name != net.output or s.name == logits]
     heads = [(h.name, net.aux_logits(h), h.weight) for h in net.aux]
-    skip = {h.output for h in net.aux} - {aux for _, aux, _ in heads}
-    aux_steps = [s for s in aux_steps if s.name not in skip]
+    # A trailing softmax only names the loss: the module returns logits, and builds no softmax it never calls.
+    unused = ({net.output} - {logits}) | ({h.output for h in net.aux} - {aux for _, aux, _ in heads})
+    steps = [s for s in steps if s.name not in unused]
+    aux_steps = [s for s in aux_steps if s.name not in unused]
+    planner.modules = {path: spec for path, spec in planner.modules.items() if planner.owner[path] not in unused}
+    held = {c for c in planner.containers if any(path.startswith(c + ".") for path in planner.modules)}
     features = [(f.name, f.node) for f in net.features]
     if features:
         needed = {f for _, f in features}.union(*(net.ancestors(f) for _, f in features))
         steps = [s for s in steps if s.name in needed]
         aux_steps, heads = [], []
-    containers = {path: planner.containers[path] for path in sorted(planner.containers, key=lambda p: p.count("."))}
+    containers = {path: planner.containers[path] for path in sorted(held, key=lambda p: p.count("."))}
     order = {n.name: i for i, n in enumerate(net.nodes)}
     modules = dict(sorted(planner.modules.items(), key=lambda item: order[planner.owner[item[0]]]))
     return Plan(
@@ -569,5 +571,8 @@ class IncNetwork(nn.Module):
 
 
 def lower(net: ir.Network) -> IncNetwork:
-    """The torch module for a shape-checked network."""
-    return IncNetwork(net)
+    """The torch module for a shape-checked network, of a class named as in generated source
+    (``Googlenet`` for ``network googlenet``)."""
+    name = network_class(net.name)
+    cls = type(name, (IncNetwork,), {"__doc__": IncNetwork.__doc__, "__module__": __name__, "__qualname__": name})
+    return cls(net)

@@ -161,14 +161,12 @@ class MiniGooglenet(nn.Module):
         self.global_avgpool1 = nn.AdaptiveAvgPool2d(output_size=(1, 1))
         self.dropout1 = nn.Dropout(p=0.2)
         self.linear1 = nn.Linear(in_features=144, out_features=10, bias=True)
-        self.softmax1 = nn.Softmax(dim=1)
         self.aux1 = Group()
         self.aux1.avgpool1 = nn.AvgPool2d(kernel_size=(4, 4), stride=(4, 4), padding=(0, 0), ceil_mode=False, count_include_pad=True)
         self.aux1.conv1 = Chain({'conv': nn.Conv2d(in_channels=88, out_channels=32, kernel_size=(1, 1), stride=(1, 1), padding=(0, 0), bias=False), 'bn': nn.BatchNorm2d(num_features=32, eps=1e-05)}, relu=('bn',))
         self.aux1.linear1 = nn.Linear(in_features=512, out_features=64, bias=True)
         self.aux1.dropout1 = nn.Dropout(p=0.5)
         self.aux1.linear2 = nn.Linear(in_features=64, out_features=10, bias=True)
-        self.aux1.softmax1 = nn.Softmax(dim=1)
 
     def forward(self, x: torch.Tensor):
         conv1 = self.conv1(x)
