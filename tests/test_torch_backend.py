@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import importlib.util
+import re
 import sys
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import torchvision
 from torch import nn
 
 import incdsl
-from incdsl.compiler.torch.codegen import class_name, generate
+from incdsl.compiler.torch.codegen import LINE, class_name, generate
 from incdsl.compiler.torch.runtime import TrainOutput
 from incdsl.cost import total
 
@@ -40,8 +41,12 @@ def test_module_parameters_equal_the_analysis(googlenet, googlenet_ir):
 
 def test_submodules_carry_the_spec_names(googlenet, googlenet_ir):
     names = {n for n, _ in googlenet.named_modules()}
+    # the trailing softmaxes only name the loss: forward returns the logits and builds no softmax
+    heads = [googlenet_ir.output, *(h.output for h in googlenet_ir.aux)]
+    softmaxes = set(heads) - {googlenet_ir.logits, *map(googlenet_ir.aux_logits, googlenet_ir.aux)}
+    assert softmaxes == {"softmax1", "aux1.softmax1", "aux2.softmax1"}
     layer_nodes = [n.name for n in googlenet_ir.nodes if n.has_module]
-    assert set(layer_nodes) <= names
+    assert set(layer_nodes) - names == softmaxes
     assert isinstance(googlenet.get_submodule("inception_3a.branch3.1"), nn.Conv2d)
     assert googlenet.get_submodule("inception_3a.branch3.1").kernel_size == (5, 5)
     assert googlenet.get_submodule("inception_3a.branch4")[0].ceil_mode is True
@@ -190,7 +195,8 @@ def test_generated_source_equals_the_in_memory_module(spec, tmp_path, randomise_
             torch.manual_seed(5)
             b = generated(x)
         assert _same_output(a, b), f"{spec}, {'train' if train else 'eval'} mode"
-    assert called == {name for name, _ in generated.named_modules()}, "a module that forward never calls"
+    leaves = {name for name, m in generated.named_modules() if not list(m.children())}
+    assert leaves <= called, f"modules that forward never calls: {sorted(leaves - called)}"
 
 
 def test_generated_googlenet_source_golden(googlenet_ir, golden):
@@ -201,3 +207,73 @@ def test_generated_source_needs_only_torch(googlenet_ir):
     source = generate(googlenet_ir)
     imports = {line.split()[1] for line in source.splitlines() if line.startswith(("import ", "from "))}
     assert imports <= {"__future__", "typing", "torch", "torch.nn.functional"}
+
+
+@pytest.mark.parametrize("spec", sorted(incdsl.bundled_specs()))
+def test_generated_lines_fit_and_repeats_are_loops(spec):
+    """No generated line is longer than LINE; a repeat (`10 x block35(320) as repeat`) is one
+    loop, not a line per copy."""
+    source = generate(incdsl.load(spec))
+    longest = max(source.splitlines(), key=len)
+    assert len(longest) <= LINE, longest
+    for line in source.splitlines():
+        call = re.fullmatch(r"\s*self\.(\w+)\.add_module\('(\d+)', (\w+)\(.*", line)
+        assert call is None, f"a repeat's copy built on a line of its own: {line}"
+
+
+def test_inception_resnet_v2_builds_its_repeats_in_loops_and_block8_with_its_arguments():
+    """`10 x inception_resnet_a(320) as repeat` and `inception_resnet_c(2080, scale=1.0, act=none) as block8`."""
+    source = generate(incdsl.load("inception_resnet_v2"))
+    assert "self.repeat = nn.Sequential(*[InceptionResnetA(320) for _ in range(10)])" in source
+    assert "self.block8 = InceptionResnetC(2080, scale=1.0, relu=False)" in source
+    assert "residual(x, conv2d, self.scale, self.relu)" in source
+
+
+def _block_calls(source: str, blocks: set[str]) -> dict[str, str]:
+    """``self.NAME = Block(…)`` in the network's ``__init__``: instance name → the call as written."""
+    import ast as pyast
+
+    calls = {}
+    for node in pyast.walk(pyast.parse(source)):
+        if isinstance(node, pyast.Assign) and isinstance(node.value, pyast.Call):
+            target, func = node.targets[0], node.value.func
+            if isinstance(target, pyast.Attribute) and isinstance(func, pyast.Name) and func.id in blocks:
+                calls[target.attr] = pyast.unparse(node.value)
+    return calls
+
+
+@pytest.mark.parametrize("spec", ["googlenet", "inception_v3", "inception_resnet_v2"])
+def test_block_classes_build_standalone_from_their_arguments(spec, tmp_path):
+    """Each block instance the network builds by a call (``Inception(192, 64, 96, 128, 16, 32, 32)``,
+    ``InceptionResnetC(2080, scale=1.0, relu=False)``), evaluated on its own, takes the in-memory
+    instance's weights strictly and computes what it computes."""
+    from incdsl.compiler.torch.lower import plan
+
+    net = _smallest_input(spec)
+    p = plan(net)
+    torch.manual_seed(0)
+    ours = incdsl.compile(net).eval()
+    source = generate(net)
+    module = _import_generated(source, tmp_path / f"standalone_{net.name}.py")
+    calls = _block_calls(source, set(p.block_classes))
+    assert {type(ours.get_submodule(name)).__name__ for name in calls} == set(p.block_classes) - _nested(p)
+    for name, call in calls.items():
+        block = eval(call, vars(module)).eval()  # noqa: S307 - the generated file's own call
+        block.load_state_dict(ours.get_submodule(name).state_dict(), strict=True)
+        x = torch.randn(2, *net.node(p.units[name].input).shape, generator=torch.Generator().manual_seed(3))
+        with torch.no_grad():
+            assert torch.equal(block(x), ours.get_submodule(name)(x)), call
+
+
+def _nested(p) -> set[str]:
+    """Block classes whose every instance sits inside a container (a repeat) rather than at the top."""
+    top = {u.cls for path, u in p.units.items() if "." not in path}
+    return set(p.block_classes) - top
+
+
+def test_a_block_class_takes_widths_no_instance_has(tmp_path):
+    """GoogLeNet's Inception built with widths of its own: the branch widths it is given, concatenated."""
+    module = _import_generated(generate(incdsl.load("googlenet")), tmp_path / "gen_widths.py")
+    block = module.Inception(64, 8, 8, 16, 4, 8, 8)
+    assert block(torch.randn(1, 64, 7, 7)).shape == (1, 8 + 16 + 8 + 8, 7, 7)
+    assert block.branch2[1].in_channels == 8 and block.branch4[1].in_channels == 64
