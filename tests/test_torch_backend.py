@@ -216,9 +216,57 @@ def test_generated_lines_fit_and_repeats_are_loops(spec):
     source = generate(incdsl.load(spec))
     longest = max(source.splitlines(), key=len)
     assert len(longest) <= LINE, longest
+    _every_argument_is_used(source)
     for line in source.splitlines():
         call = re.fullmatch(r"\s*self\.(\w+)\.add_module\('(\d+)', (\w+)\(.*", line)
         assert call is None, f"a repeat's copy built on a line of its own: {line}"
+
+
+def _every_argument_is_used(source: str) -> None:
+    """Each argument of each generated ``__init__`` is read in its body."""
+    import ast as pyast
+
+    for node in pyast.walk(pyast.parse(source)):
+        if isinstance(node, pyast.FunctionDef) and node.name == "__init__":
+            read = {n.id for stmt in node.body for n in pyast.walk(stmt) if isinstance(n, pyast.Name)}
+            unused = [a.arg for a in node.args.args[1:] if a.arg not in read]
+            assert not unused, f"{node.lineno}: arguments never used: {unused}"
+
+
+NESTED = """network nested
+input 8x16x16
+block unit(w):
+  concat:
+    conv 1x1 w
+    conv 1x1 4 -> conv 3x3 w
+block outer(a, b):
+  seq:
+    unit(a)
+    unit(b)
+  residual scale=0.5:
+    conv 1x1 8 -> conv 1x1 b+b linear
+outer(4, 6) as o1
+outer(2, 3) as o2
+2 x unit(4) as rep
+global_avgpool -> linear 10
+"""
+
+
+def test_a_block_inside_a_block_gets_its_arguments_from_its_caller(tmp_path, randomise_bn):
+    """A block instance inside another block's body is built by the outer class's __init__ from
+    the outer's arguments; keys, outputs and every argument used, as for the bundled specs."""
+    net = incdsl.loads(NESTED)
+    torch.manual_seed(0)
+    ours = incdsl.compile(net).eval()
+    source = generate(net)
+    _every_argument_is_used(source)
+    assert "self.rep = nn.Sequential(Unit(6, 4), Unit(8, 4))" in source
+    generated = getattr(_import_generated(source, tmp_path / "gen_nested.py"), type(ours).__name__)().eval()
+    assert list(generated.state_dict()) == list(ours.state_dict())
+    generated.load_state_dict(ours.state_dict(), strict=True)
+    x = torch.randn(2, 8, 16, 16)
+    with torch.no_grad():
+        assert torch.equal(generated(x), ours(x))
 
 
 def test_inception_resnet_v2_builds_its_repeats_in_loops_and_block8_with_its_arguments():

@@ -385,6 +385,8 @@ class _Builder:
         if path in self.p.modules:
             return self._module(rel, self.p.modules[path])
         cls = self.p.containers[path]
+        if cls in self.p.block_classes:
+            return self._block_call(rel, cls)
         children = self._children(rel)
         items = [self.expr(_join(rel, c)) for c in children]
         blocks = [self.p.containers.get(_join(path, c)) in self.p.block_classes for c in children]
@@ -395,7 +397,7 @@ class _Builder:
             if not options and _indexed(children):
                 return _Call("nn.Sequential(", _loop(items, blocks), ")")
             return self._chain(children, items, options)
-        return self._block_call(rel, cls)
+        raise AssertionError(f"{path}: a container of class {cls}")
 
     def _chain(self, names: list[str], items: list[_Expr], options: dict[str, Any]) -> _Call:
         mapping = _Call("{", tuple((f"{n!r}: ", e, "") for n, e in zip(names, items, strict=True)), "}")
