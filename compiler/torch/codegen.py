@@ -83,11 +83,15 @@ def _flat(e: _Expr) -> str:
 
 
 def _lines(e: _Expr, lead: str, indent: str, end: str = "") -> list[str]:
-    """``lead + e + end`` on one line when it fits in :data:`LINE`, else one item a line."""
+    """``lead + e + end`` on one line when it fits in :data:`LINE`, else its items on one line of
+    their own, else one item a line."""
     flat = _flat(e)
     if isinstance(e, str) or not e.items or len(lead) + len(flat) + len(end) <= LINE:
         return [lead + flat + end]
     inner = indent + "    "
+    items = inner + ", ".join(p + _flat(x) + s for p, x, s in e.items)
+    if len(items) <= LINE:
+        return [lead + e.head, items, indent + e.tail + end]
     out = [lead + e.head]
     for prefix, item, suffix in e.items:
         out += _lines(item, inner + prefix, inner, suffix + ",")

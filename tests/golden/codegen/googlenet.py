@@ -99,14 +99,7 @@ class Inception(nn.Module):
     """Block `inception` of the spec (inception_3a, inception_3b, inception_4a, inception_4b, inception_4c, …)."""
 
     def __init__(
-        self,
-        in_channels: int,
-        n1x1: int,
-        n3x3_reduce: int,
-        n3x3: int,
-        n5x5_reduce: int,
-        n5x5: int,
-        pool_proj: int,
+        self, in_channels: int, n1x1: int, n3x3_reduce: int, n3x3: int, n5x5_reduce: int, n5x5: int, pool_proj: int
     ) -> None:
         super().__init__()
         self.branch1 = nn.Conv2d(in_channels, n1x1, 1)

@@ -99,19 +99,11 @@ class Inception(nn.Module):
     """Block `inception` of the spec (inception_3a, inception_3b, inception_4a, inception_4b)."""
 
     def __init__(
-        self,
-        in_channels: int,
-        n1x1: int,
-        n3x3_reduce: int,
-        n3x3: int,
-        n5x5_reduce: int,
-        n5x5: int,
-        pool_proj: int,
+        self, in_channels: int, n1x1: int, n3x3_reduce: int, n3x3: int, n5x5_reduce: int, n5x5: int, pool_proj: int
     ) -> None:
         super().__init__()
         self.branch1 = Chain(
-            {'conv': nn.Conv2d(in_channels, n1x1, 1, bias=False), 'bn': nn.BatchNorm2d(n1x1)},
-            relu=('bn',),
+            {'conv': nn.Conv2d(in_channels, n1x1, 1, bias=False), 'bn': nn.BatchNorm2d(n1x1)}, relu=('bn',)
         )
         self.branch2 = nn.Sequential(
             Chain(
