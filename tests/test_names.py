@@ -129,7 +129,7 @@ def test_module_names_that_are_not_identifiers_are_quoted():
     assert names(text) == ["5b.1x1", "5b.3x3_reduce", "5b.3x3"]
     source = generate(net)
     pyast.parse(source)
-    assert "getattr(self, '1x1')(x)" in source and "self.add_module('5b', Inc())" in source
+    assert "getattr(self, '1x1')(x)" in source and "self.add_module('5b', Inc(3))" in source
 
 
 def _import(source: str, path):

@@ -1,12 +1,24 @@
-"""IR → readable Python source defining the network as ``nn.Module`` classes: a class per
-block definition with its ``forward`` (as timm writes a class per paper block), and the
-network's class that builds the modules and wires the blocks.
+"""IR → readable Python source defining the network as ``nn.Module`` classes, as timm writes
+one: a class per block definition whose ``__init__`` takes the block's widths
+(``Inception(192, 64, 96, 128, 16, 32, 32)``) and builds its layers, a residual's
+scale and activation as arguments kept on the instance, repeats as loops over an
+``nn.Sequential``, and the network's class that builds the blocks and wires them.
 
 The source needs only torch: the runtime helpers are copied in. It is built
 from the same :func:`~incdsl.compiler.torch.lower.plan` as the in-memory
-module, and every name in it comes from validated spec identifiers, node
-names or numbers; module names that are not identifiers (``"1x1"``) appear
-only as string literals written with ``repr``; no spec text is pasted in.
+module, so the two build the same modules under the same names (the same
+``state_dict``), and every name in it comes from validated spec identifiers,
+node names or numbers; module names that are not identifiers (``"1x1"``)
+appear only as string literals written with ``repr``; no spec text is pasted in.
+
+A block's arguments are what differs between its instances: the IR keeps each
+instance's layers, not the expressions of the spec, so a width that is the
+same in every instance is written as a number, and a width that differs becomes
+a parameter — named after the column of the table whose rows are the instances
+(``n3x3_reduce`` for "#3x3 reduce"), else after the layer it sizes
+(``branch2_0_out``). A layer's input width follows from the widths before it
+(``in_channels``, a concat's sum); a residual's 1x1 expansion takes the width
+of the unit's input.
 """
 
 from __future__ import annotations
@@ -18,11 +30,16 @@ import keyword
 import re
 import unicodedata
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
 
 from incdsl import __version__, ir
 
 from . import runtime
 from .lower import (
+    MODULE_CLASSES,
     RUNTIME_NAMES,
     ModuleSpec,
     Plan,
@@ -35,18 +52,82 @@ from .lower import (
     plan,
 )
 
-__all__ = ["class_name", "generate"]
+__all__ = ["LINE", "class_name", "generate"]
 
 #: Containers that reach a child by name with ``[...]``.
 _INDEXABLE = ("Group", "Chain")
+#: The longest line of generated torch source.
+LINE = 120
 
 
-def _module_expr(spec: ModuleSpec) -> str:
-    args = ", ".join(f"{k}={v!r}" for k, v in spec.kwargs.items())
-    if spec.cls == "Chain":
-        children = ", ".join(f"{name!r}: {_module_expr(child)}" for name, child in spec.children)
-        return f"Chain({{{children}}}{', ' + args if args else ''})"
-    return f"{spec.cls}({args})"
+# --- expressions that break over lines ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Call:
+    """``head item, item, … tail``: a call, a list or a dict; each item is ``(prefix, expression,
+    suffix)`` (``'conv': `` before a dict's value, `` for _ in range(4)]`` after a repeat)."""
+
+    head: str
+    items: tuple[tuple[str, _Expr, str], ...]
+    tail: str
+
+
+_Expr = str | _Call
+
+
+def _flat(e: _Expr) -> str:
+    if isinstance(e, str):
+        return e
+    return e.head + ", ".join(p + _flat(x) + s for p, x, s in e.items) + e.tail
+
+
+def _lines(e: _Expr, lead: str, indent: str, end: str = "") -> list[str]:
+    """``lead + e + end`` on one line when it fits in :data:`LINE`, else its items on one line of
+    their own, else one item a line."""
+    flat = _flat(e)
+    if isinstance(e, str) or not e.items or len(lead) + len(flat) + len(end) <= LINE:
+        return [lead + flat + end]
+    inner = indent + "    "
+    items = inner + ", ".join(p + _flat(x) + s for p, x, s in e.items)
+    if len(items) <= LINE:
+        return [lead + e.head, items, indent + e.tail + end]
+    out = [lead + e.head]
+    for prefix, item, suffix in e.items:
+        out += _lines(item, inner + prefix, inner, suffix + ",")
+    return [*out, indent + e.tail + end]
+
+
+def _norm(value: Any) -> Any:
+    """A square pair as its one number (``(3, 3)`` → ``3``), which torch takes alike."""
+    if isinstance(value, tuple) and value and all(v == value[0] for v in value):
+        return value[0]
+    return value
+
+
+def _signature(cls: str) -> inspect.Signature:
+    return inspect.signature(MODULE_CLASSES[cls])
+
+
+def _loop(items: list[_Expr], blocks: list[bool]) -> tuple[tuple[str, _Expr, str], ...]:
+    """Children of a sequence as items, a run of equal block instances as a loop
+    (``*[Block35(320) for _ in range(10)]``)."""
+    out: list[tuple[str, _Expr, str]] = []
+    i = 0
+    while i < len(items):
+        n = 1
+        while blocks[i] and i + n < len(items) and _flat(items[i + n]) == _flat(items[i]):
+            n += 1
+        out.append(("*[", items[i], f" for _ in range({n})]") if n > 1 else ("", items[i], ""))
+        i += n
+    return tuple(out)
+
+
+def _indexed(names: list[str]) -> bool:
+    return names == [str(i) for i in range(len(names))]
+
+
+# --- names -------------------------------------------------------------------------------
 
 
 def _identifier(name: str) -> bool:
@@ -55,9 +136,9 @@ def _identifier(name: str) -> bool:
     return name.isidentifier() and not keyword.iskeyword(name) and unicodedata.normalize("NFKC", name) == name
 
 
-def _access(path: str, containers: dict[str, str], base: str = "") -> str:
+def _access(path: str, containers: dict[str, str], base: str = "", owner: str = "self") -> str:
     """``inception_3a.branch2.1`` → ``self.inception_3a.branch2[1]`` (paths relative to ``base``)."""
-    out = "self"
+    out = owner
     here = base
     for part in path.split(".") if path else ():
         if _identifier(part):
@@ -74,7 +155,7 @@ class _Names:
     """Variable names for values: the name made into an identifier, unique in one function and
     clear of every name the function could read — the file's own (``taken``) and Python's builtins."""
 
-    def __init__(self, source: str, taken: frozenset[str]) -> None:
+    def __init__(self, source: str, taken: frozenset[str] | set[str]) -> None:
         self.names: dict[str, str] = {source: "x"}
         self.used = {"x", "self", *taken, *dir(builtins)}
 
@@ -100,14 +181,310 @@ def _relative(name: str, base: str) -> str:
     return name
 
 
-def _statement(step: Step, names: _Names, containers: dict[str, str], scope: str = "") -> str:
+def _join(base: str, rel: str) -> str:
+    return f"{base}.{rel}" if base and rel else base or rel
+
+
+# --- a block's arguments -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Signature:
+    """A block class's ``__init__`` arguments and each instance's values: the positional ones
+    (``in_channels`` first), then those with defaults (a residual's ``scale``, ``relu``)."""
+
+    positional: tuple[tuple[str, dict[str, Any]], ...]
+    keyword: tuple[tuple[str, Any, dict[str, Any]], ...]
+
+
+class _Slots:
+    """The source for a value of one place in a block, given its value in each instance: a number
+    when the instances agree, else a parameter (one per distinct list of values)."""
+
+    def __init__(self, names: _Names, columns: list[tuple[str, tuple[Any, ...]]] | None = None) -> None:
+        self.names = names
+        self.params: list[tuple[str, tuple[Any, ...]]] = []
+        #: a table's columns (label, each instance's value): the block's own arguments, in order
+        self.columns = columns or []
+        self._unused = list(range(len(self.columns)))
+
+    def expr(self, values: tuple[Any, ...], hint: str) -> str:
+        if len({_norm(v) for v in values}) == 1:
+            return repr(_norm(values[0]))
+        # a table's column first (the first not yet used: two columns may hold equal values)
+        for i in self._unused:
+            label, known = self.columns[i]
+            if known == values:
+                self._unused.remove(i)
+                name = self.names.give(f"column:{i}", _column_name(label))
+                self.params.append((name, values))
+                return name
+        for name, known in self.params:
+            if known == values:
+                return name
+        name = self.names.give(f"param:{hint}", hint)
+        self.params.append((name, values))
+        return name
+
+    def ordered(self) -> list[tuple[str, tuple[Any, ...]]]:
+        """The parameters: a table's columns in the table's order, then the others."""
+        column = {self.names.names.get(f"column:{i}"): i for i in range(len(self.columns))}
+        return sorted(self.params, key=lambda item: column.get(item[0], len(self.columns)))
+
+
+def _column_name(label: str) -> str:
+    """A table's column label as a parameter name: ``"#3x3 reduce"`` → ``n3x3_reduce``."""
+    name = re.sub(r"[^0-9a-zA-Z]+", "_", label).strip("_").lower() or "arg"
+    return f"n{name}" if name[0].isdigit() else name
+
+
+def _table_columns(net: ir.Network, units: list[Unit]) -> list[tuple[str, tuple[Any, ...]]]:
+    """The columns of the table every instance is a row of (label, each instance's value), or none."""
+    rows = [net.rows[r] if (r := net.node(u.output).row) is not None else None for u in units]
+    if any(r is None or r.table is None or not r.values for r in rows):
+        return []
+    labels = net.tables[rows[0].table].columns  # type: ignore[union-attr, index]
+    if any(len(r.values) != len(labels) for r in rows):  # type: ignore[union-attr]
+        return []
+    return [(label, tuple(r.values[i] for r in rows)) for i, label in enumerate(labels)]  # type: ignore[union-attr]
+
+
+class _Channels:
+    """The width of each value and module input inside a block as source (``in_channels``,
+    ``branch1_out + 128``), walked through its steps as the shape pass walks them."""
+
+    def __init__(self, builder: _Builder, overrides: dict[str, str]) -> None:
+        self.b = builder
+        self.overrides = overrides
+        #: module path (relative) → the width of its input
+        self.inputs: dict[str, str] = {}
+        #: module path → the source of the width it gives, where it sets one
+        self.outputs: dict[str, str] = {}
+        #: residual branch's width-setting module → the shortcut's width
+        self.tied: dict[str, str] = {}
+
+    def walk(self, steps: tuple[Step, ...] | list[Step], base: str, source: str, width: str) -> str:
+        env = {source: (width, None)}
+        last = width
+        for step in steps:
+            ins = [env[i] for i in step.inputs]
+            if step.kind == "cat":
+                env[step.name] = (_sum([w for w, _ in ins]), None)
+            elif step.kind == "add":
+                (short, _), (branch, setter) = ins
+                if branch != short and setter is not None:
+                    self.tied[setter] = short
+                env[step.name] = (short, None)
+            else:
+                w, setter = ins[0]
+                for m in step.modules:
+                    w, setter = self._through(_join(base, m), w, setter)
+                env[step.name] = (w, setter)
+            last = env[step.name][0]
+        return last
+
+    def _through(self, rel: str, width: str, setter: str | None) -> tuple[str, str | None]:
+        self.inputs[rel] = width
+        spec = self.b.spec(rel)
+        if spec is not None:
+            for name, child in spec.children:
+                width, setter = self._through_spec(f"{rel}.{name}", child, width, setter)
+            return self._through_spec(rel, spec, width, setter) if not spec.children else (width, setter)
+        unit = self.b.unit(rel)
+        if unit.cls == "Chain":
+            return self.walk(unit.steps, rel, unit.input, width), None
+        out = self.b.slot(rel, "out", tuple(self.b.width(u.output) for u in self.b.units(rel)))
+        return out, None
+
+    def _through_spec(self, rel: str, spec: ModuleSpec, width: str, setter: str | None) -> tuple[str, str | None]:
+        self.inputs[rel] = width
+        for kwarg in ("out_channels", "out_features"):
+            if kwarg in spec.kwargs:
+                out = self.overrides.get(rel) or self.b.slot(rel, "out", self.b.values(rel, kwarg))
+                self.outputs[rel] = out
+                return out, rel
+        return width, setter
+
+
+def _sum(terms: list[str]) -> str:
+    """``a + b + 96``: the numbers added up into one, after the names."""
+    names = [t for t in terms if not t.lstrip("-").isdigit()]
+    total = sum(int(t) for t in terms if t.lstrip("-").isdigit())
+    return " + ".join([*names, str(total)] if total or not names else names)
+
+
+class _Builder:
+    """The ``__init__`` of the network or of a block class: the modules of one scope, built for
+    each of its instances alike (``bases``: the network's "" or each block instance's path)."""
+
+    def __init__(
+        self, p: Plan, net: ir.Network, tree: dict[str, list[str]], signatures: dict[str, _Signature],
+        bases: list[str], names: _Names, columns: list[tuple[str, tuple[Any, ...]]] | None = None,
+    ) -> None:  # fmt: skip
+        self.p, self.net, self.tree, self.signatures = p, net, tree, signatures
+        self.bases = bases
+        self.slots = _Slots(names, columns)
+        self.channels = _Channels(self, {})
+
+    # what each instance has at a relative path
+    def spec(self, rel: str) -> ModuleSpec | None:
+        return self.p.modules.get(_join(self.bases[0], rel))
+
+    def unit(self, rel: str) -> Unit:
+        return self.p.units[_join(self.bases[0], rel)]
+
+    def units(self, rel: str) -> list[Unit]:
+        return [self.p.units[_join(b, rel)] for b in self.bases]
+
+    def width(self, value: str) -> int:
+        shape = self.net.node(value).shape
+        assert shape is not None
+        return shape[0]
+
+    def values(self, rel: str, kwarg: str) -> tuple[Any, ...]:
+        """The value of ``kwarg`` of the module (or a wrapped layer's part) at ``rel``, in each instance."""
+        return tuple(self._spec_at(_join(b, rel)).kwargs[kwarg] for b in self.bases)
+
+    def _spec_at(self, path: str) -> ModuleSpec:
+        if path in self.p.modules:
+            return self.p.modules[path]
+        parent, _, name = path.rpartition(".")
+        return dict(self.p.modules[parent].children)[name]
+
+    def slot(self, rel: str, what: str, values: tuple[Any, ...]) -> str:
+        return self.slots.expr(values, f"{rel}_{what}".replace(".", "_"))
+
+    # the widths, then the source
+    def run_widths(self, unit: Unit | None, width: str) -> None:
+        """Walk the block's steps for the widths, tying each residual's expansion to its shortcut."""
+        if unit is None:
+            return
+        trial = _Channels(self, {})
+        slots = self.slots
+        self.slots = _Slots(_Names("", set(slots.names.used)), slots.columns)
+        trial.walk(unit.steps, "", unit.input, width)
+        self.slots = slots
+        self.channels = _Channels(self, trial.tied)
+        self.channels.walk(unit.steps, "", unit.input, width)
+
+    def statements(self, rel: str = "", owner: str = "self") -> list[str]:
+        """``owner.child = …`` for each child of the scope at ``rel``; a Group's children after it."""
+        out: list[str] = []
+        for leaf in self._children(rel):
+            crel = _join(rel, leaf)
+            target, end = (f"{owner}.{leaf} = ", "") if _identifier(leaf) else (f"{owner}.add_module({leaf!r}, ", ")")
+            path = _join(self.bases[0], crel)
+            if self.p.containers.get(path) == "Group" and not _indexed(self._children(crel)):
+                out.append(f"        {target}Group(){end}")
+                out += self.statements(crel, f"{owner}.{leaf}" if _identifier(leaf) else f"getattr({owner}, {leaf!r})")
+            else:
+                out += _lines(self.expr(crel), "        " + target, "        ", end)
+        return out
+
+    def _children(self, rel: str) -> list[str]:
+        return [c.rpartition(".")[2] for c in self.tree.get(_join(self.bases[0], rel), [])]
+
+    def expr(self, rel: str) -> _Expr:
+        path = _join(self.bases[0], rel)
+        if path in self.p.modules:
+            return self._module(rel, self.p.modules[path])
+        cls = self.p.containers[path]
+        if cls in self.p.block_classes:
+            return self._block_call(rel, cls)
+        children = self._children(rel)
+        items = [self.expr(_join(rel, c)) for c in children]
+        blocks = [self.p.containers.get(_join(path, c)) in self.p.block_classes for c in children]
+        if cls == "Group":
+            return _Call("nn.ModuleList([", _loop(items, blocks), "])")
+        if cls == "Chain":
+            options = chain_options(self.p.units[path])
+            if not options and _indexed(children):
+                return _Call("nn.Sequential(", _loop(items, blocks), ")")
+            return self._chain(children, items, options)
+        raise AssertionError(f"{path}: a container of class {cls}")
+
+    def _chain(self, names: list[str], items: list[_Expr], options: dict[str, Any]) -> _Call:
+        mapping = _Call("{", tuple((f"{n!r}: ", e, "") for n, e in zip(names, items, strict=True)), "}")
+        return _Call("Chain(", (("", mapping, ""), *((f"{k}=", repr(v), "") for k, v in options.items())), ")")
+
+    def _module(self, rel: str, spec: ModuleSpec) -> _Expr:
+        if spec.cls == "Chain":
+            names = [n for n, _ in spec.children]
+            items = [self._layer(f"{rel}.{n}", child) for n, child in spec.children]
+            return self._chain(names, items, spec.kwargs)
+        return self._layer(rel, spec)
+
+    def _layer(self, rel: str, spec: ModuleSpec) -> _Expr:
+        """``nn.Conv2d(in_channels, 64, 3, padding=1, bias=False)``: the arguments torch requires by
+        position, the others by name where they are not torch's default."""
+        sig = _signature(spec.cls).parameters
+        items = []
+        for kwarg in spec.kwargs:
+            values = self.values(rel, kwarg)
+            if kwarg in ("in_channels", "num_features") and rel in self.channels.inputs:
+                source = self.channels.inputs[rel]
+            elif kwarg in ("out_channels", "out_features") and rel in self.channels.outputs:
+                source = self.channels.outputs[rel]
+            elif all(_norm(v) == sig[kwarg].default for v in values):
+                continue
+            else:
+                source = self.slot(rel, kwarg, values)
+            positional = sig[kwarg].default is inspect.Parameter.empty
+            items.append(("" if positional else f"{kwarg}=", source, ""))
+        return _Call(f"{spec.cls}(", tuple(items), ")")
+
+    def _block_call(self, rel: str, cls: str) -> _Call:
+        """``Inception(192, 64, 96, 128, 16, 32, 32)``; an argument with a default only where it differs."""
+        sig = self.signatures[cls]
+        paths = [_join(b, rel) for b in self.bases]
+        items = []
+        for i, (name, values) in enumerate(sig.positional):
+            if i == 0 and rel in self.channels.inputs:
+                items.append(("", self.channels.inputs[rel], ""))
+            else:
+                items.append(("", self.slot(rel, name, tuple(values[p] for p in paths)), ""))
+        for name, default, values in sig.keyword:
+            mine = tuple(values[p] for p in paths)
+            if any(v != default for v in mine):
+                items.append((f"{name}=", self.slot(rel, name, mine), ""))
+        return _Call(f"{cls}(", tuple(items), ")")
+
+
+def _tree(p: Plan) -> dict[str, list[str]]:
+    """Each scope's children (layers and containers) in the order they are built: a container
+    just before its first layer, so each holds its children in execution order."""
+    children: dict[str, list[str]] = {}
+    placed: set[str] = set()
+
+    def place(path: str) -> None:
+        if path in placed:
+            return
+        parent = path.rpartition(".")[0]
+        if parent:
+            assert parent in p.containers, f"{path}: its parent is not a container"
+            place(parent)
+        children.setdefault(parent, []).append(path)
+        placed.add(path)
+
+    for path in p.modules:
+        place(path)
+    return children
+
+
+# --- forward -------------------------------------------------------------------------------
+
+
+def _statement(
+    step: Step, names: _Names, containers: dict[str, str], scope: str = "", residual: dict[str, str] | None = None
+) -> str:
     """``value = expr`` for one step; module paths are relative to the class, values named
-    relative to its ``scope``."""
+    relative to its ``scope``; ``residual`` gives a residual's scale and activation as source."""
     args = [names[i] for i in step.inputs]
     if step.kind == "cat":
         expr = f"torch.cat([{', '.join(args)}], 1)"
     elif step.kind == "add":
-        expr = f"residual({args[0]}, {args[1]}, scale={step.scale!r}, relu={step.relu})"
+        how = residual.get(step.name) if residual else None
+        expr = f"residual({args[0]}, {args[1]}, {how or f'scale={step.scale!r}, relu={step.relu}'})"
     else:
         expr = f"torch.flatten({args[0]}, 1)" if step.flatten else args[0]
         for module in step.modules:
@@ -131,47 +508,83 @@ def _runtime_source() -> tuple[str, str]:
     return import_lines, "\n\n\n".join(pyast.get_source_segment(source, node) or "" for node in body)
 
 
-def _container_expr(path: str, cls: str, p: Plan) -> str:
-    if cls == "Chain":
-        options = chain_options(p.units[path])
-        return f"Chain({', '.join(f'{k}={v!r}' for k, v in options.items())})"
-    return f"{cls}()"
+def _docstring(text: str, items: list[str], tail: str, indent: str = "    ") -> str:
+    """``text (a, b, …)tail`` as a one-line docstring, with as many items as fit in :data:`LINE`."""
+    shown = list(items)
+    while True:
+        listed = ", ".join(shown) + (", …" if len(shown) < len(items) else "")
+        line = f'{indent}"""{text} ({listed}){tail}"""'
+        if len(line) <= LINE or len(shown) <= 1:
+            return line
+        shown.pop()
 
 
-def _init_lines(p: Plan) -> list[str]:
-    lines = []
-    pending = dict(p.containers)
-    for path, spec in p.modules.items():
-        for scope in [s for s in pending if path.startswith(s + ".")]:
-            lines.append(_attach(scope, _container_expr(scope, pending.pop(scope), p), p.containers))
-        lines.append(_attach(path, _module_expr(spec), p.containers))
-    return lines
+def _block_class(
+    cls: str, p: Plan, net: ir.Network, tree: dict[str, list[str]], signatures: dict[str, _Signature],
+    taken: frozenset[str],
+) -> list[str]:  # fmt: skip
+    """The class of one block definition; its signature goes into ``signatures`` for its callers."""
+    instances = [path for path, u in p.units.items() if u.cls == cls]
+    unit = p.units[instances[0]]
+    children = {c.rpartition(".")[2] for c in tree.get(unit.path, [])}
+    params = _Names("", taken | children | set(dir(nn.Module)) | {"in_channels"})
+    columns = _table_columns(net, [p.units[i] for i in instances])
+    builder = _Builder(p, net, tree, signatures, instances, params, columns)
+    builder.run_widths(unit, "in_channels")
+    init = builder.statements()
 
+    residual: dict[str, str] = {}
+    keyword: list[tuple[str, Any, dict[str, Any]]] = []
+    attributes: list[str] = []
+    adds = [s for s in unit.steps if s.kind == "add"]
+    for step in adds:
+        index = unit.steps.index(step)
+        steps = [p.units[i].steps[index] for i in instances]
+        prefix = f"{_relative(step.name, unit.path).partition(':')[0]}_" if len(adds) > 1 else ""
+        scale = params.give(f"scale:{step.name}", f"{prefix}scale")
+        relu = params.give(f"relu:{step.name}", f"{prefix}relu")
+        keyword += [
+            (scale, steps[0].scale, {i: s.scale for i, s in zip(instances, steps, strict=True)}),
+            (relu, steps[0].relu, {i: s.relu for i, s in zip(instances, steps, strict=True)}),
+        ]
+        attributes += [f"        self.{scale} = {scale}", f"        self.{relu} = {relu}"]
+        residual[step.name] = f"self.{scale}, self.{relu}"
 
-def _attach(path: str, expr: str, containers: dict[str, str]) -> str:
-    parent, _, leaf = path.rpartition(".")
-    owner = _access(parent, containers)
-    if _identifier(leaf):
-        return f"{owner}.{leaf} = {expr}"
-    return f"{owner}.add_module({leaf!r}, {expr})"
+    widths = {i: builder.width(p.units[i].input) for i in instances}
+    positional = [("in_channels", widths)] + [
+        (name, dict(zip(instances, values, strict=True))) for name, values in builder.slots.ordered()
+    ]
+    signatures[cls] = _Signature(tuple(positional), tuple(keyword))
+    args = ["self", *(f"{name}: {_annotation(next(iter(values.values())))}" for name, values in positional)]
+    args += [f"{name}: {type(default).__name__} = {default!r}" for name, default, _ in keyword]
 
-
-def _block_class(cls: str, unit: Unit, p: Plan, instances: list[str], taken: frozenset[str]) -> list[str]:
     names = _Names(unit.input, taken)
     containers = {_relative(k, unit.path): v for k, v in p.containers.items() if k.startswith(unit.path + ".")}
     containers[""] = cls
-    body = [f"        {_statement(s, names, containers, unit.path)}" for s in unit.steps]
-    shown = ", ".join(instances[:6]) + (", …" if len(instances) > 6 else "")
+    body = [f"        {_statement(s, names, containers, unit.path, residual)}" for s in unit.steps]
+    signature = _Call("def __init__(", tuple(("", a, "") for a in args), ") -> None:")
     return [
         "",
         "",
         f"class {cls}(nn.Module):",
-        f'    """Block `{p.block_classes[cls]}` ({shown}); the network gives each instance its layers."""',
+        _docstring(f"Block `{p.block_classes[cls]}` of the spec", instances, "."),
+        "",
+        *_lines(signature, "    ", "    "),
+        "        super().__init__()",
+        *attributes,
+        *init,
         "",
         "    def forward(self, x: torch.Tensor) -> torch.Tensor:",
         *body,
         f"        return {names[unit.output]}",
     ]
+
+
+def _annotation(value: Any) -> str:
+    """``int``, or ``tuple[int, int]`` for a pair (a kernel size that differs between instances)."""
+    if isinstance(value, tuple):
+        return f"tuple[{', '.join(type(v).__name__ for v in value)}]"
+    return type(value).__name__
 
 
 def generate(net: ir.Network, footer: Callable[[str], str] | None = None) -> str:
@@ -188,8 +601,8 @@ def generate(net: ir.Network, footer: Callable[[str], str] | None = None) -> str
     out: list[str] = [
         f'"""{net.name}: generated by incdsl {__version__}.',
         "",
-        f"Input {c}x{h}x{w}. Eval mode returns {returns}"
-        + ("; training mode returns TrainOutput(logits, aux) with the aux heads' loss weights." if p.aux else "."),
+        f"Input {c}x{h}x{w}. Eval mode returns {returns}" + (";" if p.aux else "."),
+        *(["training mode returns TrainOutput(logits, aux) with the aux heads' loss weights."] if p.aux else []),
         "Regenerate with `incdsl compile SPEC -o FILE.py` rather than editing by hand.",
         '"""',
         "",
@@ -198,9 +611,12 @@ def generate(net: ir.Network, footer: Callable[[str], str] | None = None) -> str
         "",
         helpers,
     ]
-    for block_cls in p.block_classes:
-        instances = [path for path, u in p.units.items() if u.cls == block_cls]
-        out += _block_class(block_cls, p.units[instances[0]], p, instances, taken)
+    tree = _tree(p)
+    signatures: dict[str, _Signature] = {}
+    for block_cls in p.block_classes:  # inner blocks' classes come first: their callers need their signatures
+        out += _block_class(block_cls, p, net, tree, signatures, taken)
+    builder = _Builder(p, net, tree, signatures, [""], _Names("", taken))
+    builder.channels.inputs.update(_network_inputs(p, net))
     containers = {"": cls, **p.containers}
     names = _Names("input", taken)
     out += [
@@ -211,7 +627,7 @@ def generate(net: ir.Network, footer: Callable[[str], str] | None = None) -> str
         "",
         "    def __init__(self) -> None:",
         "        super().__init__()",
-        *[f"        {line}" for line in _init_lines(p)],
+        *builder.statements(),
         "",
         "    def forward(self, x: torch.Tensor):",
         *[f"        {_statement(s, names, containers)}" for s in p.steps],
@@ -236,6 +652,18 @@ def generate(net: ir.Network, footer: Callable[[str], str] | None = None) -> str
     return "\n".join(out) + "\n" + tail
 
 
+def _network_inputs(p: Plan, net: ir.Network) -> dict[str, str]:
+    """The input width of each block instance the network builds: a number, as every width there is."""
+    widths = {}
+    for path, unit in p.units.items():
+        if unit.block is None:
+            continue
+        shape = net.node(unit.input).shape
+        assert shape is not None
+        widths[path] = repr(shape[0])
+    return widths
+
+
 def _network_class(name: str, footer: Callable[[str], str] | None) -> tuple[str, str]:
     """The network's class name, clear of the runtime's names and of the footer's (which may
     name its own class after the network's: the Triton module's ``GooglenetTriton``), and the footer."""
@@ -247,4 +675,3 @@ def _network_class(name: str, footer: Callable[[str], str] | None) -> tuple[str,
         if cls not in names:
             return cls, tail
         reserved |= {cls}
-

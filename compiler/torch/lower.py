@@ -373,7 +373,12 @@ class _Planner:
     def _block_class(self, block: str, path: str, steps: tuple[Step, ...]) -> str:
         """One class per block definition; instances whose steps differ (a different shape of
         block, from arguments that change its structure) get a numbered class of their own."""
-        key = (block, _shape_of(path, steps))
+        inside = path + "."
+        built = (
+            tuple((_relative(m, path), _structure(spec)) for m, spec in self.modules.items() if m.startswith(inside)),
+            tuple((_relative(c, path), cls) for c, cls in self.containers.items() if c.startswith(inside)),
+        )
+        key = (block, _shape_of(path, steps), built)
         if key not in self._class_of:
             base = class_name(block)
             while base in self.taken:
@@ -388,12 +393,22 @@ class _Planner:
 
 
 def _shape_of(path: str, steps: tuple[Step, ...]) -> tuple[Any, ...]:
-    """Steps with value names relative to the unit: equal for instances that run alike."""
+    """Steps with value names relative to the unit: equal for instances that run alike. A residual's
+    scale and activation are left out: the block's class takes them as arguments."""
 
     def rel(name: str) -> str:
         return name[len(path) :] if name.startswith((path + ".", path + ":")) else "<input>"
 
-    return tuple((rel(s.name), s.kind, tuple(map(rel, s.inputs)), s.modules, s.flatten, s.relu, s.scale) for s in steps)
+    return tuple(
+        (rel(s.name), s.kind, tuple(map(rel, s.inputs)), s.modules, s.flatten, s.kind != "add" and s.relu)
+        for s in steps
+    )
+
+
+def _structure(spec: ModuleSpec) -> tuple[Any, ...]:
+    """What a module spec builds, its settings' values left out: equal for the same layer in two
+    instances of a block however wide each is."""
+    return (spec.cls, tuple(spec.kwargs), tuple((name, _structure(child)) for name, child in spec.children))
 
 
 def plan(net: ir.Network, network_cls: str | None = None, reserved: frozenset[str] = frozenset()) -> Plan:
@@ -406,17 +421,19 @@ def plan(net: ir.Network, network_cls: str | None = None, reserved: frozenset[st
     aux_nodes = [n for n in net.nodes if net.in_aux(n)]
     aux_steps = planner.steps("", aux_nodes)
     logits = net.logits
-    # A trailing softmax only names the loss: the module returns logits.
-    steps = [s for s in steps if s.name != net.output or s.name == logits]
     heads = [(h.name, net.aux_logits(h), h.weight) for h in net.aux]
-    skip = {h.output for h in net.aux} - {aux for _, aux, _ in heads}
-    aux_steps = [s for s in aux_steps if s.name not in skip]
+    # A trailing softmax only names the loss: the module returns logits, and builds no softmax it never calls.
+    unused = ({net.output} - {logits}) | ({h.output for h in net.aux} - {aux for _, aux, _ in heads})
+    steps = [s for s in steps if s.name not in unused]
+    aux_steps = [s for s in aux_steps if s.name not in unused]
+    planner.modules = {path: spec for path, spec in planner.modules.items() if planner.owner[path] not in unused}
+    held = {c for c in planner.containers if any(path.startswith(c + ".") for path in planner.modules)}
     features = [(f.name, f.node) for f in net.features]
     if features:
         needed = {f for _, f in features}.union(*(net.ancestors(f) for _, f in features))
         steps = [s for s in steps if s.name in needed]
         aux_steps, heads = [], []
-    containers = {path: planner.containers[path] for path in sorted(planner.containers, key=lambda p: p.count("."))}
+    containers = {path: planner.containers[path] for path in sorted(held, key=lambda p: p.count("."))}
     order = {n.name: i for i, n in enumerate(net.nodes)}
     modules = dict(sorted(planner.modules.items(), key=lambda item: order[planner.owner[item[0]]]))
     return Plan(
@@ -426,7 +443,7 @@ def plan(net: ir.Network, network_cls: str | None = None, reserved: frozenset[st
 
 # --- building ---------------------------------------------------------------------------------
 
-_CLASSES: dict[str, type[nn.Module]] = {
+MODULE_CLASSES: dict[str, type[nn.Module]] = {
     "nn.Conv2d": nn.Conv2d,
     "nn.BatchNorm1d": nn.BatchNorm1d,
     "nn.BatchNorm2d": nn.BatchNorm2d,
@@ -446,7 +463,7 @@ _CLASSES: dict[str, type[nn.Module]] = {
 def build(spec: ModuleSpec) -> nn.Module:
     if spec.cls == "Chain":
         return runtime.Chain({name: build(child) for name, child in spec.children}, **spec.kwargs)
-    return _CLASSES[spec.cls](**spec.kwargs)
+    return MODULE_CLASSES[spec.cls](**spec.kwargs)
 
 
 def run_steps(owner: nn.Module, steps: Iterable[Step], env: dict[str, torch.Tensor], last_use: dict[str, int] | None) -> None:
@@ -569,5 +586,8 @@ class IncNetwork(nn.Module):
 
 
 def lower(net: ir.Network) -> IncNetwork:
-    """The torch module for a shape-checked network."""
-    return IncNetwork(net)
+    """The torch module for a shape-checked network, of a class named as in generated source
+    (``Googlenet`` for ``network googlenet``)."""
+    name = network_class(net.name)
+    cls = type(name, (IncNetwork,), {"__doc__": IncNetwork.__doc__, "__module__": __name__, "__qualname__": name})
+    return cls(net)
