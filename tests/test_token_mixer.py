@@ -35,10 +35,10 @@ def _kernels(mixer: InceptionDWConv2d) -> tuple[int, int]:
     return mixer.dwconv_hw.kernel_size[0], mixer.dwconv_w.kernel_size[1]
 
 
-# (channels, batch, height, width): gc = C/8 below, equal to and above one channel block (8 fp32
-# channels), not a multiple of it (5, 12), an identity part of several blocks, odd sizes, images
-# narrower than the band kernel and one pixel high.
-CASES = [(40, 2, 5, 7), (64, 1, 7, 7), (96, 2, 6, 9), (27, 1, 13, 3), (24, 2, 1, 12)]
+# (channels, batch, height, width): gc = int(C/8) filling its channel block (8), not (3, 5, 12),
+# and over two blocks of 64 (68); identity parts of several blocks, the last one partial; odd
+# sizes, images narrower than the band kernel and one pixel high.
+CASES = [(40, 2, 5, 7), (64, 1, 7, 7), (96, 2, 6, 9), (27, 1, 13, 3), (24, 2, 1, 12), (544, 1, 3, 5)]
 
 
 @pytest.mark.parametrize(("channels", "batch", "height", "width"), CASES)

@@ -6,8 +6,9 @@ them: the first ``C − 3·gc`` channels pass unchanged, the next ``gc`` go
 through a ``square``×``square`` depthwise conv, the next ``gc`` through a
 1×``band`` one and the last ``gc`` through a ``band``×1 one (``gc =
 int(C · branch_ratio)``, each conv "same"-padded with a bias). torch runs that
-as a split, three depthwise convs and a cat; here one launch reads each input
-element once and writes the concatenated output once.
+as a split, three depthwise convs and a cat; here one launch reads ``x`` (a
+tap's neighbours come again through the caches, not from memory) and writes
+the concatenated output once.
 
 The kernel works on channels-last tensors: a program takes ``BLOCK_P`` pixels
 × ``BLOCK_C`` consecutive channels of one part (the grid's second axis counts
@@ -22,12 +23,12 @@ incdsl.compiler.triton.token_mixer``, Triton's ptxas, no GPU; batch 1 and 32
 give the same figures), none spills::
 
     target   C  H=W  gc  BLOCK_P×BLOCK_C  regs  shared  global loads/stores
-    sm_90   96   56  12        128×16      127    4096  64-bit
-    sm_90  192   28  24         64×32       64       0  128-bit
-    sm_90  384   14  48         32×64       64       0  128-bit
-    sm_90  768    7  96         32×64       64       0  128-bit
-    sm_80   96   56  12        128×16       70    4096  64-bit
-    sm_80  192–768 as sm_90                 64       0  128-bit
+    sm_90   96   56  12         64×16       64    2048  64-bit
+    sm_90  192   28  24         32×32       44       0  128-bit
+    sm_90  384   14  48         16×64       44       0  128-bit
+    sm_90  768    7  96         16×64       44       0  128-bit
+    sm_80   96   56  12         64×16       44    2048  64-bit
+    sm_80  192–768 (as sm_90)               44       0  128-bit
 
 At C = 96 the conv parts start at channels 60, 72 and 84 (gc = 12): 8-byte
 boundaries, so 64 bits is as wide as a load or store of them can be.
@@ -126,9 +127,10 @@ def pack(
 
 def blocks(gc: int, itemsize: int) -> tuple[int, int]:
     """(BLOCK_P, BLOCK_C): channel blocks as wide as a conv part (rounded up to a power of two,
-    between one 16-byte vector and 64 channels), about 2,048 elements a program."""
+    between one 16-byte vector and 64 channels), about 1,024 elements a program: one 16-byte
+    vector a thread with 4 warps (2,048 made sm_90's ptxas hold 127 registers at C = 96)."""
     block_c = min(64, max(16 // itemsize, triton.next_power_of_2(gc)))
-    return max(16, 2048 // block_c), block_c
+    return max(16, 1024 // block_c), block_c
 
 
 def inception_dw_launch(
