@@ -76,6 +76,15 @@ def test_16_bit_input_and_output_sum_in_fp32(dtype):
     assert ((out.float() - expected).abs() <= ulp * expected.abs() + 1e-6).all()
 
 
+def test_weights_in_any_layout_mean_the_same():
+    mixer = _timm(40)
+    weight, bias = _packed(mixer)
+    x = torch.randn(1, 40, 5, 6)
+    with torch.no_grad():
+        strided = INCEPTION_DW(x, weight.t().contiguous().t(), bias.t().contiguous().t(), 3, 11)
+        assert torch.equal(strided, INCEPTION_DW(x, weight, bias, 3, 11))
+
+
 def test_the_reference_is_timms_mixer():
     mixer = _timm(40)
     x = torch.randn(2, 40, 5, 6)

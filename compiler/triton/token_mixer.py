@@ -16,7 +16,8 @@ the identity part's channel blocks, then each conv's), so its channels share
 one tap pattern and each part's tap loop is unrolled to exactly its own taps.
 Weights are packed tap-major (:func:`pack`): each tap's weights load as one
 contiguous vector over the block's channels. Sums are fp32; the input, the
-output and the weights may be fp16, bf16 or fp32.
+output and the weights may be fp16, bf16 or fp32. The operator is for
+inference: it has no backward.
 
 Compiled ahead of time for InceptionNeXt-T's stages in fp16 (``python -m
 incdsl.compiler.triton.token_mixer``, Triton's ptxas, no GPU; batch 1 and 32
@@ -168,7 +169,7 @@ def inception_dw(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, squa
 
     x = x.contiguous(memory_format=torch.channels_last)
     out = _channels_last_out(x)
-    launch = inception_dw_launch(x, weight, bias, out, square, band)
+    launch = inception_dw_launch(x, weight.contiguous(), bias.contiguous(), out, square, band)
     wrap_triton(launch.kernel)[launch.grid](**launch.args, **launch.options)
     return out
 
