@@ -37,7 +37,9 @@ shape; and ``triton tuned``, the fastest candidate config). A pool projection po
 torch variant (torch's pool); ``triton`` is the fused pool kernel and ``triton, pool then GEMM``
 is torch's pool followed by the Triton GEMM. An Inception-ResNet residual expansion adds
 ``shortcut + scale·y`` (torch: a separate add). The k×k convs (``convs`` table): cuDNN against
-the Triton implicit-GEMM kernel.
+the Triton implicit-GEMM kernel. InceptionNeXt-T's token mixer at its four stages (``mixer``
+table, fp16, batches up to 32): timm's ``InceptionDWConv2d`` eager (a split, three depthwise
+convs, a cat) and under ``torch.compile``, against incdsl's one-kernel ``incdsl::inception_dw``.
 
 How it is timed
 ---------------
@@ -87,7 +89,7 @@ torch.compile reduce-overhead and default at batches 1 and 32, then at 256, then
 reduce-overhead of incdsl --fuse and of incdsl triton (its graph forward: default forms, then the
 forms ``measure_forms`` picks on this GPU) at every batch, then the groups
 table, then triton without CUDA graphs; ``--stage second``: whatever ``--resume``'s file skipped,
-then kernels="all" and the k×k convs table, tuned configs, max-autotune at batches 1 and 32,
+then kernels="all", the k×k convs table and the mixer table, tuned configs, max-autotune at batches 1 and 32,
 bf16, the other networks, max-autotune at 256). ``--budget SECONDS`` (counted from this process's
 start) skips an item whose estimate would not fit, keeping time for the groups table in the first
 stage; estimates start from priors (below) and follow what this run measured. Each row is written
@@ -177,6 +179,9 @@ TRI = "triton"
 TRI_POOL_THEN_GEMM = "triton, pool then GEMM"
 TRI_TUNED = "triton tuned"
 CUDNN = "cuDNN"
+TIMM_MIXER = "timm eager"
+TIMM_MIXER_COMPILED = "torch.compile(timm)"
+MIXER_VARIANTS = (TIMM_MIXER, TIMM_MIXER_COMPILED, TRI)
 GROUP_VARIANTS = (SEPARATE, ONE_CONV, TORCH_GEMM, TRI_POOL_THEN_GEMM, TRI, TRI_TUNED)
 
 #: Seconds an item is expected to take before this run has measured one like it: on an H100/H200
@@ -186,7 +191,7 @@ PRIORS_GPU = {
     "eager": 6.0, "fuse": 4.0, "torch": 4.0, "triton": 25.0, "triton-next-batch": 8.0, "triton-variant": 8.0,
     "triton-all": 30.0, "tuned": 60.0, "compile:googlenet": 35.0, "compile:inception_v3": 50.0, "compile:inception_v4": 60.0,
     "compile:inception_resnet_v2": 90.0, "max-autotune-factor": 5.0, "group-row": 2.5, "tuned-row": 20.0,
-    "conv-row": 3.0, "ceilings": 4.0,
+    "conv-row": 3.0, "ceilings": 4.0, "mixer": 40.0,
 }  # fmt: skip
 PRIORS_CPU = {"network": 15.0, "group-row": 3.0, "conv-row": 3.0}
 
@@ -237,7 +242,7 @@ class Results:
 
     def done(self) -> set[str]:
         """Keys of the items an earlier run measured."""
-        return {r["key"] for table in ("networks", "groups", "convs") for r in self.data.get(table, []) if "key" in r}
+        return {r["key"] for table in ("networks", "groups", "convs", "mixer") for r in self.data.get(table, []) if "key" in r}
 
     def add(self, table: str, row: dict) -> None:
         row["run"] = self.run
@@ -1272,6 +1277,66 @@ class Bench:
 
         return Item(key, "rows", estimate, run, protected, lambda: self.seen(category, self.priors[per_row]))
 
+    # -- InceptionNeXt's token mixer
+
+    def mixer_item(self, dtype_name: str, batch: int) -> Item:
+        """InceptionNeXt-T's token mixer at each of its stages: timm's ``InceptionDWConv2d`` eager
+        and under ``torch.compile`` (default mode, whole graph) against ``incdsl::inception_dw``."""
+        key = f"mixer|{dtype_name}|{batch}"
+
+        def run() -> None:
+            from incdsl.compiler.triton.token_mixer import STAGES
+
+            for channels, size in STAGES:
+                if f"{key}|{channels}" not in self.done:
+                    self.measure_mixer(f"{key}|{channels}", channels, size, batch, dtype_name)
+
+        return Item(key, "mixer", lambda: self.priors.get("mixer", 0.0), run)
+
+    def measure_mixer(self, key: str, channels: int, size: int, batch: int, dtype_name: str) -> None:
+        from timm.models.inception_next import InceptionDWConv2d
+
+        from incdsl.compiler.triton.token_mixer import BAND, INCEPTION_DW, SQUARE, branch_channels, pack
+
+        if self.gpu and not self.dry:
+            self._reset_compiled()  # a fresh module each stage: no recompile limit reached
+        dtype = getattr(torch, dtype_name)
+        itemsize = torch.empty((), dtype=dtype).element_size()
+        gc = branch_channels(channels)
+        pixels = batch * size * size
+        flops = 2 * pixels * gc * (SQUARE**2 + 2 * BAND)
+        nbytes = (2 * pixels * channels + gc * (SQUARE**2 + 2 * BAND + 3)) * itemsize
+        torch.manual_seed(batch)
+        mixer = InceptionDWConv2d(channels).eval().to(self.device, dtype)
+        convs = (mixer.dwconv_hw, mixer.dwconv_w, mixer.dwconv_h)
+        weight, bias = (t.detach() for t in pack(*(c.weight for c in convs), *(c.bias for c in convs)))
+        xs = [self._randn(batch, channels, size, size, dtype=dtype, gen=self._generator(17 * i + batch), channels_last=True)
+              for i in range(self.sets(nbytes))]  # fmt: skip
+        variants: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {TIMM_MIXER: mixer}
+        if self.gpu:
+            variants[TIMM_MIXER_COMPILED] = torch.compile(mixer, fullgraph=True, dynamic=False)
+        if self.triton_here():
+            variants[TRI] = lambda x: INCEPTION_DW(x, weight, bias, SQUARE, BAND)
+        row: dict[str, Any] = {"key": key, "network": "inception_next_tiny", "dtype": dtype_name, "batch": batch,
+                               "mixer": f"C{channels} gc{gc}", "shape": f"{batch}×{channels}×{size}×{size}",
+                               "flops": flops, "min_bytes": nbytes, "copies": len(xs), "variants": {}}  # fmt: skip
+        with torch.no_grad():
+            if self.dry:
+                mixer(xs[0])  # shapes only, on the meta device
+                self.prepared.append(f"{key}: {', '.join(variants)}")
+                return
+            ref = as_rows(mixer.double()(xs[0].double()))
+            mixer.to(dtype)
+            eager_rows = as_rows(mixer(xs[0]))
+            for name, fn in variants.items():
+                out = as_rows(fn(xs[0]))
+                timing = self.time_rotating([lambda fn=fn, x=x: fn(x) for x in xs])
+                row["variants"][name] = {**timing, **errors(out, eager_rows, ref),
+                                         **roofline(flops, nbytes, timing["ms"], self.peak, dtype_name, self.fp32)}  # fmt: skip
+        self.results.add("mixer", row)  # type: ignore[union-attr]
+        cells = "  ".join(f"{name} {v['ms']:.4f}" for name, v in row["variants"].items())
+        self.say(f"  inception_next_tiny mixer {row['shape']:<20} {dtype_name:<8}  {cells}")
+
     # -- the device's ceilings
 
     def ceilings_item(self) -> Item:
@@ -1340,6 +1405,7 @@ class Bench:
         second = net(decisive, main, batches, [TRITON_ALL])
         if not args.skip_groups:
             second += [self.case_item("convs", n, main, b) for n in decisive for b in batches]
+            second += [self.mixer_item(main, b) for b in batches if b <= 32]
             second += [self.case_item("groups", n, main, b, tuned=True) for n in decisive for b in batches]
         second += net(decisive, main, batches, [TRITON_TUNED])
         second += compiled(decisive, main, small, ["max-autotune"])
@@ -1454,7 +1520,10 @@ def markdown(results: dict, networks_only: bool = False) -> str:
     convs = results.get("convs", [])
     if convs:
         lines += [""] + _case_table(convs, "conv", "shape", "shape", (CUDNN, TRI))
-    measured = {r["key"] for table in ("networks", "groups", "convs") for r in results.get(table, []) if "key" in r}
+    mixers = results.get("mixer", [])
+    if mixers:
+        lines += [""] + _case_table(mixers, "mixer", "shape", "shape", MIXER_VARIANTS)
+    measured = {r["key"] for table in ("networks", "groups", "convs", "mixer") for r in results.get(table, []) if "key" in r}
     skipped = [s for s in results.get("skipped", [])
                if s["key"] not in measured and not any(k.startswith(s["key"] + "|") for k in measured)]  # fmt: skip
     if skipped:
@@ -1542,8 +1611,8 @@ def _network_tables(results: dict, details: bool) -> list[str]:
 
 def _case_table(rows: list[dict], label: str, shape_head: str, shape_key: str, order: Sequence[str]) -> list[str]:
     present = [v for v in order if any(v in r["variants"] for r in rows)]
-    baseline = SEPARATE if SEPARATE in present else CUDNN
-    gemm = TORCH_GEMM if TORCH_GEMM in present else None
+    baseline = next((v for v in (SEPARATE, CUDNN, TIMM_MIXER) if v in present), present[0])
+    gemm = next((v for v in (TORCH_GEMM, TIMM_MIXER_COMPILED) if v in present), None)
     best = [v for v in (TRI, TRI_TUNED) if v in present] or [v for v in (ONE_CONV,) if v in present]
     head = [label] + (["kind"] if label == "group" else []) + [shape_head, "dtype"] + [f"{v} (ms)" for v in present]
     ratios = [f"{baseline} ÷ {v}" for v in best] + ([f"{v} ÷ {gemm}" for v in best] if gemm else [])

@@ -195,3 +195,31 @@ def test_the_first_gpu_stage_compiles_incdsl_models_beside_the_reference(bench):
     assert b.prepared == [f"googlenet 1 {v}" for v in (bench.EAGER, *bench.COMPILED_INCDSL)]
     triton = b.states["googlenet", torch.float16].models[bench.TRITON_COMPILED]
     assert type(triton).__name__ == "TritonNetwork" and set(triton.forms.values()) == {"library"}
+
+
+def test_the_second_gpu_stage_times_the_token_mixer_at_each_inception_next_stage(bench):
+    args = bench.parse_args(["--device", "cuda", "--dry-run", "--stage", "second", "--nets", "googlenet",
+                             "--batches", "1", "32", "256"])  # fmt: skip
+    b = bench.Bench(args, None)
+    items = [i for i in b.plan() if i.key.startswith("mixer|")]
+    assert [i.key for i in items] == ["mixer|float16|1", "mixer|float16|32"]
+    items[0].run()
+    variants = ", ".join((bench.TIMM_MIXER, bench.TIMM_MIXER_COMPILED, bench.TRI))
+    assert b.prepared == [f"mixer|float16|1|{c}: {variants}" for c in (96, 192, 384, 768)]
+
+
+def test_a_mixer_row_measures_the_kernel_against_timm_and_renders(bench, tmp_path):
+    """In Triton's interpreter at a small stage (the real ones are for a GPU)."""
+    args = bench.parse_args(["--triton", "--rounds", "1", "--round-ms", "1"])
+    results = bench.Results(tmp_path / "run.json", {"device": "cpu", "date": "today", "torch": torch.__version__})
+    b = bench.Bench(args, results)
+    b.measure_mixer("mixer|float32|2|40", 40, 6, 2, "float32")
+    (row,) = results.data["mixer"]
+    assert set(row["variants"]) == {bench.TIMM_MIXER, bench.TRI}
+    for v in row["variants"].values():
+        assert v["rel_err"] < 1e-6 and v["nonfinite"] == 0
+    assert "mixer|float32|2|40" in results.done()
+    v = row["variants"]
+    ratio = f"{v[bench.TIMM_MIXER]['ms'] / v[bench.TRI]['ms']:.2f}×"
+    (line,) = [line for line in bench.markdown(results.data).splitlines() if line.startswith("| inception_next_tiny")]
+    assert line.startswith("| inception_next_tiny | C40 gc5 | 2×40×6×6 | float32 |") and ratio in line
