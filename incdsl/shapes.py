@@ -89,7 +89,7 @@ def _conv_groups(node: ir.Node, a: ir.ConvAttrs, cin: int) -> ir.ConvAttrs:
 
 def _not_divided(groups: int, cin: int, cout: int) -> str:
     bad = [f"{n} ({what})" for n, what in ((cin, "in"), (cout, "out")) if n % groups]
-    return f"{' and '.join(bad)} {'is' if len(bad) == 1 else 'are'} not a multiple of {groups}"
+    return f"{' and '.join(bad)} {'is not a multiple' if len(bad) == 1 else 'are not multiples'} of {groups}"
 
 
 def _check_size(node: ir.Node, shape: ir.Shape, what: str) -> None:
