@@ -97,7 +97,7 @@ def _launches(program: list[ir.Node], backend: str, kernels: tuple[str, ...]) ->
         elif backend == "triton" and kernel_conv(node, "conv" in kernels):
             triton_ops["conv"] += 1
         elif isinstance(a, ir.ConvAttrs):
-            torch_ops[f"conv {a.kernel[0]}x{a.kernel[1]}"] += 1
+            torch_ops[f"conv {a.kernel[0]}x{a.kernel[1]}{' grouped' if a.groups != 1 else ''}"] += 1
         elif isinstance(a, ir.Conv1x1GroupAttrs):
             torch_ops["conv 1x1 (fused group)"] += 1
         elif node.op not in ("input", "slice", "concat", "flatten", "dropout"):

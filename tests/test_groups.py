@@ -13,7 +13,7 @@ from test_torch_backend import _import_generated
 from torch import nn
 
 import incdsl
-from incdsl.compiler.pipeline import TRITON_KERNELS, passed_for_triton
+from incdsl.compiler.pipeline import TRITON_KERNELS, compile_report, passed_for_triton
 from incdsl.compiler.program import eval_program
 from incdsl.compiler.torch.codegen import class_name, generate
 from incdsl.compiler.triton.graph import kernel_calls
@@ -231,6 +231,7 @@ def test_no_pass_or_kernel_takes_a_grouped_conv():
     # the k×k kernel takes the plain convs only
     calls = kernel_calls(eval_program(passed), convs=True)
     assert calls and not grouped & set(calls)
+    assert "3 conv 3x3 grouped, 2 conv 1x1 grouped" in compile_report(net, "triton", TRITON_KERNELS)
 
 
 def test_triton_backend_runs_grouped_convs_with_torch():
