@@ -20,7 +20,8 @@ from incdsl.compiler.triton.graph import kernel_calls
 from incdsl.cost import node_costs
 from incdsl.fmt import format_spec
 
-xception = importlib.import_module("timm.models.xception")  # timm's legacy_xception module
+timm = pytest.importorskip("timm")
+xception = importlib.import_module("timm.models.xception")  # legacy_xception's module (the name is also a function)
 
 
 def _net(body: str, input: str = "8x12x12") -> str:
@@ -177,6 +178,19 @@ def test_timm_xception_parts_load_strictly_and_agree(spec, reference):
     # training updated both networks' batch-norm statistics alike
     for (k, a), b in zip(ours.state_dict().items(), ref.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), rtol=1e-5, atol=1e-6), k
+
+
+def test_legacy_xceptions_own_middle_flow_block_loads_strictly_and_agrees():
+    # The network's own block4 (the first of its eight middle-flow blocks, 728 channels at 19×19).
+    block = randomise(timm.create_model("legacy_xception", pretrained=False).block4, seed=3)
+    spec = _MIDDLE_FLOW.replace("input 16x10x10", "input 728x19x19").replace("middle(16) as block", "middle(728) as block4")
+    ours = incdsl.compile(incdsl.loads(spec))
+    ours.load_state_dict({f"block4.{k}": v for k, v in block.state_dict().items()}, strict=True)
+    x = torch.randn(1, 728, 19, 19)
+    for mode in ("eval", "train"):
+        with torch.no_grad():
+            expected, got = getattr(block, mode)()(x.clone()), getattr(ours, mode)()(x)
+        assert torch.allclose(got, expected, rtol=1e-5, atol=1e-5), mode
 
 
 # --- backends --------------------------------------------------------------------------------
