@@ -13,10 +13,11 @@ from test_torch_backend import _import_generated
 from torch import nn
 
 import incdsl
-from incdsl.compiler.pipeline import TRITON_KERNELS, compile_report, passed_for_triton
+from incdsl.compiler.pipeline import TRITON_KERNELS, compile_report, inference_passes, run_passes
 from incdsl.compiler.program import eval_program
 from incdsl.compiler.torch.codegen import class_name, generate
 from incdsl.compiler.triton.graph import kernel_calls
+from incdsl.compiler.verify import verify
 from incdsl.cost import node_costs
 from incdsl.fmt import format_spec
 
@@ -232,7 +233,8 @@ def test_fused_eval_and_generated_source_equal_the_plain_module(name, tmp_path):
 
 def test_no_pass_or_kernel_takes_a_grouped_conv():
     net = incdsl.loads(_GROUPED_SPECS["mixed"])
-    passed = passed_for_triton(net, TRITON_KERNELS)
+    assert run_passes(net, inference_passes("torch"), verify=True)  # the invariants, grouped convs' among them
+    passed = run_passes(net, inference_passes("triton", TRITON_KERNELS), verify=True)
     grouped = {n.name for n in net.nodes if n.op == "conv" and n.attrs.groups != 1}
     assert len(grouped) == 5
     by_name = {n.name: n for n in passed.nodes}
@@ -246,6 +248,15 @@ def test_no_pass_or_kernel_takes_a_grouped_conv():
     calls = kernel_calls(eval_program(passed), convs=True)
     assert calls and not grouped & set(calls)
     assert "3 conv 3x3 grouped, 2 conv 1x1 grouped" in compile_report(net, "triton", TRITON_KERNELS)
+
+
+@pytest.mark.parametrize("groups", [None, 3])
+def test_the_ir_invariants_catch_a_conv_with_groups_unresolved_or_not_dividing(groups):
+    net = incdsl.loads(_net("conv 3x3 16 groups=4"))
+    conv = net.nodes[-1]
+    broken = net.with_nodes([*net.nodes[:-1], conv.model_copy(update={"attrs": conv.attrs.model_copy(update={"groups": groups})})])
+    with pytest.raises(AssertionError, match="groups"):
+        verify(broken)
 
 
 def test_triton_backend_runs_grouped_convs_with_torch():
