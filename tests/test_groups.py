@@ -218,11 +218,15 @@ def _reference(spec: str) -> tuple[incdsl.ir.Network, nn.Module]:
 
 
 @pytest.mark.parametrize("name", sorted(_GROUPED_SPECS))
-def test_fused_eval_and_generated_source_equal_the_plain_module(name, tmp_path):
+def test_fused_eval_and_generated_source_equal_the_plain_module(name, tmp_path, cli):
     net, plain = _reference(_GROUPED_SPECS[name])
     fused = incdsl.compile(net, fuse=True)
     fused.load_state_dict(plain.state_dict(), strict=True)
-    generated = getattr(_import_generated(generate(net), tmp_path / f"gen_{name}.py"), class_name(net.name))()
+    (tmp_path / "g.inc").write_text(_GROUPED_SPECS[name], encoding="utf-8")
+    out = tmp_path / f"gen_{name}.py"
+    assert cli("compile", str(tmp_path / "g.inc"), "-o", str(out))[0] == 0
+    assert out.read_text(encoding="utf-8") == generate(net)
+    generated = getattr(_import_generated(out.read_text(encoding="utf-8"), out), class_name(net.name))()
     generated.load_state_dict(plain.state_dict(), strict=True)
     x = torch.randn(2, *net.input_shape)
     with torch.no_grad():

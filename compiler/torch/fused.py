@@ -106,7 +106,7 @@ def compile_steps(program: list[ir.Node], outputs: list[str]) -> list[EvalStep]:
         if isinstance(a, ir.InputAttrs):
             steps.append(EvalStep("input", **base))
         elif isinstance(a, ir.ConvAttrs):
-            steps.append(EvalStep("conv", stride=a.stride, padding=a.padding, groups=a.groups or 1, act=a.act or "none",
+            steps.append(EvalStep("conv", stride=a.stride, padding=a.padding, groups=a.groups, act=a.act or "none",
                                   members=members_of(node), **base))
         elif isinstance(a, ir.Conv1x1GroupAttrs):
             residual = a.residual is not None
