@@ -19,6 +19,7 @@ from incdsl.compiler.torch.codegen import class_name, generate
 from incdsl.compiler.triton.graph import kernel_calls
 from incdsl.compiler.verify import verify
 from incdsl.cost import node_costs
+from incdsl.draw import describe
 from incdsl.fmt import format_spec
 
 timm = pytest.importorskip("timm")
@@ -293,3 +294,5 @@ def test_params_table_names_the_groups(cli, tmp_path):
     code, out, _ = cli("params", str(path))
     assert code == 0
     assert out.count("convolution, 4 groups") == 1 and out.count("convolution, 16 groups") == 1
+    net = incdsl.load(path)
+    assert [describe(n) for n in net.nodes[1:]] == ["conv 3×3 groups=4, 16", "conv 3×3 groups=16, 16"]
