@@ -23,6 +23,13 @@ def eval_program(passed: ir.Network) -> list[ir.Node]:
     return [n for n in passed.nodes if n.name in needed]
 
 
+def kernel_conv(node: ir.Node, convs: bool) -> bool:
+    """Whether the Triton k×k conv kernel computes ``node`` (``convs``: that kernel is on). Its
+    implicit GEMM reads every input channel for every output, so grouped and depthwise convs
+    stay with torch (cuDNN)."""
+    return convs and isinstance(node.attrs, ir.ConvAttrs) and node.attrs.groups == 1
+
+
 def last_uses(steps: Sequence[_Reads]) -> dict[str, int]:
     """Where each value is read for the last time (so a runner can free it)."""
     last: dict[str, int] = {}

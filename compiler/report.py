@@ -8,7 +8,7 @@ from collections import Counter
 
 from incdsl import ir
 
-from .program import eval_program
+from .program import eval_program, kernel_conv
 
 
 def _place(node: ir.Node) -> str:
@@ -94,10 +94,10 @@ def _launches(program: list[ir.Node], backend: str, kernels: tuple[str, ...]) ->
         if isinstance(a, ir.Conv1x1GroupAttrs) and backend == "triton":
             kind = "pool conv1x1" if a.pool else "residual conv1x1" if a.residual else "fused conv1x1 group"
             triton_ops[kind] += 1
-        elif isinstance(a, ir.ConvAttrs) and backend == "triton" and "conv" in kernels:
+        elif backend == "triton" and kernel_conv(node, "conv" in kernels):
             triton_ops["conv"] += 1
         elif isinstance(a, ir.ConvAttrs):
-            torch_ops[f"conv {a.kernel[0]}x{a.kernel[1]}"] += 1
+            torch_ops[f"conv {a.kernel[0]}x{a.kernel[1]}{' grouped' if a.groups != 1 else ''}"] += 1
         elif isinstance(a, ir.Conv1x1GroupAttrs):
             torch_ops["conv 1x1 (fused group)"] += 1
         elif node.op not in ("input", "slice", "concat", "flatten", "dropout"):

@@ -31,7 +31,12 @@ def verify(net: ir.Network, after: str = "elaboration") -> None:
         if isinstance(a, ir.SliceAttrs):
             check(0 <= a.start < a.stop <= inputs[0][0], node, f"slice [{a.start}:{a.stop}) outside {inputs[0][0]} channels")
             check(node.shape == (a.stop - a.start, *inputs[0][1:]), node, "slice shape")
+        if isinstance(a, ir.ConvAttrs):
+            groups, cout = a.groups, a.out_channels
+            check(groups is not None and cout == node.shape[0], node, "groups or width left unresolved by shape inference")
+            check(not inputs[0][0] % groups and not cout % groups, node, f"{groups} groups do not divide {inputs[0][0]} → {cout}")  # type: ignore[operator]
         if isinstance(a, ir.Conv1x1GroupAttrs):
+            check(all(m.conv.groups == 1 for m in a.members), node, "a grouped conv in a 1×1 group")
             check(node.shape == (a.out_channels, *inputs[0][1:]), node, "group shape is not ΣCout × H × W of its input")
             if a.residual is None:
                 slices = [net.node(c) for c in net.consumers(node.name)]

@@ -36,7 +36,7 @@ def node_cost(node: ir.Node, inputs: list[ir.Shape]) -> Cost:
     if isinstance(a, ir.ConvAttrs):
         assert node.shape is not None
         cin = inputs[0][0]
-        weights = a.out_channels * cin * a.kernel[0] * a.kernel[1]
+        weights = a.out_channels * (cin // a.groups) * a.kernel[0] * a.kernel[1]
         extra = (a.out_channels if a.bias else 0) + (2 * a.out_channels if a.bn_eps is not None else 0)
         return Cost(weights + extra, weights * node.shape[1] * node.shape[2], weights)
     if isinstance(a, ir.LinearAttrs):

@@ -218,7 +218,8 @@ def describe(node: ir.Node) -> str:
     a = node.attrs
     if isinstance(a, ir.ConvAttrs):
         stride = f"/{a.stride[0]}" if a.stride != (1, 1) else ""
-        return f"conv {_kernel(a.kernel)}{stride}{_padding_note(a, True)}, {a.out_channels}"
+        groups = f" groups={a.groups}" if a.groups != 1 else ""
+        return f"conv {_kernel(a.kernel)}{stride}{_padding_note(a, True)}{groups}, {a.out_channels}"
     if isinstance(a, ir.PoolAttrs):
         return f"{a.op} {_kernel(a.kernel)}/{a.stride[0]}{_padding_note(a, False)}"
     if isinstance(a, ir.AdaptiveAvgPoolAttrs):

@@ -63,11 +63,15 @@ class Parts(_Attrs):
 
 class ConvAttrs(_Attrs):
     """A 2-d convolution over (C, H, W), optionally followed by batch norm (``bn_eps``)
-    and a ReLU (``act``); ``padding`` is per side, (rows, columns)."""
+    and a ReLU (``act``); ``padding`` is per side, (rows, columns). ``groups`` splits the
+    input and output channels into that many independent convs (PyTorch's ``groups``).
+    A depthwise conv (``dwconv``) leaves ``groups`` — and, unless written, ``out_channels`` —
+    None: shape inference sets them to the input's channels, so a typed IR has ints."""
 
     op: Literal["conv"] = "conv"
-    out_channels: int
+    out_channels: int | None
     kernel: Pair
+    groups: int | None = 1
     stride: Pair = (1, 1)
     padding: Pair = (0, 0)
     bias: bool = True

@@ -36,10 +36,12 @@ class LayerType:
     positional: tuple[tuple[str, str], ...]
     #: Flags: word → (setting, value).
     flags: dict[str, tuple[str, Any]] = field(default_factory=dict)
-    #: Options: key → kind ("int" 1 to MAX_SPATIAL, "index" ≥ 0, "float", "positive" > 0,
-    #: "nonnegative" ≥ 0, "bool", "pair", "act", "parts").
+    #: Options: key → kind ("int" 1 to MAX_SPATIAL, "count" 1 to MAX_CHANNELS, "index" ≥ 0, "float",
+    #: "positive" > 0, "nonnegative" ≥ 0, "bool", "pair", "act", "parts").
     options: dict[str, str] = field(default_factory=dict)
     example: str = ""
+    #: How many of the last positional slots a line may leave out.
+    optional: int = 0
 
     def usage(self) -> str:
         return f"e.g. `{self.example}`" if self.example else ""
@@ -51,6 +53,8 @@ _BIAS_FLAGS = {"bias": ("bias", True), "nobias": ("bias", False)}
 _ROUND_FLAGS = {"ceil": ("ceil", True), "floor": ("ceil", False)}
 _POOL_OPTIONS = {"stride": "int", "pad": "pair"}
 _BN_FLAGS = {"bn": ("bn", True), "nobn": ("bn", False)}
+_CONV_FLAGS = {**_ACT_FLAGS, **_PAD_FLAGS, **_BIAS_FLAGS, **_BN_FLAGS}
+_CONV_OPTIONS = {"stride": "int", "pad": "pair", "eps": "positive", "act": "act", "parts": "parts"}
 
 LAYER_TYPES: dict[str, LayerType] = {
     t.name: t
@@ -58,10 +62,14 @@ LAYER_TYPES: dict[str, LayerType] = {
         LayerType(
             "conv",
             (("window", "window"), ("out_channels", "count")),
-            {**_ACT_FLAGS, **_PAD_FLAGS, **_BIAS_FLAGS, **_BN_FLAGS},
-            {"stride": "int", "pad": "pair", "eps": "positive", "act": "act", "parts": "parts"},
+            _CONV_FLAGS,
+            {**_CONV_OPTIONS, "groups": "count"},
             "conv 3x3/2 64 V",
         ),
+        # Depthwise (Xception's "depthwise separable" first half): one group per input channel;
+        # the width, a multiple of the input's, is the input's unless written.
+        LayerType("dwconv", (("window", "window"), ("out_channels", "count")), _CONV_FLAGS, _CONV_OPTIONS,
+                  "dwconv 3x3 linear", optional=1),
         LayerType(
             "maxpool",
             (("window", "window"),),
@@ -193,6 +201,8 @@ def convert_option(kind: str, key: str, value: Any, span: Span) -> Any:
         return as_int(value, key, span, maximum=limits.MAX_SPATIAL)
     if kind == "index":
         return as_int(value, key, span, minimum=0)
+    if kind == "count":
+        return as_int(value, key, span, maximum=limits.MAX_CHANNELS)
     if kind == "float":
         return as_float(value, key, span)
     if kind == "positive":
@@ -284,12 +294,13 @@ def _stride(settings: dict[str, Setting], from_window: int | None) -> ir.Pair:
 def build_attrs(op: str, settings: dict[str, Setting]) -> Any:
     """Settings collected from a layer line (and the defaults) → IR attributes."""
     get = lambda key, default=None: settings[key].value if key in settings else default  # noqa: E731
-    if op == "conv":
+    if op in ("conv", "dwconv"):
         kernel, stride = _window(settings["window"], op)
         bn = get("bn", False)
         return ir.ConvAttrs(
             out_channels=get("out_channels"),
             kernel=kernel,
+            groups=get("groups", 1) if op == "conv" else None,
             stride=_stride(settings, stride),
             padding=_padding(settings, kernel, op, "same"),
             bias=get("bias", not bn),
@@ -353,8 +364,8 @@ def fill_positional(layer: LayerType, values: Sequence[tuple[Any, Span]], item_s
             )
         slot, kind = slots.pop(0)
         settings[slot] = Setting(_convert_positional(layer, slot, kind, value, span), span)
-    if slots:
-        missing = ", ".join(s for s, _ in slots)
+    if len(slots) > layer.optional:
+        missing = ", ".join(s for s, _ in slots[: len(slots) - layer.optional])
         raise SpecError(f"{layer.name} is missing its {missing}", item_span, hint=layer.usage())
     return settings
 

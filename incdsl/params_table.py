@@ -84,6 +84,8 @@ def _describe(node: ir.Node) -> str:
         return f"dropout ({a.p:.0%})"
     if isinstance(a, ir.AdaptiveAvgPoolAttrs):
         return "global avg pool" if a.size == (1, 1) else f"adaptive avg pool {a.size[0]}×{a.size[1]}"
+    if isinstance(a, ir.ConvAttrs) and a.groups != 1:
+        return f"convolution, {a.groups} groups"
     return _OP_NAMES.get(node.op, node.op)
 
 

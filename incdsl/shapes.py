@@ -24,6 +24,8 @@ def infer_shapes(net: ir.Network) -> ir.Network:
     for node in net.nodes:
         inputs = [shapes[i] for i in node.inputs]
         flat[node.name] = _rank(node, [flat[i] for i in node.inputs])
+        if isinstance(node.attrs, ir.ConvAttrs):
+            node = node.model_copy(update={"attrs": _conv_groups(node, node.attrs, inputs[0][0])})
         shape = _infer(node, inputs, net)
         _check_size(node, shape, "output")
         shaped = node.model_copy(update={"shape": shape})
@@ -62,6 +64,32 @@ def _rank(node: ir.Node, inputs: list[bool]) -> bool:
             hint=_with_origin("both sides must be maps, or both vectors: add `flatten` (or `global_avgpool`) on the map side", node),
         )
     return inputs[0]
+
+
+def _conv_groups(node: ir.Node, a: ir.ConvAttrs, cin: int) -> ir.ConvAttrs:
+    """A conv's groups and width made whole numbers (a depthwise conv's are its input's
+    channels), checked to divide the input's and the output's channels as PyTorch requires."""
+    groups = cin if a.groups is None else a.groups
+    cout = cin if a.out_channels is None else a.out_channels
+    if cin % groups or cout % groups:
+        what = f"dwconv `{node.name}`" if a.groups is None else f"conv `{node.name}` with groups={groups}"
+        raise SpecError(
+            f"{what} reads {cin} channels and writes {cout}: "
+            f"{groups} groups must divide both, and {_not_divided(groups, cin, cout)}",
+            node.span,
+            hint=_with_origin(
+                "a depthwise conv's width is a multiple of its input's channels"
+                if a.groups is None
+                else "each group reads in/groups channels and writes out/groups: pick groups that divide both",
+                node,
+            ),
+        )
+    return a.model_copy(update={"groups": groups, "out_channels": cout})
+
+
+def _not_divided(groups: int, cin: int, cout: int) -> str:
+    bad = [f"{n} ({what})" for n, what in ((cin, "in"), (cout, "out")) if n % groups]
+    return f"{' and '.join(bad)} {'is not a multiple' if len(bad) == 1 else 'are not multiples'} of {groups}"
 
 
 def _check_size(node: ir.Node, shape: ir.Shape, what: str) -> None:

@@ -15,13 +15,15 @@ from incdsl import ir
 
 
 def fusable_1x1(node: ir.Node) -> bool:
-    """A 1×1, stride-1, unpadded conv with no live batch norm."""
+    """A 1×1, stride-1, unpadded, ungrouped conv with no live batch norm (a grouped conv's
+    weights are not a GEMM over all the input's channels, so it joins no group)."""
     a = node.attrs
     return (
         isinstance(a, ir.ConvAttrs)
         and a.kernel == (1, 1)
         and a.stride == (1, 1)
         and a.padding == (0, 0)
+        and a.groups == 1
         and a.bn_eps is None
     )
 

@@ -66,6 +66,7 @@ class EvalStep:
     free: tuple[int, ...] = ()
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
+    groups: int = 1
     #: conv: ReLU after it; group: "relu" (every member), "none", or "mixed" (per column: max(y, floor))
     act: str = "none"
     #: group: the pool applied to its operand first
@@ -105,7 +106,8 @@ def compile_steps(program: list[ir.Node], outputs: list[str]) -> list[EvalStep]:
         if isinstance(a, ir.InputAttrs):
             steps.append(EvalStep("input", **base))
         elif isinstance(a, ir.ConvAttrs):
-            steps.append(EvalStep("conv", stride=a.stride, padding=a.padding, act=a.act or "none", members=members_of(node), **base))
+            steps.append(EvalStep("conv", stride=a.stride, padding=a.padding, groups=a.groups, act=a.act or "none",
+                                  members=members_of(node), **base))
         elif isinstance(a, ir.Conv1x1GroupAttrs):
             residual = a.residual is not None
             steps.append(EvalStep("group", act=_group_act(a), pool=a.pool, residual=residual,
@@ -221,7 +223,7 @@ class InferenceEval(nn.Module):
             return x
         if kind == "conv":
             weight, bias = weights[step.name]
-            y = F.conv2d(xs[0], weight, bias, step.stride, step.padding)
+            y = F.conv2d(xs[0], weight, bias, step.stride, step.padding, 1, step.groups)
             return F.relu_(y) if step.act == "relu" else y
         if kind == "group":
             weight, bias, floor = weights[step.name]

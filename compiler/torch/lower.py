@@ -161,6 +161,8 @@ def module_spec(node: ir.Node, in_shape: ir.Shape, flat_input: bool = False) -> 
                 "stride": _pair(a.stride),
                 "padding": _pair(a.padding),
                 "bias": a.bias,
+                # only where it is not 1, so the generated source of an ungrouped conv stays as it was
+                **({"groups": a.groups} if a.groups != 1 else {}),
             },
         )
     if isinstance(a, ir.PoolAttrs):

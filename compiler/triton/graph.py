@@ -17,6 +17,7 @@ import torch
 
 from incdsl import ir
 
+from ..program import kernel_conv
 from ..torch.fused import EvalStep
 from . import ops
 from .plan import Weights, pool_code
@@ -41,7 +42,7 @@ def kernel_calls(nodes: list[ir.Node], convs: bool) -> dict[str, KernelCall]:
         cout = node.shape[0]  # type: ignore[index]
         if isinstance(a, ir.Conv1x1GroupAttrs):
             calls[node.name] = KernelCall(cout, pool=pool_code(a.pool) if a.pool is not None else None)
-        elif isinstance(a, ir.ConvAttrs) and convs:
+        elif kernel_conv(node, convs):
             calls[node.name] = KernelCall(cout, kernel=a.kernel)
     return calls
 

@@ -294,13 +294,13 @@ class TritonEval(InferenceEval):
         (a conv left to cuDNN keeps the torch path's)."""
         from .operands import pack_weight, pad_columns
 
+        if step.name not in self._kernel_calls:
+            return Weights(*member_weights(self, step.members[0]))
         if step.kind == "group":
             weight, bias, floor = stacked_weights(self, step.members)
-        elif "conv" in self._kernels:
+        else:
             weight, bias = member_weights(self, step.members[0])
             floor = activation_floor(bias, step.members[0].relu)
-        else:
-            return Weights(*member_weights(self, step.members[0]))
         packed = pack_weight(weight)
         n = packed.shape[1]
         return Weights(packed, pad_columns(bias, n), pad_columns(floor, n))

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 from incdsl import ir
 
-from ..program import last_uses
+from ..program import kernel_conv, last_uses
 from ..torch import runtime
 from ..torch.lower import call_layer
 from .conv import POOL_AVG, POOL_AVG_WITH_PAD, POOL_MAX, POOL_NONE, conv_launch
@@ -114,7 +114,7 @@ def _kernel_written(node: ir.Node, triton_convs: bool) -> list[str]:
     a = node.attrs
     if isinstance(a, ir.Conv1x1GroupAttrs):
         return [node.name] if a.residual is not None else [m.name for m in a.members]
-    if isinstance(a, ir.ConvAttrs) and triton_convs:
+    if kernel_conv(node, triton_convs):
         return [node.name]
     return []
 
@@ -282,8 +282,8 @@ class _Builder:
         a = node.attrs
         if isinstance(a, ir.Conv1x1GroupAttrs):
             self.group(node, a)
-        elif isinstance(a, ir.ConvAttrs) and self.triton_convs:
-            self.kxk_conv(node, a)
+        elif kernel_conv(node, self.triton_convs):
+            self.kxk_conv(node, a)  # type: ignore[arg-type]
         elif isinstance(a, ir.ConcatAttrs):
             self.concat(node)
         elif isinstance(a, ir.SliceAttrs):
@@ -298,7 +298,7 @@ class _Builder:
             relu = a.act == "relu"
 
             def conv(x: torch.Tensor) -> torch.Tensor:
-                y = F.conv2d(x, w.weight, w.bias, a.stride, a.padding)
+                y = F.conv2d(x, w.weight, w.bias, a.stride, a.padding, 1, a.groups)
                 return F.relu_(y) if relu else y
 
             return conv
