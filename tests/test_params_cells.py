@@ -22,13 +22,13 @@ table widths  c   act     name  r
 block b(k, c, act, name, r):
   concat:
     conv k c act
-    conv 1x1 c as name
+    conv 1x1 c as "name"
 
 block p(win, c):
   maxpool win same -> conv 1x1 c
 
 block q(c, act, name, r):
-  conv 1x1 c act as name -> dropout r
+  conv 1x1 c act as "name" -> dropout r
 
 b  "kernel"  "width"  "act"  "name"  "ratio"
   1a    3x3      2*4   relu   "x1"   0.5
