@@ -29,7 +29,7 @@ block mixed(scale):
       conv 1x1 8 -> concat:
         conv 1x3 4
         conv 3x1 4
-    conv 1x1 16 linear bias
+    conv 1x1 16 linear bias bn
 conv 3x3/2 16 V
 maxpool 3x3/2 ceil -> lrn 5
 mixed(0.2)
