@@ -43,7 +43,7 @@ def _pooled_line(net: ir.Network, g: ir.Node) -> str:
 def _residual_line(net: ir.Network, g: ir.Node) -> str:
     a = g.attrs
     assert isinstance(a, ir.Conv1x1GroupAttrs) and a.residual is not None
-    act = "relu" if a.residual.act == "relu" else ""
+    act = a.residual.act or ""
     return f"{g.name}  {act}({g.inputs[1]} + {a.residual.scale:g} · {_gemm(net, g)} {a.members[0].name})"
 
 

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import ir
+from .activations import FORMS, Activation
 from .cost import Cost, node_costs
 from .params_table import format_shape, format_si
 
@@ -45,7 +46,7 @@ _FILL = {
     "lrn": "#fff2cc",
     "dropout": "#eeeeee",
     "flatten": "#eeeeee",
-    "relu": "#eeeeee",
+    **dict.fromkeys(Activation, "#eeeeee"),
     "linear": "#d9d2e9",
     "softmax": "#fce5cd",
     "concat": "#d9ead3",
@@ -242,8 +243,10 @@ def _notes(node: ir.Node) -> list[str]:
         notes.append("BN")
     if isinstance(a, ir.ConvAttrs) and a.act is None:
         notes.append("linear")
-    if isinstance(a, (ir.LinearAttrs, ir.AddAttrs)) and a.act == "relu":
-        notes.append("ReLU")
+    if isinstance(a, ir.ConvAttrs) and a.act not in (None, Activation.RELU):  # a conv's ReLU goes without saying
+        notes.append(FORMS[a.act].label)
+    if isinstance(a, (ir.LinearAttrs, ir.AddAttrs)) and a.act is not None:
+        notes.append(FORMS[a.act].label)
     return notes
 
 

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 
+from .activations import Activation
 from .errors import Span
 
 if TYPE_CHECKING:
@@ -49,7 +50,7 @@ class InputAttrs(_Attrs):
 class Parts(_Attrs):
     """Where the modules of a layer with batch norm or an activation module live, as
     patterns of the layer's name ``X``: children (``X.conv``, ``X.bn``, ``X.relu``) or
-    siblings (``X``, ``X_bn``). ``act`` None: the ReLU is a function, not a module. A layer
+    siblings (``X``, ``X_bn``). ``act`` None: the activation is a function, not a module. A layer
     that is one module alone is the module ``X`` itself."""
 
     main: str = "X.conv"
@@ -76,7 +77,7 @@ class ConvAttrs(_Attrs):
     padding: Pair = (0, 0)
     bias: bool = True
     bn_eps: float | None = None
-    act: Literal["relu"] | None = "relu"
+    act: Activation | None = Activation.RELU
     #: Set by the fold-BN pass: the batch norm (with this eps) that the spec puts
     #: after the conv is folded into its weights and bias, for inference.
     folded_bn_eps: float | None = None
@@ -127,7 +128,7 @@ class LinearAttrs(_Attrs):
     op: Literal["linear"] = "linear"
     out_features: int
     bias: bool = True
-    act: Literal["relu"] | None = None
+    act: Activation | None = None
     bn_eps: float | None = None
     parts: Parts = Parts(main="X.linear")
 
@@ -153,8 +154,10 @@ class FlattenAttrs(_Attrs):
     op: Literal["flatten"] = "flatten"
 
 
-class ReLUAttrs(_Attrs):
-    op: Literal["relu"] = "relu"
+class ActivationAttrs(_Attrs):
+    """An activation as a layer of its own (``relu``, ``gelu``): the op is the activation."""
+
+    op: Literal[tuple(Activation)]  # type: ignore[valid-type]
 
 
 class SoftmaxAttrs(_Attrs):
@@ -175,7 +178,7 @@ class AddAttrs(_Attrs):
 
     op: Literal["add"] = "add"
     scale: float = 1.0
-    act: Literal["relu"] | None = None
+    act: Activation | None = None
 
 
 class FusedMember(_Attrs):
@@ -212,17 +215,17 @@ class SliceAttrs(_Attrs):
 
 
 Attrs = Annotated[
-    InputAttrs | ConvAttrs | PoolAttrs | AdaptiveAvgPoolAttrs | LRNAttrs | DropoutAttrs | LinearAttrs | BatchNormAttrs | L2NormAttrs | FlattenAttrs | ReLUAttrs | SoftmaxAttrs | ConcatAttrs | AddAttrs | Conv1x1GroupAttrs | SliceAttrs,
+    InputAttrs | ConvAttrs | PoolAttrs | AdaptiveAvgPoolAttrs | LRNAttrs | DropoutAttrs | LinearAttrs | BatchNormAttrs | L2NormAttrs | FlattenAttrs | ActivationAttrs | SoftmaxAttrs | ConcatAttrs | AddAttrs | Conv1x1GroupAttrs | SliceAttrs,
     Field(discriminator="op"),
 ]
 
 #: Ops that become a module (with a dotted name) in a backend.
-MODULE_OPS = frozenset({"conv", "maxpool", "avgpool", "adaptive_avgpool", "lrn", "dropout", "linear", "bn", "l2norm", "flatten", "relu", "softmax"})
+MODULE_OPS = frozenset({"conv", "maxpool", "avgpool", "adaptive_avgpool", "lrn", "dropout", "linear", "bn", "l2norm", "flatten", "softmax", *Activation})
 #: Ops whose output is a batch of feature vectors (N, C) at run time, not maps (N, C, H, W).
 FLAT_OPS = frozenset({"linear", "flatten"})
 #: Ops that keep the rank of their input (a concat's or add's inputs all have one rank:
 #: shape inference refuses vectors joined with maps).
-RANK_KEEPING_OPS = frozenset({"bn", "l2norm", "dropout", "relu", "softmax", "slice", "concat", "add"})
+RANK_KEEPING_OPS = frozenset({"bn", "l2norm", "dropout", "softmax", "slice", "concat", "add", *Activation})
 
 
 class Node(BaseModel):
@@ -269,7 +272,7 @@ def part_paths(node: Node) -> dict[str, str]:
     roles = {"main": parts.main if parts else "X"}
     if parts is not None and getattr(a, "bn_eps", None) is not None:
         roles["bn"] = parts.bn
-    if parts is not None and parts.act is not None and a.act == "relu":  # type: ignore[union-attr]
+    if parts is not None and parts.act is not None and a.act is not None:  # type: ignore[union-attr]
         roles["act"] = parts.act
     if len(roles) == 1:
         return {"main": node.name}

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import ast, ir, limits
+from . import activations, ast, ir, limits
 from .errors import Span, SpecError, did_you_mean
 
 
@@ -47,7 +47,8 @@ class LayerType:
         return f"e.g. `{self.example}`" if self.example else ""
 
 
-_ACT_FLAGS = {"relu": ("act", "relu"), "linear": ("act", None)}
+#: Each activation is a flag (``conv 1x1 64 gelu``), and ``linear`` is none.
+_ACT_FLAGS = {**{a.value: ("act", a) for a in activations.Activation}, "linear": ("act", None)}
 _PAD_FLAGS = {"same": ("padding", "same"), "valid": ("padding", "valid"), "V": ("padding", "valid")}
 _BIAS_FLAGS = {"bias": ("bias", True), "nobias": ("bias", False)}
 _ROUND_FLAGS = {"ceil": ("ceil", True), "floor": ("ceil", False)}
@@ -107,7 +108,7 @@ LAYER_TYPES: dict[str, LayerType] = {
         LayerType("bn", (), options={"eps": "positive", "affine": "bool"}, example="bn eps=0.001"),
         LayerType("l2norm", (), options={"eps": "positive"}, example="l2norm"),
         LayerType("flatten", (), example="flatten"),
-        LayerType("relu", (), example="relu"),
+        *(LayerType(a.value, (), example=a.value) for a in activations.Activation),
         LayerType("softmax", (), example="softmax"),
     ]
 }
@@ -159,13 +160,15 @@ def as_bool(value: Any, what: str, span: Span) -> bool:
     return value == "true"
 
 
-def as_act(value: Any, span: Span) -> str | None:
+def as_act(value: Any, span: Span) -> activations.Activation | None:
+    words = activations.WORDS
     _expect(
-        isinstance(value, Symbol) and value in ("relu", "linear", "none"),
-        f"act must be `relu`, `linear` or `none`; got `{value}`",
+        isinstance(value, Symbol) and value in words,
+        f"act must be {', '.join(f'`{w}`' for w in words[:-1])} or `{words[-1]}`; got `{value}`",
         span,
+        did_you_mean(str(value), words),
     )
-    return "relu" if value == "relu" else None
+    return activations.parse(value)
 
 
 _PARTS_HINT = (
@@ -305,7 +308,7 @@ def build_attrs(op: str, settings: dict[str, Setting]) -> Any:
             padding=_padding(settings, kernel, op, "same"),
             bias=get("bias", not bn),
             bn_eps=get("eps", 1e-5) if bn else None,
-            act=get("act", "relu"),
+            act=get("act", activations.Activation.RELU),
             parts=get("parts", ir.Parts()),
         )
     if op in ("maxpool", "avgpool"):
@@ -346,7 +349,9 @@ def build_attrs(op: str, settings: dict[str, Setting]) -> Any:
         return ir.BatchNormAttrs(eps=get("eps", 1e-5), affine=get("affine", True))
     if op == "l2norm":
         return ir.L2NormAttrs(eps=get("eps", 1e-12))
-    simple: dict[str, Callable[[], Any]] = {"flatten": ir.FlattenAttrs, "relu": ir.ReLUAttrs, "softmax": ir.SoftmaxAttrs}
+    if op in activations.WORDS:
+        return ir.ActivationAttrs(op=op)
+    simple: dict[str, Callable[[], Any]] = {"flatten": ir.FlattenAttrs, "softmax": ir.SoftmaxAttrs}
     return simple[op]()
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast, ir
+from .activations import FORMS
 from .cost import Cost, node_costs
 
 #: Relative difference above which a paper figure is flagged.
@@ -38,7 +39,7 @@ _OP_NAMES = {
     "linear": "linear",
     "softmax": "softmax",
     "flatten": "flatten",
-    "relu": "ReLU",
+    **{a.value: form.label for a, form in FORMS.items()},
     "concat": "concat",
     "add": "residual add",
 }

@@ -12,7 +12,7 @@ SPECS = ["googlenet", "inception_v4", "inception_resnet_v2"]
 
 
 def node(name: str, *inputs: str) -> ir.Node:
-    attrs = ir.InputAttrs() if not inputs else ir.ReLUAttrs()
+    attrs = ir.InputAttrs() if not inputs else ir.ActivationAttrs(op="relu")
     return ir.Node(name=name, attrs=attrs, inputs=inputs)
 
 

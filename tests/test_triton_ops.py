@@ -69,20 +69,20 @@ def _operands(cin: int, cout: int, kernel: tuple[int, int] = (1, 1), seed: int =
 
 def _group(cin: int, cout: int):
     x, w, b, f, packed = _operands(cin, cout)
-    return (x, *packed, cout), torch.cat(gemm_reference(x, w, b, f, [cout]), 1), ops.GROUP_1X1
+    return (x, *packed, cout, 0), torch.cat(gemm_reference(x, w, b, f, [cout]), 1), ops.GROUP_1X1
 
 
 def _residual(cin: int, cout: int):
     x, w, b, f, packed = _operands(cin, cout)
     shortcut = torch.randn(2, cout, 5, 6, device=DEVICE)  # contiguous, not channels-last: the op converts it
     expected = torch.cat(gemm_reference(x, w, b, f, [cout], residual=(shortcut, 0.17)), 1)
-    return (x, shortcut, *packed, 0.17, cout), expected, ops.RESIDUAL_1X1
+    return (x, shortcut, *packed, 0.17, cout, 0), expected, ops.RESIDUAL_1X1
 
 
 def _pool(kind: int):
     def case(cin: int, cout: int):
         x, w, b, f, packed = _operands(cin, cout)
-        return (x, *packed, kind, 3, cout), pool_projection_reference(x, w, b, f, (kind, 3)), ops.POOL_1X1
+        return (x, *packed, kind, 3, cout, 0), pool_projection_reference(x, w, b, f, (kind, 3)), ops.POOL_1X1
 
     return case
 
@@ -90,7 +90,7 @@ def _pool(kind: int):
 def _conv(cin: int, cout: int):
     x, w, b, f, packed = _operands(cin, cout, (3, 3))
     expected = conv_reference(x, w, b, f, (2, 2), (1, 1))
-    return (x, *packed, [3, 3], [2, 2], [1, 1], cout), expected, ops.CONV
+    return (x, *packed, [3, 3], [2, 2], [1, 1], cout, 0), expected, ops.CONV
 
 
 OPERATORS = {"group": _group, "residual": _residual, "maxpool": _pool(POOL_MAX), "avgpool": _pool(POOL_AVG), "conv": _conv}

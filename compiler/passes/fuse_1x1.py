@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from incdsl import ir
+from incdsl import activations, ir
 
 
 def fusable_1x1(node: ir.Node) -> bool:
@@ -29,13 +29,20 @@ def fusable_1x1(node: ir.Node) -> bool:
 
 
 def fuse_parallel_1x1(net: ir.Network) -> ir.Network:
-    """Each set of ≥ 2 fusable 1×1 convs reading one tensor → a ``conv1x1_group`` and slices."""
-    readers: dict[tuple[str, bool], list[ir.Node]] = defaultdict(list)
+    """Each set of ≥ 2 fusable 1×1 convs reading one tensor, whose activations one epilogue
+    applies, → a ``conv1x1_group`` and slices."""
+    readers: dict[tuple[str, bool, object], list[ir.Node]] = defaultdict(list)
     for node in net.nodes:
         if fusable_1x1(node):
-            readers[(node.inputs[0], net.in_aux(node))].append(node)
+            readers[(node.inputs[0], net.in_aux(node), epilogue_class(node.attrs.act))].append(node)  # type: ignore[union-attr]
     groups = [members for members in readers.values() if len(members) >= 2]
     return replace_with_groups(net, groups, suffix="conv1x1_group")
+
+
+def epilogue_class(act: activations.Activation | None) -> object:
+    """Members of one group share this: ReLU and linear columns mix (a per-column floor applies
+    each), any other activation applies to the whole GEMM."""
+    return "floor" if activations.floor(act) is not None else act
 
 
 def observed(net: ir.Network) -> set[str]:

@@ -36,6 +36,7 @@ from typing import Any
 from torch import nn
 
 from incdsl import __version__, ir
+from incdsl.activations import FORMS, Activation
 
 from . import runtime
 from .lower import (
@@ -484,15 +485,21 @@ def _statement(
         expr = f"torch.cat([{', '.join(args)}], 1)"
     elif step.kind == "add":
         how = residual.get(step.name) if residual else None
-        expr = f"residual({args[0]}, {args[1]}, {how or f'scale={step.scale!r}, relu={step.relu}'})"
+        expr = f"residual({args[0]}, {args[1]}, {how or f'scale={step.scale!r}, relu={step.act is not None}'})"
     else:
         expr = f"torch.flatten({args[0]}, 1)" if step.flatten else args[0]
         for module in step.modules:
             expr = f"{_access(module, containers)}({expr})"
-        if step.relu:
-            expr = f"F.relu({expr})"
+        if step.act is not None:
+            expr = _activation_call(step.act, expr)
     hint = step.modules[0] if step.kind == "call" else _relative(step.name, scope).replace(":", "_")
     return f"{names.give(step.name, hint)} = {expr}"
+
+
+def _activation_call(act: Activation, expr: str) -> str:
+    """``F.gelu(expr)``, ``F.gelu(expr, approximate='tanh')``: the activation as generated code calls it."""
+    form = FORMS[act]
+    return f"F.{form.function}({', '.join([expr, *(f'{k}={v!r}' for k, v in form.kwargs)])})"
 
 
 def _runtime_source() -> tuple[str, str]:
@@ -545,7 +552,7 @@ def _block_class(
         relu = params.give(f"relu:{step.name}", f"{prefix}relu")
         keyword += [
             (scale, steps[0].scale, {i: s.scale for i, s in zip(instances, steps, strict=True)}),
-            (relu, steps[0].relu, {i: s.relu for i, s in zip(instances, steps, strict=True)}),
+            (relu, steps[0].act is not None, {i: s.act is not None for i, s in zip(instances, steps, strict=True)}),
         ]
         attributes += [f"        self.{scale} = {scale}", f"        self.{relu} = {relu}"]
         residual[step.name] = f"self.{scale}, self.{relu}"

@@ -38,10 +38,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from incdsl import ir
+from incdsl.activations import Activation
 
 from ..program import eval_program, last_uses
 from . import runtime
-from .lower import IncNetwork, layer_modules
+from .lower import IncNetwork, activate, layer_modules
 from .weights import Member, member_weights, members_of, stacked_weights
 
 
@@ -67,8 +68,9 @@ class EvalStep:
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
     groups: int = 1
-    #: conv: ReLU after it; group: "relu" (every member), "none", or "mixed" (per column: max(y, floor))
-    act: str = "none"
+    #: conv, add and layer: the activation after it; group: its members' when they agree (with a
+    #: residual: the add's), "mixed" when ReLU and linear members mix (per column: max(y, floor))
+    act: Activation | Literal["mixed"] | None = None
     #: group: the pool applied to its operand first
     pool: ir.PoolAttrs | None = None
     #: add, and a group with a residual: act(inputs[1] + scale · y)
@@ -76,20 +78,20 @@ class EvalStep:
     residual: bool = False
     start: int = 0
     stop: int = 0
-    #: layer: the modules it runs, in order, with flatten before and a ReLU after them
+    #: layer: the modules it runs, in order, with flatten before them
     modules: tuple[str, ...] = ()
     flatten: bool = False
-    relu: bool = False
     #: conv and group: where its (members') weights are
     members: tuple[Member, ...] = ()
 
 
-def _group_act(a: ir.Conv1x1GroupAttrs) -> str:
-    """A group's activation: the residual add's, or its members' when they agree, else "mixed"."""
+def _group_act(a: ir.Conv1x1GroupAttrs) -> Activation | Literal["mixed"] | None:
+    """A group's activation: the residual add's, or its members' when they agree, else "mixed"
+    (ReLU and linear: the fusion pass groups no others)."""
     if a.residual is not None:
-        return a.residual.act or "none"
+        return a.residual.act
     acts = {m.conv.act for m in a.members}
-    return "mixed" if len(acts) > 1 else (acts.pop() or "none")
+    return "mixed" if len(acts) > 1 else acts.pop()
 
 
 def compile_steps(program: list[ir.Node], outputs: list[str]) -> list[EvalStep]:
@@ -106,7 +108,7 @@ def compile_steps(program: list[ir.Node], outputs: list[str]) -> list[EvalStep]:
         if isinstance(a, ir.InputAttrs):
             steps.append(EvalStep("input", **base))
         elif isinstance(a, ir.ConvAttrs):
-            steps.append(EvalStep("conv", stride=a.stride, padding=a.padding, groups=a.groups, act=a.act or "none",
+            steps.append(EvalStep("conv", stride=a.stride, padding=a.padding, groups=a.groups, act=a.act,
                                   members=members_of(node), **base))
         elif isinstance(a, ir.Conv1x1GroupAttrs):
             residual = a.residual is not None
@@ -117,10 +119,10 @@ def compile_steps(program: list[ir.Node], outputs: list[str]) -> list[EvalStep]:
         elif isinstance(a, ir.ConcatAttrs):
             steps.append(EvalStep("concat", **base))
         elif isinstance(a, ir.AddAttrs):
-            steps.append(EvalStep("add", scale=a.scale, act=a.act or "none", **base))
+            steps.append(EvalStep("add", scale=a.scale, act=a.act, **base))
         else:
-            modules, flatten, relu = layer_modules(node)
-            steps.append(EvalStep("layer", modules=modules, flatten=flatten, relu=relu, **base))
+            modules, flatten, act = layer_modules(node)
+            steps.append(EvalStep("layer", modules=modules, flatten=flatten, act=act, **base))
     return steps
 
 
@@ -224,26 +226,26 @@ class InferenceEval(nn.Module):
         if kind == "conv":
             weight, bias = weights[step.name]
             y = F.conv2d(xs[0], weight, bias, step.stride, step.padding, 1, step.groups)
-            return F.relu_(y) if step.act == "relu" else y
+            return F.relu_(y) if step.act is Activation.RELU else activate(step.act, y)
         if kind == "group":
             weight, bias, floor = weights[step.name]
             operand = pool(xs[0], step.pool) if step.pool is not None else xs[0]
             y = F.conv2d(operand, weight, bias)
             if step.residual:
-                return runtime.residual(xs[1], y, step.scale, step.act == "relu")
-            if step.act == "relu":
-                return F.relu_(y)
-            return torch.maximum(y, floor[:, None, None]) if step.act == "mixed" else y
+                return runtime.residual(xs[1], y, step.scale, step.act is not None)
+            if step.act == "mixed":
+                return torch.maximum(y, floor[:, None, None])
+            return F.relu_(y) if step.act is Activation.RELU else activate(step.act, y)
         if kind == "slice":
             return xs[0][:, step.start : step.stop]
         if kind == "concat":
             return torch.cat(xs, 1)
         if kind == "add":
-            return runtime.residual(xs[0], xs[1], step.scale, step.act == "relu")
+            return runtime.residual(xs[0], xs[1], step.scale, step.act is not None)
         y = torch.flatten(xs[0], 1) if step.flatten else xs[0]
         for path in step.modules:
             y = self.get_submodule(path)(y)
-        return torch.relu(y) if step.relu else y
+        return activate(step.act, y)  # type: ignore[arg-type]
 
 
 def _refresh_after_load(module: InferenceEval, incompatible_keys: Any) -> None:

@@ -29,6 +29,7 @@ import torch
 from torch import nn
 
 from incdsl import ir
+from incdsl.activations import FORMS, Activation
 
 from ..program import last_uses
 from . import runtime
@@ -50,7 +51,8 @@ class Step:
 
     kind: ``call`` (``modules`` one after another: a layer's parts, or a unit),
     ``cat`` (channel concat), ``add`` (residual unit). ``flatten`` flattens the
-    input first (a linear layer); ``relu`` applies a ReLU after the modules.
+    input first (a linear layer); ``act`` applies an activation after the modules (an add's:
+    after the sum).
     Module paths are relative to the unit.
     """
 
@@ -59,7 +61,7 @@ class Step:
     inputs: tuple[str, ...]
     modules: tuple[str, ...] = ()
     flatten: bool = False
-    relu: bool = False
+    act: Activation | None = None
     scale: float = 1.0
 
 
@@ -192,8 +194,8 @@ def module_spec(node: ir.Node, in_shape: ir.Shape, flat_input: bool = False) -> 
         return ModuleSpec("L2Norm", {"eps": a.eps})
     if isinstance(a, ir.FlattenAttrs):
         return ModuleSpec("nn.Flatten", {})
-    if isinstance(a, ir.ReLUAttrs):
-        return ModuleSpec("nn.ReLU", {})
+    if isinstance(a, ir.ActivationAttrs):
+        return activation_module(a.op)
     if isinstance(a, ir.SoftmaxAttrs):
         return ModuleSpec("nn.Softmax", {"dim": 1})
     raise AssertionError(f"no module for {node.op}")
@@ -209,48 +211,62 @@ def _part_specs(node: ir.Node, net: ir.Network) -> dict[str, ModuleSpec]:
     if bn_eps is not None:
         cls = "nn.BatchNorm1d" if isinstance(node.attrs, ir.LinearAttrs) else "nn.BatchNorm2d"
         specs["bn"] = ModuleSpec(cls, {"num_features": node.shape[0], "eps": bn_eps})
-    specs["act"] = ModuleSpec("nn.ReLU", {})
+    act = getattr(node.attrs, "act", None)
+    if act is not None:
+        specs["act"] = activation_module(act)
     return specs
 
 
-def layer_modules(node: ir.Node) -> tuple[tuple[str, ...], bool, bool]:
+def activation_module(act: Activation) -> ModuleSpec:
+    """An activation as a module: ``nn.ReLU()``, ``nn.GELU(approximate="tanh")``."""
+    form = FORMS[act]
+    return ModuleSpec(f"nn.{form.module}", dict(form.kwargs))
+
+
+def activate(act: Activation | None, y: torch.Tensor) -> torch.Tensor:
+    """``y`` through the activation ``act`` (a function, not in place); None: ``y``."""
+    return y if act is None else runtime.ACTIVATIONS[act](y)
+
+
+def layer_modules(node: ir.Node) -> tuple[tuple[str, ...], bool, Activation | None]:
     """How a layer runs: the module paths it calls in order, whether it flattens its input first,
-    and whether a ReLU (a function, not a module) follows them. A layer whose parts are
+    and the activation (a function, not a module) that follows them. A layer whose parts are
     children of its module is that one module."""
     paths = ir.part_paths(node)
     flatten = isinstance(node.attrs, ir.LinearAttrs)
-    relu = getattr(node.attrs, "act", None) == "relu" and "act" not in paths
+    act = getattr(node.attrs, "act", None) if "act" not in paths else None
     if ir.wrapped(node):
-        return (node.name,), flatten, False
-    return tuple(paths.values()), flatten, relu
+        return (node.name,), flatten, None
+    return tuple(paths.values()), flatten, act
 
 
 def call_layer(model: nn.Module, node: ir.Node, x: torch.Tensor) -> torch.Tensor:
     """Run a layer's modules (at absolute paths under ``model``) on ``x``, as the lowering does."""
-    paths, flatten, relu = layer_modules(node)
+    paths, flatten, act = layer_modules(node)
     y = torch.flatten(x, 1) if flatten else x
     for path in paths:
         y = model.get_submodule(path)(y)
-    return torch.relu(y) if relu else y
+    return activate(act, y)
 
 
 def _layer(node: ir.Node, net: ir.Network, modules: dict[str, ModuleSpec]) -> Step:
     """A layer's modules (into ``modules``) and its step."""
     specs = _part_specs(node, net)
     paths = ir.part_paths(node)
-    called, flatten, relu = layer_modules(node)
+    called, flatten, act = layer_modules(node)
     if ir.wrapped(node):
         children = tuple((paths[role].rpartition(".")[2], specs[role]) for role in paths)
         kwargs: dict[str, Any] = {}
         if flatten:
             kwargs["flatten"] = (children[0][0],)
-        if getattr(node.attrs, "act", None) == "relu" and "act" not in paths:
-            kwargs["relu"] = (children[-1][0],)
+        inner_act = getattr(node.attrs, "act", None)
+        if inner_act is not None and "act" not in paths:
+            kwargs[inner_act.value] = (children[-1][0],)
         modules[node.name] = ModuleSpec("Chain", kwargs, children)
     else:
         for role, path in paths.items():
             modules[path] = specs[role]
-    return Step(node.name, "call", node.inputs, called, flatten, relu)
+    return Step(node.name, "call", node.inputs, called, flatten, act)
 
 
 def _step(node: ir.Node, net: ir.Network, modules: dict[str, ModuleSpec]) -> Step:
@@ -258,7 +274,7 @@ def _step(node: ir.Node, net: ir.Network, modules: dict[str, ModuleSpec]) -> Ste
     if isinstance(a, ir.ConcatAttrs):
         return Step(node.name, "cat", node.inputs)
     if isinstance(a, ir.AddAttrs):
-        return Step(node.name, "add", node.inputs, relu=a.act == "relu", scale=a.scale)
+        return Step(node.name, "add", node.inputs, act=a.act, scale=a.scale)
     return _layer(node, net, modules)
 
 
@@ -402,7 +418,7 @@ def _shape_of(path: str, steps: tuple[Step, ...]) -> tuple[Any, ...]:
         return name[len(path) :] if name.startswith((path + ".", path + ":")) else "<input>"
 
     return tuple(
-        (rel(s.name), s.kind, tuple(map(rel, s.inputs)), s.modules, s.flatten, s.kind != "add" and s.relu)
+        (rel(s.name), s.kind, tuple(map(rel, s.inputs)), s.modules, s.flatten, s.act if s.kind != "add" else None)
         for s in steps
     )
 
@@ -456,8 +472,8 @@ MODULE_CLASSES: dict[str, type[nn.Module]] = {
     "nn.Dropout": nn.Dropout,
     "nn.Linear": nn.Linear,
     "nn.Flatten": nn.Flatten,
-    "nn.ReLU": nn.ReLU,
     "nn.Softmax": nn.Softmax,
+    **{f"nn.{form.module}": getattr(nn, form.module) for form in FORMS.values()},
     "L2Norm": runtime.L2Norm,
 }
 
@@ -475,13 +491,12 @@ def run_steps(owner: nn.Module, steps: Iterable[Step], env: dict[str, torch.Tens
         if step.kind == "cat":
             y = torch.cat(xs, 1)
         elif step.kind == "add":
-            y = runtime.residual(xs[0], xs[1], step.scale, step.relu)
+            y = runtime.residual(xs[0], xs[1], step.scale, step.act is not None)
         else:
             y = torch.flatten(xs[0], 1) if step.flatten else xs[0]
             for path in step.modules:
                 y = owner.get_submodule(path)(y)
-            if step.relu:
-                y = torch.relu(y)  # not in place: a hook on the module keeps the value it saw
+            y = activate(step.act, y)  # not in place: a hook on the module keeps the value it saw
         env[step.name] = y
         if last_use is not None:
             for name in step.inputs:
@@ -530,9 +545,10 @@ def _container(cls: str, unit: Unit | None, classes: dict[str, type[BlockModule]
 
 
 def chain_options(unit: Unit) -> dict[str, tuple[str, ...]]:
-    """A chain unit's ``relu=`` and ``flatten=``: the children a ReLU follows, those that flatten first."""
+    """A chain unit's ``flatten=`` and its activations (``relu=``, ``gelu=``): the children that
+    flatten first, those each activation follows."""
     options = {
-        "relu": tuple(s.modules[-1] for s in unit.steps if s.relu),
+        **{act.value: tuple(s.modules[-1] for s in unit.steps if s.act is act) for act in Activation},
         "flatten": tuple(s.modules[0] for s in unit.steps if s.flatten),
     }
     return {k: v for k, v in options.items() if v}

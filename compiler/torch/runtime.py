@@ -13,19 +13,27 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+#: The activations by their names in the spec language, as (stateless) modules to call.
+ACTIVATIONS: dict[str, nn.Module] = {
+    "relu": nn.ReLU(),
+    "gelu": nn.GELU(),
+    "gelu_tanh": nn.GELU(approximate="tanh"),
+}
+
 
 class Chain(nn.Module):
     """Children run one after another, like ``nn.Sequential`` with named children: a layer and
-    its parts (conv, batch norm), or a branch. A ReLU follows the children named in
-    ``relu``; those in ``flatten`` flatten their input first (a linear layer).
-    ``chain["1"]`` reaches a child by name."""
+    its parts (conv, batch norm), or a branch. Each keyword names an activation and the
+    children it follows (``relu=("conv",)``); those in ``flatten`` flatten their input first
+    (a linear layer). ``chain["1"]`` reaches a child by name."""
 
-    def __init__(self, children: dict[str, nn.Module] | None = None, relu: tuple[str, ...] = (),
-                 flatten: tuple[str, ...] = ()) -> None:  # fmt: skip
+    def __init__(self, children: dict[str, nn.Module] | None = None, flatten: tuple[str, ...] = (),
+                 **after: tuple[str, ...]) -> None:  # fmt: skip
         super().__init__()
         for name, module in (children or {}).items():
             self.add_module(name, module)
-        self._relu_after = tuple(relu)
+        self._after = {act: tuple(names) for act, names in after.items()}
+        self._act_after = {name: ACTIVATIONS[act] for act, names in after.items() for name in names}
         self._flatten_before = tuple(flatten)
 
     def __getitem__(self, key: int | str) -> nn.Module:
@@ -36,12 +44,12 @@ class Chain(nn.Module):
             if name in self._flatten_before:
                 x = torch.flatten(x, 1)
             x = module(x)  # type: ignore[misc]
-            if name in self._relu_after:
-                x = F.relu(x)  # not in place: a hook on the module keeps the value it saw
+            if name in self._act_after:
+                x = self._act_after[name](x)  # not in place: a hook on the module keeps the value it saw
         return x
 
     def extra_repr(self) -> str:
-        return f"relu={self._relu_after}" if self._relu_after else ""
+        return ", ".join(f"{act}={names}" for act, names in self._after.items())
 
 
 class L2Norm(nn.Module):

@@ -15,26 +15,27 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from incdsl import ir
+from incdsl import activations, ir
+from incdsl.activations import Activation
 
 
 @dataclass(frozen=True)
 class Member:
     """Where one conv's weights are: its conv module's path, its batch norm's (empty when there
-    is none to fold) with that norm's ``eps``, and whether ReLU follows its output columns."""
+    is none to fold) with that norm's ``eps``, and the activation of its output columns."""
 
     conv: str
     bn: str
     eps: float
-    relu: bool
+    act: Activation | None
 
 
-def _member(name: str, conv: ir.ConvAttrs, act: str | None) -> Member:
+def _member(name: str, conv: ir.ConvAttrs, act: Activation | None) -> Member:
     # Where the parts are follows the spec's naming rule (`parts=`); a folded batch norm is still where the spec puts it.
     eps = conv.folded_bn_eps
     bn_eps = conv.bn_eps if conv.bn_eps is not None else eps
     paths = ir.part_paths(ir.Node(name=name, attrs=conv.model_copy(update={"bn_eps": bn_eps})))
-    return Member(paths["main"], paths["bn"] if eps is not None else "", eps or 0.0, act == "relu")
+    return Member(paths["main"], paths["bn"] if eps is not None else "", eps or 0.0, act)
 
 
 def members_of(node: ir.Node) -> tuple[Member, ...]:
@@ -64,14 +65,16 @@ def member_weights(model: nn.Module, member: Member) -> tuple[torch.Tensor, torc
     return folded_w.to(weight.dtype), folded_b.to(weight.dtype)
 
 
-def activation_floor(bias: torch.Tensor, relu: bool) -> torch.Tensor:
-    """Per output column, 0 for ReLU and −∞ for linear: ``max(y, floor)`` applies the activation."""
-    return torch.full_like(bias, 0.0 if relu else float("-inf"))
+def activation_floor(bias: torch.Tensor, act: Activation | None) -> torch.Tensor:
+    """Per output column, 0 for ReLU and −∞ for linear: ``max(y, floor)`` applies the activation;
+    an activation no floor applies (GELU) gets −∞, and its epilogue applies it after."""
+    value = activations.floor(act)
+    return torch.full_like(bias, float("-inf") if value is None else value)
 
 
 def stacked_weights(model: nn.Module, group: Sequence[Member]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A fused group's ``(weight [ΣCout, Cin, 1, 1], bias, floor)``, its members' stacked:
     ``max(y, floor)`` is each member's activation."""
     folded = [member_weights(model, m) for m in group]
-    floors = [activation_floor(b, m.relu) for (_, b), m in zip(folded, group, strict=True)]
+    floors = [activation_floor(b, m.act) for (_, b), m in zip(folded, group, strict=True)]
     return torch.cat([w for w, _ in folded]), torch.cat([b for _, b in folded]), torch.cat(floors)

@@ -40,7 +40,7 @@ def _conv_kernel(
     M, N, C, H, W, OH, OW, sx_n, sx_h, sx_w, num_out,
     KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
     PH: tl.constexpr, PW: tl.constexpr, POOL: tl.constexpr, PK: tl.constexpr,
-    C_TILED: tl.constexpr, ALIGN: tl.constexpr, PRECISION: tl.constexpr,
+    C_TILED: tl.constexpr, ACT: tl.constexpr, ALIGN: tl.constexpr, PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):  # fmt: skip
     pid_m, pid_n = tile_of(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
@@ -85,7 +85,7 @@ def _conv_kernel(
 
     finish_tile(
         acc, pid_m * BLOCK_M, first_col, M, N, bias_ptr, floor_ptr, bias_ptr, 0, 0.0,
-        out_ptr, table_ptr, num_out, False, ALIGN, BLOCK_M, BLOCK_N,
+        out_ptr, table_ptr, num_out, False, ACT, ALIGN, BLOCK_M, BLOCK_N,
     )  # fmt: skip
 
 
@@ -162,10 +162,12 @@ def conv_launch(
     stride: tuple[int, int] = (1, 1),
     padding: tuple[int, int] = (0, 0),
     pool: tuple[int, int] = (POOL_NONE, 1),
+    act: int = 0,
 ) -> Launch:
     """The launch of the conv of ``x`` (N, C, H, W, unit channel stride) whose output,
     ``out_size`` pixels high and wide, goes to ``dest``; ``packed_weight`` is
-    [kh·kw·C, Cout] (:func:`pack_weight`); ``pool = (POOL_*, k)`` pools first (1×1 only)."""
+    [kh·kw·C, Cout] (:func:`pack_weight`); ``pool = (POOL_*, k)`` pools first (1×1 only);
+    ``act`` the epilogue's activation after the floor (:data:`.epilogue.EPILOGUE_CODES`)."""
     batch, channels, height, width = x.shape
     out_h, out_w = out_size
     m, n = batch * out_h * out_w, packed_weight.shape[1]
@@ -180,7 +182,7 @@ def conv_launch(
             "M": m, "N": n, "C": channels, "H": height, "W": width, "OH": out_h, "OW": out_w,
             "sx_n": x.stride(0), "sx_h": x.stride(2), "sx_w": x.stride(3),
             "KH": kernel[0], "KW": kernel[1], "SH": stride[0], "SW": stride[1], "PH": padding[0], "PW": padding[1],
-            "POOL": pool[0], "PK": pool[1], "C_TILED": channels % config.block_k == 0,
+            "POOL": pool[0], "PK": pool[1], "C_TILED": channels % config.block_k == 0, "ACT": act,
             "PRECISION": dot_precision(x.dtype), **config.meta,
         },  # fmt: skip
         config.options,
@@ -198,6 +200,7 @@ def prepare_conv(
     stride: tuple[int, int] = (1, 1),
     padding: tuple[int, int] = (0, 0),
     pool: tuple[int, int] = (POOL_NONE, 1),
+    act: int = 0,
 ) -> Callable[[], None]:
     """The conv of ``x`` storing its columns in order into ``outs``, prepared: the returned
     function launches it (for tests and benchmarks)."""
@@ -206,7 +209,7 @@ def prepare_conv(
     n = packed_weight.shape[1]
     return conv_launch(
         x, packed_weight, pad_columns(bias, n), pad_columns(floor, n), destinations(outs), tuple(outs[0].shape[2:]),
-        config, kernel, stride, padding, pool,
+        config, kernel, stride, padding, pool, act,
     )  # fmt: skip
 
 

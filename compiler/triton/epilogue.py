@@ -1,7 +1,8 @@
 """What every kernel of the backend does with its fp32 accumulator tile: add
 the bias, then (Inception-ResNet) ``shortcut + scale·y``, then the per-column
-activation floor ``max(y, floor)`` (0 is ReLU, −∞ is linear), cast to the
-destinations' dtype, and store each column range to its own destination.
+activation floor ``max(y, floor)`` (0 is ReLU, −∞ is linear), then the activation
+no floor applies (``ACT``, :data:`EPILOGUE_CODES`: GELU), cast to the destinations'
+dtype, and store each column range to its own destination.
 
 Destinations are described by a small int64 table, one row per destination:
 ``(offset, row_stride, start, stop)``: columns ``[start, stop)`` of the GEMM
@@ -22,8 +23,40 @@ import torch
 import triton
 import triton.language as tl
 
+from incdsl import activations
+from incdsl.activations import Activation
+
 #: Columns of a destination table row.
 TABLE_WIDTH = 4
+
+#: The epilogue's ``ACT`` for each activation that no floor applies: the Triton side of
+#: :mod:`incdsl.activations` (0: the floor is all).
+EPILOGUE_CODES: dict[Activation, int] = {Activation.GELU: 1, Activation.GELU_TANH: 2}
+
+
+def epilogue_code(acts: Sequence[Activation | None]) -> int | None:
+    """The ``ACT`` that, after each column's floor, applies ``acts`` (one a GEMM member, in
+    order); None when no epilogue does (mixed, or an activation without epilogue code).
+
+    >>> epilogue_code([Activation.RELU, None]), epilogue_code([Activation.GELU] * 2)
+    (0, 1)
+    """
+    if all(activations.floor(a) is not None for a in acts):
+        return 0
+    kinds = set(acts)
+    only = kinds.pop() if len(kinds) == 1 else None
+    return EPILOGUE_CODES.get(only) if only is not None else None
+
+
+@triton.jit
+def _activate(y, ACT: tl.constexpr):
+    """``ACT`` 1: exact GELU, ``y·Φ(y)`` through erf; 2: its tanh form."""
+    if ACT == 1:
+        y = 0.5 * y * (1.0 + tl.math.erf(y * 0.7071067811865476))
+    elif ACT == 2:
+        # tanh(z) = 2·sigmoid(2z) − 1, so 0.5·(1 + tanh(z)) = sigmoid(2z)
+        y = y * tl.sigmoid(1.5957691216057308 * (y + 0.044715 * y * y * y))
+    return y
 
 
 @triton.jit
@@ -31,9 +64,9 @@ def finish_tile(
     acc, first_row, first_col, M, N,
     bias_ptr, floor_ptr, res_ptr, s_res, res_scale,
     out_ptr, table_ptr, num_out,
-    RESIDUAL: tl.constexpr, ALIGN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    RESIDUAL: tl.constexpr, ACT: tl.constexpr, ALIGN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
-    """Bias, residual, floor and the stores of the ``[BLOCK_M, BLOCK_N]`` tile at
+    """Bias, residual, floor, activation and the stores of the ``[BLOCK_M, BLOCK_N]`` tile at
     (``first_row``, ``first_col``). ``ALIGN`` is how many elements every table entry
     is known to be a multiple of (a power of two up to 16 bytes' worth): with ``stop``
     among them, the column mask is constant over ALIGN columns and each thread stores
@@ -52,6 +85,8 @@ def finish_tile(
         )
         y = shortcut.to(tl.float32) + res_scale * y
     y = tl.maximum(y, tl.load(floor_ptr + cols, mask=col_ok, other=0.0)[None, :])
+    if ACT != 0:
+        y = _activate(y, ACT)
     y = y.to(out_ptr.dtype.element_ty)
     for i in range(num_out):
         start = tl.load(table_ptr + i * 4 + 2)

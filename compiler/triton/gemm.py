@@ -33,7 +33,7 @@ from .operands import precision_of as precision_of  # where callers found it bef
 def _gemm_kernel(
     a, b, bias_ptr, floor_ptr, res_ptr, out_ptr, table_ptr, ws_ptr,
     M, N, K, s_a, s_res, res_scale, num_out, k_per_split,
-    TMA: tl.constexpr, RESIDUAL: tl.constexpr, PARTIAL: tl.constexpr, ALIGN: tl.constexpr,
+    TMA: tl.constexpr, RESIDUAL: tl.constexpr, ACT: tl.constexpr, PARTIAL: tl.constexpr, ALIGN: tl.constexpr,
     PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):  # fmt: skip
@@ -71,7 +71,7 @@ def _gemm_kernel(
     else:
         finish_tile(
             acc, first_row, first_col, M, N, bias_ptr, floor_ptr, res_ptr, s_res, res_scale,
-            out_ptr, table_ptr, num_out, RESIDUAL, ALIGN, BLOCK_M, BLOCK_N,
+            out_ptr, table_ptr, num_out, RESIDUAL, ACT, ALIGN, BLOCK_M, BLOCK_N,
         )  # fmt: skip
 
 
@@ -79,7 +79,7 @@ def _gemm_kernel(
 def _reduce_kernel(
     ws_ptr, bias_ptr, floor_ptr, res_ptr, out_ptr, table_ptr,
     M, N, splits, s_res, res_scale, num_out,
-    RESIDUAL: tl.constexpr, ALIGN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
+    RESIDUAL: tl.constexpr, ACT: tl.constexpr, ALIGN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
 ):  # fmt: skip
     """Sum the split-K partial tiles in order and run the epilogue."""
     first_row = tl.program_id(0) * BLOCK_M
@@ -93,7 +93,7 @@ def _reduce_kernel(
         acc += tl.load(ws_ptr + s * M * N + offsets, mask=mask, other=0.0)
     finish_tile(
         acc, first_row, first_col, M, N, bias_ptr, floor_ptr, res_ptr, s_res, res_scale,
-        out_ptr, table_ptr, num_out, RESIDUAL, ALIGN, BLOCK_M, BLOCK_N,
+        out_ptr, table_ptr, num_out, RESIDUAL, ACT, ALIGN, BLOCK_M, BLOCK_N,
     )  # fmt: skip
 
 
@@ -150,9 +150,11 @@ def gemm_launches(
     residual: tuple[torch.Tensor, float] | None = None,
     tma: bool = False,
     workspace: torch.Tensor | None = None,
+    act: int = 0,
 ) -> list[Launch]:
     """The launches of ``a [M, K] × b [K, N]`` (``a`` with unit column stride, ``b`` contiguous)
-    into ``dest``; ``bias`` and ``floor`` fp32 [N]; ``residual = (shortcut [M, N], scale)``.
+    into ``dest``; ``bias`` and ``floor`` fp32 [N]; ``residual = (shortcut [M, N], scale)``;
+    ``act`` the epilogue's activation after the floor (:data:`.epilogue.EPILOGUE_CODES`).
     With ``config.split_k > 1``, ``workspace`` holds at least ``split_k·M·N`` fp32."""
     (m, k), n = a.shape, b.shape[1]
     if residual is not None:
@@ -171,7 +173,7 @@ def gemm_launches(
     epilogue = {
         "bias_ptr": bias, "floor_ptr": floor, "res_ptr": shortcut,
         "s_res": shortcut.stride(0) if residual is not None else 0, "res_scale": float(scale),
-        "RESIDUAL": residual is not None, **dest.args,
+        "RESIDUAL": residual is not None, "ACT": act, **dest.args,
     }  # fmt: skip
     tiles = triton.cdiv(m, config.block_m) * triton.cdiv(n, config.block_n)
     main = Launch(
@@ -205,6 +207,7 @@ def prepare_gemm(
     config: Config,
     residual: tuple[torch.Tensor, float] | None = None,
     tma: bool = False,
+    act: int = 0,
 ) -> Callable[[], None]:
     """The 1×1 GEMM of ``x`` (N, C, H, W, channels-last) storing its columns in order into
     ``outs``, prepared: the returned function launches it (for tests and benchmarks; a
@@ -216,7 +219,7 @@ def prepare_gemm(
     workspace = torch.empty(config.split_k * m * n, dtype=torch.float32, device=x.device) if config.split_k > 1 else None
     launches = gemm_launches(
         a, packed_weight, pad_columns(bias, n), pad_columns(floor, n), destinations(outs), config,
-        residual=residual, tma=tma and tma_applies(a, packed_weight), workspace=workspace,
+        residual=residual, tma=tma and tma_applies(a, packed_weight), workspace=workspace, act=act,
     )  # fmt: skip
 
     def run() -> None:

@@ -50,9 +50,9 @@ def kernel_calls(nodes: list[ir.Node], convs: bool) -> dict[str, KernelCall]:
 def run_kernel(call: KernelCall, step: EvalStep, xs: list[torch.Tensor], w: Weights) -> torch.Tensor:
     """``step`` (a group or a conv, whose inputs are ``xs``) through its ``incdsl::`` operator."""
     if call.kernel is not None:
-        return ops.CONV(xs[0], w.weight, w.bias, w.floor, list(call.kernel), list(step.stride), list(step.padding), call.cout)
+        return ops.CONV(xs[0], w.weight, w.bias, w.floor, list(call.kernel), list(step.stride), list(step.padding), call.cout, w.act)
     if call.pool is not None:
-        return ops.POOL_1X1(xs[0], w.weight, w.bias, w.floor, call.pool[0], call.pool[1], call.cout)
+        return ops.POOL_1X1(xs[0], w.weight, w.bias, w.floor, call.pool[0], call.pool[1], call.cout, w.act)
     if step.residual:
-        return ops.RESIDUAL_1X1(xs[0], xs[1], w.weight, w.bias, w.floor, step.scale, call.cout)
-    return ops.GROUP_1X1(xs[0], w.weight, w.bias, w.floor, call.cout)
+        return ops.RESIDUAL_1X1(xs[0], xs[1], w.weight, w.bias, w.floor, step.scale, call.cout, w.act)
+    return ops.GROUP_1X1(xs[0], w.weight, w.bias, w.floor, call.cout, w.act)

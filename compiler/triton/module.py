@@ -45,6 +45,7 @@ from ..torch.fused import InferenceEval
 from ..torch.lower import IncNetwork
 from ..torch.weights import activation_floor, member_weights, stacked_weights
 from .choice import FORMS, Form, Timing, choose_forms
+from .epilogue import epilogue_code
 from .graph import kernel_calls, run_kernel
 from .plan import Weights
 
@@ -300,10 +301,13 @@ class TritonEval(InferenceEval):
             weight, bias, floor = stacked_weights(self, step.members)
         else:
             weight, bias = member_weights(self, step.members[0])
-            floor = activation_floor(bias, step.members[0].relu)
+            floor = activation_floor(bias, step.members[0].act)
         packed = pack_weight(weight)
         n = packed.shape[1]
-        return Weights(packed, pad_columns(bias, n), pad_columns(floor, n))
+        act = epilogue_code([m.act for m in step.members])
+        if act is None:
+            raise NotImplementedError(f"{step.name}: no Triton epilogue applies {[m.act for m in step.members]}")
+        return Weights(packed, pad_columns(bias, n), pad_columns(floor, n), act)
 
     # --- CUDA graphs: one launch sequence per input shape, replayed ------------
 

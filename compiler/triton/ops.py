@@ -91,7 +91,7 @@ def _run(shape: Shape, device: torch.device, make: Callable[[Config], list[Launc
 
 
 def _gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, floor: torch.Tensor, cout: int,
-          residual: tuple[torch.Tensor, float] | None) -> torch.Tensor:  # fmt: skip
+          residual: tuple[torch.Tensor, float] | None, act: int) -> torch.Tensor:  # fmt: skip
     x = _channels_last(x)
     batch, _, height, width = x.shape
     out = _out(x, cout, height, width)
@@ -104,28 +104,29 @@ def _gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, floor: torc
         workspace = None
         if config.split_k > 1:
             workspace = torch.empty(config.split_k * m * n, dtype=torch.float32, device=x.device)
-        return gemm_launches(a, weight, bias, floor, dest, config, residual=rows, workspace=workspace)
+        return gemm_launches(a, weight, bias, floor, dest, config, residual=rows, workspace=workspace, act=act)
 
     _run(Shape("gemm", m, n, k, 1, precision_of(x.dtype)), x.device, make)
     return out
 
 
-def group_1x1(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, floor: torch.Tensor, cout: int) -> torch.Tensor:
-    """``max(conv1x1(x) + bias, floor)`` for a fused group: ``[N, cout, H, W]`` channels-last."""
-    return _gemm(x, weight, bias, floor, cout, None)
+def group_1x1(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, floor: torch.Tensor, cout: int,
+              act: int) -> torch.Tensor:  # fmt: skip
+    """``act(max(conv1x1(x) + bias, floor))`` for a fused group: ``[N, cout, H, W]`` channels-last."""
+    return _gemm(x, weight, bias, floor, cout, None, act)
 
 
 def residual_1x1(
     x: torch.Tensor, shortcut: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, floor: torch.Tensor,
-    scale: float, cout: int,
+    scale: float, cout: int, act: int,
 ) -> torch.Tensor:  # fmt: skip
-    """``max(shortcut + scale·(conv1x1(x) + bias), floor)``: an Inception-ResNet expansion."""
-    return _gemm(x, weight, bias, floor, cout, (shortcut, scale))
+    """``act(max(shortcut + scale·(conv1x1(x) + bias), floor))``: an Inception-ResNet expansion."""
+    return _gemm(x, weight, bias, floor, cout, (shortcut, scale), act)
 
 
 def pool_1x1(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, floor: torch.Tensor, pool: int, pool_kernel: int,
-    cout: int,
+    cout: int, act: int,
 ) -> torch.Tensor:  # fmt: skip
     """A pool projection: the ``pool_kernel``² stride-1 pool (``POOL_*`` of :mod:`.conv`), then the 1×1 conv."""
     x = _channels_last(x)
@@ -134,16 +135,16 @@ def pool_1x1(
     dest = _destination(out)
     shape = Shape("pool", batch * height * width, weight.shape[1], channels, pool_kernel**2, precision_of(x.dtype))
     _run(shape, x.device, lambda config: [
-        conv_launch(x, weight, bias, floor, dest, (height, width), config, pool=(pool, pool_kernel))
+        conv_launch(x, weight, bias, floor, dest, (height, width), config, pool=(pool, pool_kernel), act=act)
     ])  # fmt: skip
     return out
 
 
 def conv(
     x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, floor: torch.Tensor, kernel: list[int],
-    stride: list[int], padding: list[int], cout: int,
+    stride: list[int], padding: list[int], cout: int, act: int,
 ) -> torch.Tensor:  # fmt: skip
-    """A k×k conv, ``max(conv(x) + bias, floor)``; ``weight`` packed ``[kh·kw·Cin, Cout']``."""
+    """A k×k conv, ``act(max(conv(x) + bias, floor))``; ``weight`` packed ``[kh·kw·Cin, Cout']``."""
     x = _channels_last(x)
     batch, channels, height, width = x.shape
     out_h, out_w = _conv_size((height, width), kernel, stride, padding)
@@ -152,7 +153,7 @@ def conv(
     kh, kw = kernel
     shape = Shape("conv", batch * out_h * out_w, weight.shape[1], weight.shape[0], kh * kw, precision_of(x.dtype))
     _run(shape, x.device, lambda config: [
-        conv_launch(x, weight, bias, floor, dest, (out_h, out_w), config, (kh, kw), tuple(stride), tuple(padding))
+        conv_launch(x, weight, bias, floor, dest, (out_h, out_w), config, (kh, kw), tuple(stride), tuple(padding), act=act)
     ])  # fmt: skip
     return out
 
@@ -164,19 +165,19 @@ def _conv_size(size: Sequence[int], kernel: Sequence[int], stride: Sequence[int]
 # --- fake implementations: shapes and dtypes only ------------------------------------
 
 
-def _group_fake(x, weight, bias, floor, cout):  # noqa: ANN001, ANN202
+def _group_fake(x, weight, bias, floor, cout, act):  # noqa: ANN001, ANN202
     return _out(x, cout, x.shape[2], x.shape[3])
 
 
-def _residual_fake(x, shortcut, weight, bias, floor, scale, cout):  # noqa: ANN001, ANN202
+def _residual_fake(x, shortcut, weight, bias, floor, scale, cout, act):  # noqa: ANN001, ANN202
     return _out(x, cout, x.shape[2], x.shape[3])
 
 
-def _pool_fake(x, weight, bias, floor, pool, pool_kernel, cout):  # noqa: ANN001, ANN202
+def _pool_fake(x, weight, bias, floor, pool, pool_kernel, cout, act):  # noqa: ANN001, ANN202
     return _out(x, cout, x.shape[2], x.shape[3])
 
 
-def _conv_fake(x, weight, bias, floor, kernel, stride, padding, cout):  # noqa: ANN001, ANN202
+def _conv_fake(x, weight, bias, floor, kernel, stride, padding, cout, act):  # noqa: ANN001, ANN202
     return _out(x, cout, *_conv_size(x.shape[2:], kernel, stride, padding))
 
 

@@ -28,10 +28,11 @@ import torch
 import torch.nn.functional as F
 
 from incdsl import ir
+from incdsl.activations import Activation
 
 from ..program import kernel_conv, last_uses
 from ..torch import runtime
-from ..torch.lower import call_layer
+from ..torch.lower import activate, call_layer
 from .conv import POOL_AVG, POOL_AVG_WITH_PAD, POOL_MAX, POOL_NONE, conv_launch
 from .epilogue import Destinations, destinations, pixel_rows
 from .gemm import _descriptor, gemm_launches, tma_applies
@@ -54,11 +55,13 @@ class Chooser(Protocol):
 @dataclass(frozen=True)
 class Weights:
     """A node's inference weights: ``weight`` packed [kh·kw·Cin, Cout] for a Triton kernel
-    (else torch's [Cout, Cin, kh, kw]); ``bias`` and ``floor`` fp32 for a kernel."""
+    (else torch's [Cout, Cin, kh, kw]); ``bias`` and ``floor`` fp32 for a kernel, and ``act`` its
+    epilogue's activation after the floor (:data:`.epilogue.EPILOGUE_CODES`)."""
 
     weight: torch.Tensor
     bias: torch.Tensor
     floor: torch.Tensor | None = None
+    act: int = 0
 
 
 class Plan:
@@ -295,15 +298,14 @@ class _Builder:
         a = node.attrs
         if isinstance(a, ir.ConvAttrs):
             w = self.weights[node.name]
-            relu = a.act == "relu"
 
             def conv(x: torch.Tensor) -> torch.Tensor:
-                y = F.conv2d(x, w.weight, w.bias, a.stride, a.padding, 1, a.groups)
-                return F.relu_(y) if relu else y
+                y = F.conv2d(x, w.weight, w.bias, a.stride, a.padding)
+                return F.relu_(y) if a.act is Activation.RELU else activate(a.act, y)
 
             return conv
         if isinstance(a, ir.AddAttrs):
-            return lambda x, r: runtime.residual(x, r, a.scale, a.act == "relu")
+            return lambda x, r: runtime.residual(x, r, a.scale, a.act is not None)
         if isinstance(a, ir.DropoutAttrs):
             return lambda x: x
         return lambda x: call_layer(self.model, node, x)
@@ -387,7 +389,7 @@ class _Builder:
             pool = pool_code(a.pool)
 
             def make(config: Config) -> list[Launch]:
-                return [conv_launch(self.operand(x_name), w.weight, w.bias, w.floor, dest, (h, wd), config, pool=pool)]  # type: ignore[arg-type]
+                return [conv_launch(self.operand(x_name), w.weight, w.bias, w.floor, dest, (h, wd), config, pool=pool, act=w.act)]  # type: ignore[arg-type]
 
             launches = self.choose(Shape("pool", m, n, k, pool[1] ** 2, precision), make, node.name)
             self.launch_step(outs, launches, self.rebinder(launches, x_name))
@@ -433,7 +435,7 @@ class _Builder:
         tma = self.tma and precision_of(rows.dtype) != "ieee" and tma_applies(rows, w.weight)
         return gemm_launches(
             rows, w.weight, w.bias, w.floor, dest, config,  # type: ignore[arg-type]
-            residual=residual, tma=tma, workspace=workspace,
+            residual=residual, tma=tma, workspace=workspace, act=w.act,
         )  # fmt: skip
 
     def kxk_conv(self, node: ir.Node, a: ir.ConvAttrs) -> None:
@@ -449,7 +451,7 @@ class _Builder:
         def make(config: Config) -> list[Launch]:
             return [
                 conv_launch(self.operand(x_name), w.weight, w.bias, w.floor, dest, (h, wd), config,  # type: ignore[arg-type]
-                            a.kernel, a.stride, a.padding)  # fmt: skip
+                            a.kernel, a.stride, a.padding, act=w.act)  # fmt: skip
             ]
 
         launches = self.choose(shape, make, node.name)

@@ -17,6 +17,7 @@ from itertools import pairwise
 from typing import Any
 
 from .. import ast, ir, limits
+from ..activations import Activation
 from ..errors import Span, SpecError, SpecWarning, did_you_mean
 from ..layers import (
     CONTAINER_FLAGS,
@@ -344,7 +345,10 @@ class Walker:
     def _residual(self, item: ast.Item, body: tuple[ast.Statement, ...], x: str, at: Cursor) -> str:
         settings = self._container_settings(item, at)
         scale = settings["scale"].value if "scale" in settings else 1.0
-        act = settings["act"].value if "act" in settings else "relu"
+        act = settings["act"].value if "act" in settings else Activation.RELU
+        if act not in (None, Activation.RELU):
+            raise SpecError(f"a residual add's activation is `relu` or `linear`; `{act}` after the add is not supported",
+                            settings["act"].span, hint="put the activation on the branch's last layer instead")
         inner = self._own_scope(item, at)
         out = self.sequence(body, x, at.inside(inner))
         last = self.out.nodes[-1]  # the branch's last layer is the last node made
