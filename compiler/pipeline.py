@@ -113,12 +113,20 @@ def compile_network(
     return lower(net)
 
 
-def compile_report(net: ir.Network, backend: str, kernels: Iterable[str] | str = DEFAULT_TRITON_KERNELS) -> str:
-    """What the inference passes do to ``net`` and what the backend runs (``incdsl compile`` prints it)."""
+def compile_report(
+    net: ir.Network,
+    backend: str,
+    kernels: Iterable[str] | str = DEFAULT_TRITON_KERNELS,
+    passed: ir.Network | None = None,
+) -> str:
+    """What the inference passes do to ``net`` and what the backend runs (``incdsl compile`` prints it);
+    ``passed``: ``net`` after those passes when the caller has it already."""
     from .report import compile_report as report
 
     chosen = check_kernels(kernels) if backend == "triton" else ()
-    return report(net, run_passes(net, inference_passes(backend, chosen)), backend, chosen)
+    if passed is None:
+        passed = run_passes(net, inference_passes(backend, chosen))
+    return report(net, passed, backend, chosen)
 
 
 def generate_source(
