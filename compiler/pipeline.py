@@ -90,7 +90,8 @@ def compile_network(
     replay the whole forward as one captured CUDA graph; ``autotune`` (triton
     backend, off by default): time each launch's candidate configs at a new
     shape instead of taking the default for its class (results are cached on
-    disk). Compiling needs no GPU; running the triton backend's eval does.
+    disk), then on a GPU each operation's kernel against its torch form (kept
+    per shape with the model). Compiling needs no GPU; running the triton backend's eval does.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
