@@ -90,7 +90,8 @@ def compile_network(
     replay the whole forward as one captured CUDA graph; ``autotune`` (triton
     backend, off by default): time each launch's candidate configs at a new
     shape instead of taking the default for its class (results are cached on
-    disk). Compiling needs no GPU; running the triton backend's eval does.
+    disk), then on a GPU each operation's kernel against its torch form (kept
+    per shape with the model). Compiling needs no GPU; running the triton backend's eval does.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -113,12 +114,20 @@ def compile_network(
     return lower(net)
 
 
-def compile_report(net: ir.Network, backend: str, kernels: Iterable[str] | str = DEFAULT_TRITON_KERNELS) -> str:
-    """What the inference passes do to ``net`` and what the backend runs (``incdsl compile`` prints it)."""
+def compile_report(
+    net: ir.Network,
+    backend: str,
+    kernels: Iterable[str] | str = DEFAULT_TRITON_KERNELS,
+    passed: ir.Network | None = None,
+) -> str:
+    """What the inference passes do to ``net`` and what the backend runs (``incdsl compile`` prints it);
+    ``passed``: ``net`` after those passes when the caller has it already."""
     from .report import compile_report as report
 
     chosen = check_kernels(kernels) if backend == "triton" else ()
-    return report(net, run_passes(net, inference_passes(backend, chosen)), backend, chosen)
+    if passed is None:
+        passed = run_passes(net, inference_passes(backend, chosen))
+    return report(net, passed, backend, chosen)
 
 
 def generate_source(

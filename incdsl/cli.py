@@ -279,12 +279,14 @@ def _ir_text(net: ir.Network) -> str:
 
 
 def _compile(net: ir.Network, args: argparse.Namespace) -> int:
+    from .compiler.options import check_kernels
     from .compiler.pipeline import (
         DEFAULT_TRITON_KERNELS,
         BackendUnavailable,
         check_backend,
         compile_report,
         generate_source,
+        passed_for_triton,
     )
 
     kernels = DEFAULT_TRITON_KERNELS if args.kernels is None else args.kernels
@@ -302,12 +304,14 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
         if args.features is not None:
             net = ir.with_features(net, [name.strip() for name in args.features.split(",")])
         check_backend(args.backend)  # the triton package; compiling needs no GPU
+        # the passes run once: the report and the cross-compile share their result
+        passed = passed_for_triton(net, check_kernels(kernels)) if args.backend == "triton" else None
         if args.backend == "triton" or args.report:
-            sys.stdout.write(compile_report(net, args.backend, kernels))
+            sys.stdout.write(compile_report(net, args.backend, kernels, passed))
             if args.output is None:
                 return 0
         if args.target is not None:
-            return _cross_compile(net, kernels, args)
+            return _cross_compile(net, passed, kernels, args)
         source = generate_source(net, backend=args.backend, kernels=kernels)
     except BackendUnavailable as err:
         print(f"incdsl: {err}", file=sys.stderr)
@@ -320,7 +324,7 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
     return _write("compile", args.output, source.encode(), f"{source.count(chr(10))} lines", args.sources)
 
 
-def _cross_compile(net: ir.Network, kernels: Any, args: argparse.Namespace) -> int:
+def _cross_compile(net: ir.Network, passed: ir.Network, kernels: Any, args: argparse.Namespace) -> int:
     """``compile --target``: the module and its kernels, compiled for that GPU, into one folder.
     Every argument is checked before the first kernel compiles; the module embeds the kernels'
     hashes (see compiler/triton/precompiled.py) and is written only when there are kernels."""
@@ -354,7 +358,7 @@ def _cross_compile(net: ir.Network, kernels: Any, args: argparse.Namespace) -> i
         raise ValueError(f"cannot write {args.output}: {err.strerror or err}") from None
     try:
         with progress(f"compiling {net.name}'s kernels for {gpu.name}"):
-            rows = cross_compile(net, chosen, gpu, batches, precisions, staging)
+            rows = cross_compile(net, chosen, gpu, batches, precisions, staging, passed)
         if not rows:
             raise ValueError(
                 f"{net.name} launches none of the Triton kernels {', '.join(chosen)}: nothing to precompile for "

@@ -246,3 +246,36 @@ print(json.dumps(rows))
     for target, align, store_bits, blocks, problems in rows:
         assert (align, store_bits, problems) == (8, 128, []), (target, problems)
         assert blocks >= 1
+
+
+_COUNT_PASSES = """
+import sys
+from incdsl import cli
+from incdsl.compiler import pipeline
+
+runs = []
+fold = pipeline.fold_batch_norm  # the first pass of every run
+
+
+def counted(net):
+    runs.append(net.name)
+    return fold(net)
+
+
+counted.__name__ = fold.__name__
+pipeline.fold_batch_norm = counted
+code = cli.run(sys.argv[1:])
+print(f"exit {code} runs {len(runs)}")
+"""
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["-o", "{out}/net.py"], ["--target", "sm_90", "--batches", "1", "--kernels", "fused_1x1", "-o", "{out}"]],
+    ids=["report", "module", "target"],
+)
+def test_compile_runs_the_passes_once(tmp_path, extra):
+    args = [a.format(out=tmp_path / "out") for a in extra]
+    done = _run([sys.executable, "-c", _COUNT_PASSES, "compile", "specs/examples/mini_googlenet.inc", "--backend",
+                 "triton", *args], tmp_path / "cache")  # fmt: skip
+    assert done.stdout.strip().splitlines()[-1] == "exit 0 runs 1", done.stdout + done.stderr

@@ -203,7 +203,32 @@ def test_measure_forms_times_both_forms_of_every_operation_and_keeps_the_pick(ra
     timings = model.measure_forms(x, timer=timer)
     assert list(timings) == names and len(calls) == 2 * len(names)
     assert timings[names[0]] == Timing(None, 2.0)
-    assert model.forms == {name: "kernel" if i % 2 else "library" for i, name in enumerate(names)}
+    assert model.forms_at(x) == {name: "kernel" if i % 2 else "library" for i, name in enumerate(names)}
+    assert set(model.forms.values()) == {"library"}  # decided at x's shape only
+
+
+def test_tune_measures_the_forms_at_its_shape_and_a_tie_or_failure_keeps_the_torch_form(randomise_bn):
+    _, model, x = _models(randomise_bn)
+    names = list(model.forms)
+    assert len(names) >= 3
+    kernel_ms = {0: 1.0, 1: 2.0}  # the first operation's kernel wins, the second ties, the rest fail
+
+    def timer(fn) -> float:
+        i, form = divmod(timer.calls, 2)
+        timer.calls += 1
+        if form == 1:
+            return 2.0
+        if i not in kernel_ms:
+            raise RuntimeError("out of resources")
+        return kernel_ms[i]
+
+    timer.calls = 0
+    model.tune(x, timer=timer)
+    assert timer.calls == 2 * len(names)
+    assert model.forms_at(x) == {name: "kernel" if i == 0 else "library" for i, name in enumerate(names)}
+    assert set(model.forms_at(x[:1]).values()) == {"library"}  # another shape: not measured
+    model.set_forms("kernel")  # forcing a form overrides what was measured, at every shape
+    assert set(model.forms_at(x).values()) == {"kernel"}
 
 
 def test_set_forms_refuses_unknown_names_and_forms(randomise_bn):

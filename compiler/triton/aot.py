@@ -69,14 +69,16 @@ def check_plans(
 
 
 def cross_compile(
-    net: ir.Network, kernels: tuple[str, ...], target: Target, batches: list[int], precisions: list[str], dest: Path
-) -> list[Row]:
+    net: ir.Network, kernels: tuple[str, ...], target: Target, batches: list[int], precisions: list[str], dest: Path,
+    passed: ir.Network | None = None,
+) -> list[Row]:  # fmt: skip
     """Compile the default config of every launch ``net``'s module makes at ``batches`` for
-    ``target`` and export the binaries to ``dest`` (``incdsl compile --target``)."""
+    ``target`` and export the binaries to ``dest`` (``incdsl compile --target``); ``passed``:
+    ``net`` after the passes for ``kernels`` when the caller has it already."""
     from .precompiled import export
 
     check = Check(target, "default")
-    check_plan(check, net, passed_for_triton(net, kernels), kernels, batches, precisions)
+    check_plan(check, net, passed or passed_for_triton(net, kernels), kernels, batches, precisions)
     about = {"network": net.name, "target": target.name, "batches": batches, "precisions": precisions}
     export(check.compiled.items(), dest, about)
     return list(check.rows.values())

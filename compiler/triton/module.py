@@ -14,9 +14,13 @@ Under ``torch.compile`` and ``torch.export`` (and eagerly with
 the fused torch path's step program with each operation in the form
 :mod:`.choice` picked for it, incdsl's kernel as an ``incdsl::`` operator
 (:mod:`.ops`) or the torch form that Inductor fuses. Until
-:meth:`TritonEval.measure_forms` has timed both forms on the GPU, every
-operation takes the torch form (why: :mod:`.choice`); :meth:`TritonEval.set_forms`
-sets them by hand. Eager eval keeps the launch plan (``launch_plan = True``)
+:meth:`TritonEval.measure_forms` has timed both forms on the GPU at an input
+shape — :meth:`TritonEval.tune` does, and so does the first eager call at a
+shape with ``autotune=True`` — every operation takes the torch form there (why:
+:mod:`.choice`); :meth:`TritonEval.set_forms` sets them by hand. Decided forms
+live with the model, per input shape and dtype, not in the tuning cache on disk:
+that cache keys a launch by its GEMM shape, while the torch form's time depends
+on the whole operation (pool kind and stride, conv attributes, residual scale). Eager eval keeps the launch plan (``launch_plan = True``)
 until a GPU run measures the compiled graph faster (bench/bench.py's
 ``torch.compile(incdsl triton)`` rows).
 
@@ -114,7 +118,8 @@ class TritonEval(InferenceEval):
         #: eager eval runs the launch plan (True) or the graph forward (False: op by op, weights prepared per call)
         self.launch_plan = True
         self._kernel_calls = kernel_calls(self._program, "conv" in self._kernels)
-        self._forms: dict[str, Form] = {}
+        self._forms: dict[str, Form] = {}  # set_forms: at every shape not measured since
+        self._measured: dict[tuple[Any, ...], dict[str, Form]] = {}  # measure_forms: per input shape
         self._timing_steps: dict[str, tuple[Any, list[torch.Tensor]]] | None = None
         self._graphs: dict[tuple[Any, ...], tuple[Any, tuple[torch.Tensor, ...]]] = {}
 
@@ -127,9 +132,10 @@ class TritonEval(InferenceEval):
             return super().forward(x)
         return self._infer(x)
 
-    def tune(self, x: torch.Tensor) -> None:
+    def tune(self, x: torch.Tensor, timer: Callable[[Callable[[], Any]], float] | None = None) -> None:
         """Time every candidate config of each launch at ``x``'s shape on this GPU, keep the fastest
-        (on disk, for later processes too) and use them from the next call on."""
+        (on disk, for later processes too) and use them from the next call on; then, on a GPU (or
+        with a ``timer``), :meth:`measure_forms` at that shape."""
         self._check_input(x)
         with torch.no_grad():
             self._prepare()
@@ -138,16 +144,25 @@ class TritonEval(InferenceEval):
             with self._serving_carried(x):
                 choose = self._chooser(x, tune=True)
                 self._plans[key] = self.build_plan(x, choose, choose.target)
+        if x.is_cuda or timer is not None:
+            self.measure_forms(x, timer)
 
     # --- the traceable forward and the choice of forms --------------------------
 
     @property
     def forms(self) -> dict[str, Form]:
-        """Each operation that has an incdsl kernel, and the form the graph forward runs it in."""
+        """Each operation that has an incdsl kernel, and the form the graph forward runs it in at
+        input shapes not measured (:meth:`forms_at` gives a shape's)."""
         return {name: self._forms.get(name, "library") for name in self._kernel_calls}
 
+    def forms_at(self, x: torch.Tensor) -> dict[str, Form]:
+        """The forms the graph forward runs at ``x``'s shape: those :meth:`measure_forms` (or
+        :meth:`tune`) decided there, else :attr:`forms`."""
+        return {**self.forms, **self._measured.get(_shape_key(x), {})}
+
     def set_forms(self, forms: Mapping[str, Form] | Form) -> None:
-        """Set the forms by operation name, or one form (``"kernel"`` or ``"library"``) for all."""
+        """Set the forms by operation name, or one form (``"kernel"`` or ``"library"``) for all,
+        at every input shape (forms measured before are dropped for these operations)."""
         chosen = dict.fromkeys(self._kernel_calls, forms) if isinstance(forms, str) else dict(forms)
         unknown = sorted(set(chosen) - set(self._kernel_calls))
         if unknown:
@@ -156,12 +171,15 @@ class TritonEval(InferenceEval):
         if wrong:
             raise ValueError(f"unknown form(s) {', '.join(wrong)}; choose among {', '.join(FORMS)}")
         self._forms.update(chosen)
+        for measured in self._measured.values():
+            for name in chosen:
+                measured.pop(name, None)
 
     def measure_forms(self, x: torch.Tensor, timer: Callable[[Callable[[], Any]], float] | None = None,
                       margin: float = 0.0) -> dict[str, Timing]:  # fmt: skip
         """Time both forms of every operation at ``x``'s shape (``timer(fn)`` → ms, by default
-        Triton's ``do_bench`` on the GPU), keep :func:`.choice.choose_forms`'s pick and return
-        the timings. The torch form is timed eagerly (Inductor would fuse its bias and ReLU
+        Triton's ``do_bench`` on the GPU), keep :func:`.choice.choose_forms`'s pick for inputs of
+        that shape and return the timings. The torch form is timed eagerly (Inductor would fuse its bias and ReLU
         further)."""
         self._check_input(x)
         if timer is None:
@@ -180,7 +198,7 @@ class TritonEval(InferenceEval):
             finally:
                 self._timing_steps = None
             timings = {name: self._time_forms(timer, step, xs, x) for name, (step, xs) in seen.items()}
-        self._forms.update(choose_forms(timings, margin))
+        self._measured[_shape_key(x)] = choose_forms(timings, margin)
         return timings
 
     def _time_forms(self, timer: Callable[[Callable[[], Any]], float], step: Any, xs: list[torch.Tensor],
@@ -214,7 +232,7 @@ class TritonEval(InferenceEval):
     def _infer(self, x: torch.Tensor) -> torch.Tensor:
         self._check_input(x)
         if torch.compiler.is_compiling() or not self.launch_plan:
-            return self._graph_forward(x, self.forms)
+            return self._graph_forward(x, self.forms_at(x))
         with torch.no_grad():
             self._prepare()
             key = (tuple(x.shape), x.dtype, x.device)
@@ -224,6 +242,9 @@ class TritonEval(InferenceEval):
                 with progress(f"compiling Triton kernels for input {'×'.join(map(str, x.shape))}"), self._serving_carried(x):
                     choose = self._chooser(x, tune=self._autotune)
                     plan = self._plans[key] = self.build_plan(x, choose, choose.target)
+                if self._autotune and x.is_cuda and _shape_key(x) not in self._measured:
+                    with progress("measuring incdsl's kernels against the torch forms"):
+                        self.measure_forms(x)
                 return self._returned(list(plan.output()))
             if self._cuda_graphs and x.is_cuda:
                 return self._returned(self._replay(plan, key, x))
@@ -319,6 +340,11 @@ class TritonEval(InferenceEval):
         plan.input_place.copy_(x)
         graph.replay()
         return [out.clone() for out in outs]
+
+
+def _shape_key(x: torch.Tensor) -> tuple[Any, ...]:
+    """What decided forms are kept by: the input's shape and dtype (a form's speed depends on both)."""
+    return tuple(x.shape), x.dtype
 
 
 def _timed(timer: Callable[[Callable[[], Any]], float], fn: Callable[[], Any]) -> float | None:
