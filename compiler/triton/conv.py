@@ -27,7 +27,7 @@ import triton
 import triton.language as tl
 
 from .epilogue import Destinations, destinations, finish_tile, tile_of
-from .launch import Config, Launch
+from .launch import Config, Launch, in_order
 from .operands import dot_precision, pad_columns
 from .operands import pack_weight as pack_weight  # where callers found it before operands.py
 from .splitk import check_workspace, k_per_split, reduce_launch, store_partial, workspace_floats
@@ -234,12 +234,7 @@ def prepare_conv(
         x, packed_weight, pad_columns(bias, n), pad_columns(floor, n), destinations(outs), out_size,
         config, kernel, stride, padding, pool, workspace,
     )  # fmt: skip
-
-    def run() -> None:
-        for launch in launches:
-            launch()
-
-    return run
+    return in_order(launches)
 
 
 def conv(*args: Any, **kwargs: Any) -> None:

@@ -22,7 +22,7 @@ import triton
 import triton.language as tl
 
 from .epilogue import Destinations, destinations, finish_tile, pixel_rows, tile_of
-from .launch import Config, Launch
+from .launch import Config, Launch, in_order
 from .operands import dot_precision, pad_columns
 from .operands import precision_of as precision_of  # where callers found it before operands.py
 from .splitk import check_workspace, k_per_split, reduce_launch, store_partial, workspace_floats
@@ -177,12 +177,7 @@ def prepare_gemm(
         a, packed_weight, pad_columns(bias, n), pad_columns(floor, n), destinations(outs), config,
         residual=residual, tma=tma and tma_applies(a, packed_weight), workspace=workspace,
     )  # fmt: skip
-
-    def run() -> None:
-        for launch in launches:
-            launch()
-
-    return run
+    return in_order(launches)
 
 
 def gemm(*args: Any, **kwargs: Any) -> None:

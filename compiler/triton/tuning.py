@@ -105,14 +105,15 @@ def estimate_shared(config: Config, shape: Shape) -> int:
     """Bytes of shared memory ``config`` needs: each pipeline stage holds an A and a B tile (a
     pool projection at two stages also keeps each tap's load for the next one); after the loop,
     the epilogue converts the output tile's layout through shared memory that the pipeline's
-    buffers are reused for, so the larger of the two counts."""
+    buffers are reused for, so the larger of the two counts (a split-K program's tile is the
+    fp32 partial sum it stores)."""
     a = config.block_m * config.block_k * shape.itemsize
     b = config.block_k * config.block_n * shape.itemsize
     if shape.kind == "pool" and config.num_stages > 1:
         pipeline = (config.num_stages - 1) * (shape.taps * a + b) + 2 * a + b
     else:
         pipeline = config.num_stages * (a + b)
-    epilogue = config.block_m * config.block_n * shape.itemsize
+    epilogue = config.block_m * config.block_n * (4 if config.split_k > 1 else shape.itemsize)
     return max(pipeline, epilogue) + _SLACK
 
 
@@ -135,14 +136,15 @@ def candidates(shape: Shape, target: Target) -> list[Config]:
     else:
         space = [Config(*f) for f in _SPACES[shape.kind, width]]
     if shape.kind in SPLIT_KINDS:
-        # split-K on the smallest tiles of the list and on its 64×128 ones
-        wide = next(c for c in space if (c.block_m, c.block_n) == (64, 128))
+        # split-K on the smallest tiles of the list and on its 64×128 ones, each at its fewest
+        # stages: Triton 3.8 spills a split fp16 pool projection pipelined two deep on sm_80
+        wide = min((c for c in space if (c.block_m, c.block_n) == (64, 128)), key=lambda c: c.num_stages)
         space += [split for c in (_smallest(space), wide) for split in _splits(shape, c, target)]
     return [c for c in space if fits(c, shape, target)]
 
 
 def _smallest(space: list[Config]) -> Config:
-    return min(space, key=lambda c: (c.block_m * c.block_n, c.block_k))
+    return min(space, key=lambda c: (c.block_m * c.block_n, c.block_k, c.num_stages))
 
 
 def _splits(shape: Shape, config: Config, target: Target) -> list[Config]:
