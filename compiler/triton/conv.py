@@ -195,7 +195,9 @@ def conv_launches(
             "sx_n": x.stride(0), "sx_h": x.stride(2), "sx_w": x.stride(3),
             "k_per_split": k_per_split(kernel[0] * kernel[1] * channels, config),
             "KH": kernel[0], "KW": kernel[1], "SH": stride[0], "SW": stride[1], "PH": padding[0], "PW": padding[1],
-            "POOL": pool[0], "PK": pool[1], "C_TILED": channels % config.block_k == 0, "PARTIAL": splits > 1,
+            "POOL": pool[0], "PK": pool[1], "PARTIAL": splits > 1,
+            # (a pool projection never reads C_TILED: one binary whatever its channels)
+            "C_TILED": pool[0] == POOL_NONE and channels % config.block_k == 0,
             "PRECISION": dot_precision(x.dtype), **config.meta,
         },  # fmt: skip
         config.options,
