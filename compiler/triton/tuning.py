@@ -136,15 +136,19 @@ def candidates(shape: Shape, target: Target) -> list[Config]:
     else:
         space = [Config(*f) for f in _SPACES[shape.kind, width]]
     if shape.kind in SPLIT_KINDS:
-        # split-K on the smallest tiles of the list and on its 64×128 ones, each at its fewest
-        # stages: Triton 3.8 spills a split fp16 pool projection pipelined two deep on sm_80
-        wide = min((c for c in space if (c.block_m, c.block_n) == (64, 128)), key=lambda c: c.num_stages)
-        space += [split for c in (_smallest(space), wide) for split in _splits(shape, c, target)]
+        space += [split for c in _split_bases(shape, space) for split in _splits(shape, c, target)]
     return [c for c in space if fits(c, shape, target)]
 
 
-def _smallest(space: list[Config]) -> Config:
-    return min(space, key=lambda c: (c.block_m * c.block_n, c.block_k, c.num_stages))
+def _split_bases(shape: Shape, space: list[Config]) -> list[Config]:
+    """The tiles split-K is tried on: the smallest of the list, then its 64×128 one."""
+    smallest = min(space, key=lambda c: (c.block_m * c.block_n, c.block_k))
+    bases = [smallest, next(c for c in space if (c.block_m, c.block_n) == (64, 128))]
+    if shape.kind == "pool":
+        # unpipelined: Triton 3.8 spills a split pool projection two stages deep on sm_80
+        # (fp16 64×64 on four warps, IEEE fp32 64×64 on eight), and a split's K range is short
+        bases = [replace(c, num_stages=1) for c in bases]
+    return bases
 
 
 def _splits(shape: Shape, config: Config, target: Target) -> list[Config]:
@@ -180,7 +184,8 @@ def default_config(shape: Shape, target: Target) -> Config:
     tuning and the kernel-or-library choice (:mod:`.choice`) still time it."""
     allowed = candidates(shape, target)
     if shape.kind == "pool":
-        split = [c for c in _splits(shape, _smallest([c for c in allowed if c.split_k == 1]), target) if c in allowed]
+        whole = [c for c in allowed if c.split_k == 1]
+        split = [c for c in _splits(shape, _split_bases(shape, whole)[0], target) if c in allowed]
         if split:
             return split[-1]
         preferred = Config(64, 64, 32, 4, 1) if shape.itemsize == 2 else Config(64, 64, 32, 8, 2)
