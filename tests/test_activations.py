@@ -126,6 +126,52 @@ def test_triton_epilogue_applies_the_activation(act):
         assert (out - reference(x)).abs().max().item() < 1e-5
 
 
+@pytest.mark.parametrize("kind", ["gemm", "pool"])
+@pytest.mark.parametrize("act", list(EPILOGUE_CODES))
+def test_split_k_reduce_applies_the_activation(act, kind):
+    """A split-K 1×1 group GEMM and a split-K pool projection (batch 1, 7×7 and 4×4: the
+    small-M shapes that split) skip the main kernel's epilogue, so the reduce launch must
+    apply the activation; against torch's module on the fp32 reference."""
+    from incdsl.compiler.triton.conv import POOL_MAX, conv_launches, pack_weight, pool_projection_reference
+    from incdsl.compiler.triton.epilogue import destinations, pixel_rows
+    from incdsl.compiler.triton.gemm import gemm_launches, gemm_reference
+    from incdsl.compiler.triton.launch import Config, in_order
+    from incdsl.compiler.triton.operands import pad_columns
+    from incdsl.compiler.triton.splitk import workspace_floats
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    size, cin, widths = (7, 48, [16, 8]) if kind == "gemm" else (4, 64, [16, 8])
+    n, config = sum(widths), Config(16, 16, 16, 4, 2, split_k=3)
+    g = torch.Generator().manual_seed(5)
+    x = torch.randn(1, cin, size, size, generator=g).to(device).contiguous(memory_format=torch.channels_last)
+    weight = (torch.randn(n, cin, 1, 1, generator=g) / cin**0.5).to(device)
+    bias = torch.randn(n, generator=g).to(device)
+    floor = torch.full((n,), float("-inf"), device=device)  # no ReLU floor: the activation alone
+    outs = [torch.empty(1, c, size, size, device=device).contiguous(memory_format=torch.channels_last) for c in widths]
+    packed = pack_weight(weight)  # its columns padded: the kernels' bias, floor and workspace follow
+    columns = packed.shape[1]
+    workspace = torch.empty(workspace_floats(size * size, columns, config), device=device)
+    padded = pad_columns(bias, columns), pad_columns(floor, columns)
+    code = EPILOGUE_CODES[act]
+    if kind == "gemm":
+        expected = gemm_reference(x, weight, bias, floor, widths)
+        launches = gemm_launches(
+            pixel_rows(x), packed, *padded, destinations(outs), config, workspace=workspace, act=code
+        )
+    else:
+        pooled = pool_projection_reference(x, weight, bias, floor, (POOL_MAX, 3))
+        expected = torch.split(pooled, widths, dim=1)
+        launches = conv_launches(
+            x, packed, *padded, destinations(outs), (size, size), config,
+            pool=(POOL_MAX, 3), act=code, workspace=workspace,
+        )  # fmt: skip
+    assert [launch.kernel.__name__ for launch in launches][1:] == ["_reduce_kernel"]
+    assert [launch.args["ACT"] for launch in launches] == [code, code]
+    in_order(launches)()
+    for out, linear in zip(outs, expected, strict=True):
+        assert (out - _module(act)(linear)).abs().max().item() < 1e-4
+
+
 @pytest.mark.parametrize("act", ACTS)
 def test_every_activation_has_torch_and_epilogue_forms(act):
     x = torch.linspace(-4, 4, 101)

@@ -185,6 +185,28 @@ def test_pool_is_taken_while_loading(pool):
 
 
 @pytest.mark.parametrize(
+    ("size", "cin", "pool", "dtype", "splits"),
+    [
+        (7, 208, POOL_MAX, torch.float32, 4),  # GoogLeNet's 5b pool projection at batch 1, narrowed
+        (4, 64, POOL_AVG, torch.float32, 8),  # more ranges than K tiles: the last ones are empty
+        (7, 80, POOL_AVG_WITH_PAD, torch.float16, 3),  # a ragged last range
+        (4, 256, POOL_MAX, torch.float16, 2),
+    ],
+)
+def test_split_k_pool_projection_reduces_then_runs_the_epilogue(size, cin, pool, dtype, splits):
+    # Batch 1 at 7×7 or 4×4: the tiles that leave SMs idle. Bias and ReLU/linear floors after
+    # the reduce, into a channel slice of a concat buffer and a tensor of its own.
+    widths = [24, 16]
+    x, weight, bias = _inputs(1, cin, size, size, sum(widths), dtype=dtype, seed=cin)
+    floor = _floor(widths)
+    expected = torch.split(pool_projection_reference(x.float(), weight.float(), bias, floor, (pool, 3)), widths, dim=1)
+    buffer, outs = _outs(1, widths, size, size, dtype=dtype)
+    conv(x, pack_weight(weight), bias, floor, outs, Config(16, 16, 16, 4, 2, split_k=splits), pool=(pool, 3))
+    assert _error(outs, expected) < (2e-2 if dtype == torch.float16 else 1e-4)
+    assert _untouched(buffer, widths[0]), "a store went outside its channel slice"
+
+
+@pytest.mark.parametrize(
     ("cin", "kernel", "stride", "padding"),
     [
         (17, (3, 3), (1, 1), (1, 1)),

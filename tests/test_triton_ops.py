@@ -105,6 +105,17 @@ def test_each_operator_computes_what_torch_does(name, cout):
     assert (out - expected).abs().max().item() < 1e-4
 
 
+def test_a_pool_projection_that_splits_k_by_default_computes_what_torch_does():
+    # 128 channels over a 5×6 image: one tile, so the default config splits K (tuning.py) and the
+    # operator runs the reduce launch after the partial sums.
+    from incdsl.compiler.triton.targets import TARGETS
+    from incdsl.compiler.triton.tuning import Shape, default_config
+
+    assert default_config(Shape("pool", 2 * 5 * 6, 32, 128, 9, "ieee"), TARGETS["sm_90"]).split_k > 1
+    args, expected, op = _pool(POOL_MAX)(128, 24)
+    assert (op(*args) - expected).abs().max().item() < 1e-4
+
+
 @pytest.mark.parametrize("name", OPERATORS)
 def test_each_fake_implementation_gives_the_real_shape_stride_and_dtype(name):
     args, _, op = OPERATORS[name](24, 20)

@@ -86,6 +86,26 @@ def test_small_gemms_may_split_k_but_do_not_by_default():
     assert not any(c.split_k > 1 for c in candidates(Shape("gemm", 256 * 784, 176, 192), TARGETS["sm_90"]))
 
 
+@pytest.mark.parametrize("target", ["sm_90", "sm_80"])
+def test_pool_projections_that_leave_sms_idle_split_k_by_default(target):
+    # GoogLeNet at batch 1: each pool projection's tiles (7×7 to 28×28) fill few of the SMs, and
+    # its K loop, nine loads per tile, is its time; the default splits K as far as the rule lets
+    # it, and the plan adds the reduce launch. At batch 256 the tiles fill the GPU: no split.
+    for batch, split in ((1, True), (256, False)):
+        pools = [(shape, launches) for shape, launches in _plan("googlenet", batch, "fp16") if shape.kind == "pool"]
+        assert pools
+        for shape, _ in pools:
+            config = default_config(shape, TARGETS[target])
+            assert (config.split_k > 1) == split, (batch, shape)
+            if split:
+                tiles = -(-shape.m // config.block_m) * -(-shape.n // config.block_n)
+                assert tiles * config.split_k <= TARGETS[target].sms and shape.k >= config.split_k * 2 * config.block_k
+                assert config in candidates(shape, TARGETS[target])
+        if target == "sm_90":  # _plan builds with sm_90's defaults
+            assert all([launch.kernel.__name__ for launch in launches] == ["_conv_kernel", "_reduce_kernel"][: 1 + split]
+                       for _, launches in pools)  # fmt: skip
+
+
 def test_pool_projections_stay_within_two_stages_and_16_bit_hopper_tiles_within_wgmma():
     for precision in ITEMSIZE:
         shape = Shape("pool", 32 * 784, 32, 192, 9, precision)

@@ -147,6 +147,7 @@ def _variant(launch: Launch, precision: str) -> tuple[str, str]:
     elif args["POOL"]:
         kind = "pool"
         flags.append(f"{('max', 'avg', 'avg-pad')[args['POOL'] - 1]}{args['PK']}")
+        flags += ["split-k"] if args["PARTIAL"] else []
     else:
         flags.append(f"{args['KH']}x{args['KW']}/{args['SH']}" + (" c-tiled" if args["C_TILED"] else ""))
     flags.append(f"align{args['ALIGN']}")

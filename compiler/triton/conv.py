@@ -8,7 +8,8 @@ not a plain 1×1 GEMM:
 - a pool projection: a 1×1 conv whose operand is a k×k stride-1 max or
   average pool of the input, taken while loading (``POOL``); each tap's load
   hits the cache lines its neighbours brought in, and the pooled tensor is
-  never written.
+  never written. At small M (batch 1 at 7×7) its K loop, PK² loads per tile,
+  is the whole time: ``PARTIAL`` splits it (:mod:`.splitk`, as the 1×1 GEMM).
 
 Row indices (batch, y, x) are computed once per tile, outside the K loop.
 The epilogue is :func:`.epilogue.finish_tile`. :func:`conv_reference` is the
@@ -26,9 +27,10 @@ import triton
 import triton.language as tl
 
 from .epilogue import Destinations, destinations, finish_tile, tile_of
-from .launch import Config, Launch
+from .launch import Config, Launch, in_order
 from .operands import dot_precision, pad_columns
 from .operands import pack_weight as pack_weight  # where callers found it before operands.py
+from .splitk import check_workspace, k_per_split, reduce_launch, store_partial, workspace_floats
 
 POOL_NONE, POOL_MAX, POOL_AVG, POOL_AVG_WITH_PAD = 0, 1, 2, 3
 
@@ -36,11 +38,11 @@ POOL_NONE, POOL_MAX, POOL_AVG, POOL_AVG_WITH_PAD = 0, 1, 2, 3
 # One binary for every batch size and image size: M and the spatial sizes only bound masks.
 @triton.jit(do_not_specialize=["M", "H", "W", "OH", "OW"])
 def _conv_kernel(
-    x, b, bias_ptr, floor_ptr, out_ptr, table_ptr,
-    M, N, C, H, W, OH, OW, sx_n, sx_h, sx_w, num_out,
+    x, b, bias_ptr, floor_ptr, out_ptr, table_ptr, ws_ptr,
+    M, N, C, H, W, OH, OW, sx_n, sx_h, sx_w, num_out, k_per_split,
     KH: tl.constexpr, KW: tl.constexpr, SH: tl.constexpr, SW: tl.constexpr,
     PH: tl.constexpr, PW: tl.constexpr, POOL: tl.constexpr, PK: tl.constexpr,
-    C_TILED: tl.constexpr, ACT: tl.constexpr, ALIGN: tl.constexpr, PRECISION: tl.constexpr,
+    C_TILED: tl.constexpr, ACT: tl.constexpr, PARTIAL: tl.constexpr, ALIGN: tl.constexpr, PRECISION: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
 ):  # fmt: skip
     pid_m, pid_n = tile_of(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
@@ -54,9 +56,12 @@ def _conv_kernel(
     row_base = image * sx_n + top * sx_h + left * sx_w
     ks = tl.arange(0, BLOCK_K)
     K = KH * KW * C
+    # With PARTIAL, this program's K range (whole BLOCK_K tiles); else all of K.
+    k_start = tl.program_id(1) * k_per_split
+    k_stop = tl.minimum(K, k_start + k_per_split)
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k in range(0, K, BLOCK_K):
+    for k in range(k_start, k_stop, BLOCK_K):
         if POOL != 0:
             c = k + ks
             a = _pooled_tile(x, image, top, left, c, row_ok, c < C, H, W, sx_n, sx_h, sx_w, POOL, PK, BLOCK_M, BLOCK_K)
@@ -83,10 +88,13 @@ def _conv_kernel(
         w = tl.load(b + kk[:, None] * N + cols[None, :], mask=(kk < K)[:, None] & (cols < N)[None, :], other=0.0)
         acc = tl.dot(a, w, acc, input_precision=PRECISION)
 
-    finish_tile(
-        acc, pid_m * BLOCK_M, first_col, M, N, bias_ptr, floor_ptr, bias_ptr, 0, 0.0,
-        out_ptr, table_ptr, num_out, False, ACT, ALIGN, BLOCK_M, BLOCK_N,
-    )  # fmt: skip
+    if PARTIAL:
+        store_partial(ws_ptr, acc, pid_m * BLOCK_M, first_col, M, N, BLOCK_M, BLOCK_N)  # the reduce kernel finishes
+    else:
+        finish_tile(
+            acc, pid_m * BLOCK_M, first_col, M, N, bias_ptr, floor_ptr, bias_ptr, 0, 0.0,
+            out_ptr, table_ptr, num_out, False, ACT, ALIGN, BLOCK_M, BLOCK_N,
+        )  # fmt: skip
 
 
 @triton.jit
@@ -150,7 +158,7 @@ def pool_projection_reference(
 # --- host side ------------------------------------------------------------------
 
 
-def conv_launch(
+def conv_launches(
     x: torch.Tensor,
     packed_weight: torch.Tensor,
     bias: torch.Tensor,
@@ -163,30 +171,48 @@ def conv_launch(
     padding: tuple[int, int] = (0, 0),
     pool: tuple[int, int] = (POOL_NONE, 1),
     act: int = 0,
-) -> Launch:
-    """The launch of the conv of ``x`` (N, C, H, W, unit channel stride) whose output,
+    workspace: torch.Tensor | None = None,
+) -> list[Launch]:
+    """The launches of the conv of ``x`` (N, C, H, W, unit channel stride) whose output,
     ``out_size`` pixels high and wide, goes to ``dest``; ``packed_weight`` is
     [kh·kw·C, Cout] (:func:`pack_weight`); ``pool = (POOL_*, k)`` pools first (1×1 only);
-    ``act`` the epilogue's activation after the floor (:data:`.epilogue.EPILOGUE_CODES`)."""
+    ``act`` the epilogue's activation after the floor (:data:`.epilogue.EPILOGUE_CODES`).
+    With ``config.split_k > 1`` (the split-K candidates are the pool projection's),
+    ``workspace`` holds at least ``split_k·M·Cout`` fp32 and a reduce launch follows,
+    which runs the epilogue, activation included."""
     batch, channels, height, width = x.shape
     out_h, out_w = out_size
     m, n = batch * out_h * out_w, packed_weight.shape[1]
     if pool[0] != POOL_NONE and kernel != (1, 1):
         raise ValueError("a pool prologue goes with a 1×1 conv")
+    check_workspace(workspace, m, n, config)
+    splits = config.split_k
     tiles = triton.cdiv(m, config.block_m) * triton.cdiv(n, config.block_n)
-    return Launch(
+    main = Launch(
         _conv_kernel,
-        (tiles,),
+        (tiles, splits),
         {
             "x": x, "b": packed_weight, "bias_ptr": bias, "floor_ptr": floor, **dest.args,
+            "ws_ptr": workspace if workspace is not None else bias,
             "M": m, "N": n, "C": channels, "H": height, "W": width, "OH": out_h, "OW": out_w,
             "sx_n": x.stride(0), "sx_h": x.stride(2), "sx_w": x.stride(3),
+            "k_per_split": k_per_split(kernel[0] * kernel[1] * channels, config),
             "KH": kernel[0], "KW": kernel[1], "SH": stride[0], "SW": stride[1], "PH": padding[0], "PW": padding[1],
-            "POOL": pool[0], "PK": pool[1], "C_TILED": channels % config.block_k == 0, "ACT": act,
+            "POOL": pool[0], "PK": pool[1], "ACT": act, "PARTIAL": splits > 1,
+            # (a pool projection never reads C_TILED: one binary whatever its channels)
+            "C_TILED": pool[0] == POOL_NONE and channels % config.block_k == 0,
             "PRECISION": dot_precision(x.dtype), **config.meta,
         },  # fmt: skip
         config.options,
     )
+    if splits == 1:
+        return [main]
+    # The conv's epilogue has no residual: the reduce kernel's residual arguments are never read.
+    epilogue = {
+        "bias_ptr": bias, "floor_ptr": floor, "res_ptr": bias, "s_res": 0, "res_scale": 0.0, "RESIDUAL": False, "ACT": act,
+        **dest.args,
+    }  # fmt: skip
+    return [main, reduce_launch(workspace, epilogue, m, n, splits)]  # type: ignore[arg-type]
 
 
 def prepare_conv(
@@ -207,10 +233,14 @@ def prepare_conv(
     if x.stride(1) != 1 and x.shape[1] > 1:
         x = x.contiguous(memory_format=torch.channels_last)
     n = packed_weight.shape[1]
-    return conv_launch(
-        x, packed_weight, pad_columns(bias, n), pad_columns(floor, n), destinations(outs), tuple(outs[0].shape[2:]),
-        config, kernel, stride, padding, pool, act,
+    out_size = tuple(outs[0].shape[2:])
+    floats = workspace_floats(x.shape[0] * out_size[0] * out_size[1], n, config)
+    workspace = torch.empty(floats, dtype=torch.float32, device=x.device) if floats else None
+    launches = conv_launches(
+        x, packed_weight, pad_columns(bias, n), pad_columns(floor, n), destinations(outs), out_size,
+        config, kernel, stride, padding, pool, act, workspace,
     )  # fmt: skip
+    return in_order(launches)
 
 
 def conv(*args: Any, **kwargs: Any) -> None:

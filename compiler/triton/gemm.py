@@ -4,9 +4,7 @@ channels-last activations, rows being pixels, so no index arithmetic per row.
 - ``TMA``: on sm_90 the operand tiles come through tensor descriptors (the
   copy engine, zero-filled past the edges); elsewhere through masked loads.
 - ``PARTIAL``: split-K for small M (batch 1 at 7×7 or 8×8 makes a handful of
-  tiles for 132 SMs): each of ``splits`` programs per tile sums one K range
-  into an fp32 workspace, and :func:`_reduce_kernel` adds the ranges in a
-  fixed order (deterministic) and runs the epilogue.
+  tiles for 132 SMs), as :mod:`.splitk` describes.
 - the epilogue (:mod:`.epilogue`): bias, the Inception-ResNet residual add,
   the activation floor, each member's columns stored to its own destination.
 
@@ -24,9 +22,10 @@ import triton
 import triton.language as tl
 
 from .epilogue import Destinations, destinations, finish_tile, pixel_rows, tile_of
-from .launch import Config, Launch
+from .launch import Config, Launch, in_order
 from .operands import dot_precision, pad_columns
 from .operands import precision_of as precision_of  # where callers found it before operands.py
+from .splitk import check_workspace, k_per_split, reduce_launch, store_partial, workspace_floats
 
 
 @triton.jit(do_not_specialize=["M"])  # one binary for every batch size
@@ -63,42 +62,12 @@ def _gemm_kernel(
             acc = tl.dot(tile_a, tile_b, acc, input_precision=PRECISION)
 
     if PARTIAL:
-        # This program's K range, summed; the reduce kernel finishes the tile.
-        rows = (first_row + tl.arange(0, BLOCK_M)).to(tl.int64)
-        cols = first_col + tl.arange(0, BLOCK_N)
-        offsets = (tl.program_id(1) * M + rows)[:, None] * N + cols[None, :]
-        tl.store(ws_ptr + offsets, acc, mask=(rows < M)[:, None] & (cols < N)[None, :])
+        store_partial(ws_ptr, acc, first_row, first_col, M, N, BLOCK_M, BLOCK_N)  # the reduce kernel finishes
     else:
         finish_tile(
             acc, first_row, first_col, M, N, bias_ptr, floor_ptr, res_ptr, s_res, res_scale,
             out_ptr, table_ptr, num_out, RESIDUAL, ACT, ALIGN, BLOCK_M, BLOCK_N,
         )  # fmt: skip
-
-
-@triton.jit(do_not_specialize=["M"])  # one binary for every batch size
-def _reduce_kernel(
-    ws_ptr, bias_ptr, floor_ptr, res_ptr, out_ptr, table_ptr,
-    M, N, splits, s_res, res_scale, num_out,
-    RESIDUAL: tl.constexpr, ACT: tl.constexpr, ALIGN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr,
-):  # fmt: skip
-    """Sum the split-K partial tiles in order and run the epilogue."""
-    first_row = tl.program_id(0) * BLOCK_M
-    first_col = tl.program_id(1) * BLOCK_N
-    rows = (first_row + tl.arange(0, BLOCK_M)).to(tl.int64)
-    cols = first_col + tl.arange(0, BLOCK_N)
-    mask = (rows < M)[:, None] & (cols < N)[None, :]
-    offsets = rows[:, None] * N + cols[None, :]
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for s in range(splits):
-        acc += tl.load(ws_ptr + s * M * N + offsets, mask=mask, other=0.0)
-    finish_tile(
-        acc, first_row, first_col, M, N, bias_ptr, floor_ptr, res_ptr, s_res, res_scale,
-        out_ptr, table_ptr, num_out, RESIDUAL, ACT, ALIGN, BLOCK_M, BLOCK_N,
-    )  # fmt: skip
-
-
-#: The reduce kernel's tile: it is memory-bound and runs once per split group.
-REDUCE_BLOCK = (64, 64)
 
 
 def gemm_reference(
@@ -162,9 +131,7 @@ def gemm_launches(
     else:
         shortcut, scale = bias, 0.0  # never read
     splits = config.split_k
-    k_per_split = triton.cdiv(triton.cdiv(k, config.block_k), splits) * config.block_k
-    if splits > 1 and (workspace is None or workspace.numel() < splits * m * n):
-        raise ValueError(f"split-K over {splits} ranges needs a workspace of {splits}·{m}·{n} floats")
+    check_workspace(workspace, m, n, config)
     operands = (
         {"a": _descriptor(a, (config.block_m, config.block_k)), "b": _descriptor(b, (config.block_k, config.block_n))}
         if tma
@@ -181,21 +148,12 @@ def gemm_launches(
         (tiles, splits),
         {
             **operands, **epilogue, "ws_ptr": workspace if workspace is not None else bias,
-            "M": m, "N": n, "K": k, "s_a": a.stride(0), "k_per_split": k_per_split,
+            "M": m, "N": n, "K": k, "s_a": a.stride(0), "k_per_split": k_per_split(k, config),
             "TMA": tma, "PARTIAL": splits > 1, "PRECISION": dot_precision(a.dtype), **config.meta,
         },  # fmt: skip
         config.options,
     )
-    if splits == 1:
-        return [main]
-    block_m, block_n = REDUCE_BLOCK
-    reduce = Launch(
-        _reduce_kernel,
-        (triton.cdiv(m, block_m), triton.cdiv(n, block_n)),
-        {"ws_ptr": workspace, **epilogue, "M": m, "N": n, "splits": splits, "BLOCK_M": block_m, "BLOCK_N": block_n},
-        {"num_warps": 4, "num_stages": 1},
-    )
-    return [main, reduce]
+    return [main] if splits == 1 else [main, reduce_launch(workspace, epilogue, m, n, splits)]  # type: ignore[arg-type]
 
 
 def prepare_gemm(
@@ -216,17 +174,13 @@ def prepare_gemm(
     m, n = a.shape[0], packed_weight.shape[1]
     if residual is not None:
         residual = (pixel_rows(residual[0]), residual[1])
-    workspace = torch.empty(config.split_k * m * n, dtype=torch.float32, device=x.device) if config.split_k > 1 else None
+    floats = workspace_floats(m, n, config)
+    workspace = torch.empty(floats, dtype=torch.float32, device=x.device) if floats else None
     launches = gemm_launches(
         a, packed_weight, pad_columns(bias, n), pad_columns(floor, n), destinations(outs), config,
         residual=residual, tma=tma and tma_applies(a, packed_weight), workspace=workspace, act=act,
     )  # fmt: skip
-
-    def run() -> None:
-        for launch in launches:
-            launch()
-
-    return run
+    return in_order(launches)
 
 
 def gemm(*args: Any, **kwargs: Any) -> None:

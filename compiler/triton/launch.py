@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,6 +93,16 @@ class Launch:
         self.args.update(tensors)
         if self._run is not None:
             self._values = [self.args[name] for name in self.kernel.arg_names]
+
+
+def in_order(launches: list[Launch]) -> Callable[[], None]:
+    """A function that runs ``launches`` one after another (a split-K launch, then its reduce)."""
+
+    def run() -> None:
+        for launch in launches:
+            launch()
+
+    return run
 
 
 class _AheadOfTimeDriver:

@@ -40,10 +40,11 @@ from typing import Any
 
 import torch
 
-from .conv import conv_launch
+from .conv import conv_launches
 from .epilogue import TABLE_WIDTH, Destinations, pixel_row_stride, pixel_rows
 from .gemm import gemm_launches, precision_of
 from .launch import Config, Launch, interpreted
+from .splitk import workspace_floats
 from .tuning import Shape
 
 
@@ -83,6 +84,12 @@ def _chooser(device: torch.device) -> Any:
     return RuntimeChooser(target, TuningCache(torch.cuda.get_device_name(device)))
 
 
+def _workspace(m: int, n: int, config: Config, x: torch.Tensor) -> torch.Tensor | None:
+    """A split-K config's fp32 workspace for an ``[m, n]`` output (None without split-K)."""
+    floats = workspace_floats(m, n, config)
+    return torch.empty(floats, dtype=torch.float32, device=x.device) if floats else None
+
+
 def _run(shape: Shape, device: torch.device, make: Callable[[Config], list[Launch]]) -> None:
     from torch.library import wrap_triton
 
@@ -101,10 +108,7 @@ def _gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, floor: torc
     dest = _destination(out)
 
     def make(config: Config) -> list[Launch]:
-        workspace = None
-        if config.split_k > 1:
-            workspace = torch.empty(config.split_k * m * n, dtype=torch.float32, device=x.device)
-        return gemm_launches(a, weight, bias, floor, dest, config, residual=rows, workspace=workspace, act=act)
+        return gemm_launches(a, weight, bias, floor, dest, config, residual=rows, workspace=_workspace(m, n, config, x), act=act)
 
     _run(Shape("gemm", m, n, k, 1, precision_of(x.dtype)), x.device, make)
     return out
@@ -133,10 +137,12 @@ def pool_1x1(
     batch, channels, height, width = x.shape
     out = _out(x, cout, height, width)
     dest = _destination(out)
-    shape = Shape("pool", batch * height * width, weight.shape[1], channels, pool_kernel**2, precision_of(x.dtype))
-    _run(shape, x.device, lambda config: [
-        conv_launch(x, weight, bias, floor, dest, (height, width), config, pool=(pool, pool_kernel), act=act)
-    ])  # fmt: skip
+    m, n = batch * height * width, weight.shape[1]
+    shape = Shape("pool", m, n, channels, pool_kernel**2, precision_of(x.dtype))
+    _run(shape, x.device, lambda config: conv_launches(
+        x, weight, bias, floor, dest, (height, width), config, pool=(pool, pool_kernel),
+        workspace=_workspace(m, n, config, x), act=act,
+    ))  # fmt: skip
     return out
 
 
@@ -152,9 +158,9 @@ def conv(
     dest = _destination(out)
     kh, kw = kernel
     shape = Shape("conv", batch * out_h * out_w, weight.shape[1], weight.shape[0], kh * kw, precision_of(x.dtype))
-    _run(shape, x.device, lambda config: [
-        conv_launch(x, weight, bias, floor, dest, (out_h, out_w), config, (kh, kw), tuple(stride), tuple(padding), act=act)
-    ])  # fmt: skip
+    _run(shape, x.device, lambda config: conv_launches(
+        x, weight, bias, floor, dest, (out_h, out_w), config, (kh, kw), tuple(stride), tuple(padding), act=act
+    ))  # fmt: skip
     return out
 
 

@@ -33,11 +33,12 @@ from incdsl.activations import Activation
 from ..program import kernel_conv, last_uses
 from ..torch import runtime
 from ..torch.lower import activate, call_layer
-from .conv import POOL_AVG, POOL_AVG_WITH_PAD, POOL_MAX, POOL_NONE, conv_launch
+from .conv import POOL_AVG, POOL_AVG_WITH_PAD, POOL_MAX, POOL_NONE, conv_launches
 from .epilogue import Destinations, destinations, pixel_rows
 from .gemm import _descriptor, gemm_launches, tma_applies
 from .launch import Config, Launch
 from .operands import precision_of
+from .splitk import workspace_floats
 from .tuning import Shape
 
 Step = Callable[[list[Any]], None]
@@ -389,7 +390,9 @@ class _Builder:
             pool = pool_code(a.pool)
 
             def make(config: Config) -> list[Launch]:
-                return [conv_launch(self.operand(x_name), w.weight, w.bias, w.floor, dest, (h, wd), config, pool=pool, act=w.act)]  # type: ignore[arg-type]
+                workspace = self.split_workspace(workspace_floats(m, n, config))
+                return conv_launches(self.operand(x_name), w.weight, w.bias, w.floor, dest, (h, wd), config,  # type: ignore[arg-type]
+                                     pool=pool, workspace=workspace, act=w.act)  # fmt: skip
 
             launches = self.choose(Shape("pool", m, n, k, pool[1] ** 2, precision), make, node.name)
             self.launch_step(outs, launches, self.rebinder(launches, x_name))
@@ -428,9 +431,7 @@ class _Builder:
         residual = None
         if residual_name is not None:
             residual = (pixel_rows(self.operand(residual_name)), a.residual.scale)  # type: ignore[union-attr]
-        workspace = None
-        if config.split_k > 1:
-            workspace = self.split_workspace(config.split_k * rows.shape[0] * w.weight.shape[1])
+        workspace = self.split_workspace(workspace_floats(rows.shape[0], w.weight.shape[1], config))
         # FMA dots (IEEE fp32) read their operands into registers: the copy engine buys nothing there.
         tma = self.tma and precision_of(rows.dtype) != "ieee" and tma_applies(rows, w.weight)
         return gemm_launches(
@@ -449,16 +450,17 @@ class _Builder:
         shape = Shape("conv", self.batch * h * wd, n, w.weight.shape[0], taps, precision_of(x.dtype))
 
         def make(config: Config) -> list[Launch]:
-            return [
-                conv_launch(self.operand(x_name), w.weight, w.bias, w.floor, dest, (h, wd), config,  # type: ignore[arg-type]
-                            a.kernel, a.stride, a.padding, act=w.act)  # fmt: skip
-            ]
+            return conv_launches(self.operand(x_name), w.weight, w.bias, w.floor, dest, (h, wd), config,  # type: ignore[arg-type]
+                                 a.kernel, a.stride, a.padding, act=w.act)  # fmt: skip
 
         launches = self.choose(shape, make, node.name)
         self.launch_step([node.name], launches, self.rebinder(launches, x_name))
 
-    def split_workspace(self, floats: int) -> torch.Tensor:
-        """One fp32 workspace for every split-K launch (they run one after another)."""
+    def split_workspace(self, floats: int) -> torch.Tensor | None:
+        """One fp32 workspace for every split-K launch (they run one after another); None
+        when ``floats`` is 0 (no split)."""
+        if not floats:
+            return None
         if self.workspace is None or self.workspace.numel() < floats:
             self.workspace = torch.empty(floats, dtype=torch.float32, device=self.device)
         return self.workspace

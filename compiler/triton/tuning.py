@@ -14,7 +14,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import triton
@@ -62,6 +62,9 @@ KINDS = ("gemm", "conv", "pool")
 #: Split-K counts tried when a GEMM's output tiles cannot fill the GPU.
 SPLITS = (2, 4, 8)
 
+#: The kernel kinds with a split-K path (:mod:`.splitk`): the 1×1 group GEMM and the pool projection.
+SPLIT_KINDS = ("gemm", "pool")
+
 #: Bytes of shared memory past the tiles (barriers, layout conversions).
 _SLACK = 1024
 
@@ -102,14 +105,15 @@ def estimate_shared(config: Config, shape: Shape) -> int:
     """Bytes of shared memory ``config`` needs: each pipeline stage holds an A and a B tile (a
     pool projection at two stages also keeps each tap's load for the next one); after the loop,
     the epilogue converts the output tile's layout through shared memory that the pipeline's
-    buffers are reused for, so the larger of the two counts."""
+    buffers are reused for, so the larger of the two counts (a split-K program's tile is the
+    fp32 partial sum it stores)."""
     a = config.block_m * config.block_k * shape.itemsize
     b = config.block_k * config.block_n * shape.itemsize
     if shape.kind == "pool" and config.num_stages > 1:
         pipeline = (config.num_stages - 1) * (shape.taps * a + b) + 2 * a + b
     else:
         pipeline = config.num_stages * (a + b)
-    epilogue = config.block_m * config.block_n * shape.itemsize
+    epilogue = config.block_m * config.block_n * (4 if config.split_k > 1 else shape.itemsize)
     return max(pipeline, epilogue) + _SLACK
 
 
@@ -131,17 +135,25 @@ def candidates(shape: Shape, target: Target) -> list[Config]:
         space += [Config(*f) for f in _SPACES["gather", width] if shape.channels % f[2] != 0]
     else:
         space = [Config(*f) for f in _SPACES[shape.kind, width]]
-    if shape.kind == "gemm":
-        # split-K on the smallest tiles of the list and on its 64×128 ones
-        small = min(space, key=lambda c: (c.block_m * c.block_n, c.block_k))
-        wide = next(c for c in space if (c.block_m, c.block_n) == (64, 128))
-        space += [
-            Config(c.block_m, c.block_n, c.block_k, c.num_warps, c.num_stages, split_k=s)
-            for c in (small, wide)
-            for s in SPLITS
-            if _split_useful(shape, c, s, target)
-        ]
+    if shape.kind in SPLIT_KINDS:
+        space += [split for c in _split_bases(shape, space) for split in _splits(shape, c, target)]
     return [c for c in space if fits(c, shape, target)]
+
+
+def _split_bases(shape: Shape, space: list[Config]) -> list[Config]:
+    """The tiles split-K is tried on: the smallest of the list, then its 64×128 one."""
+    smallest = min(space, key=lambda c: (c.block_m * c.block_n, c.block_k))
+    bases = [smallest, next(c for c in space if (c.block_m, c.block_n) == (64, 128))]
+    if shape.kind == "pool":
+        # unpipelined: Triton 3.8 spills a split pool projection two stages deep on sm_80
+        # (fp16 64×64 on four warps, IEEE fp32 64×64 on eight), and a split's K range is short
+        bases = [replace(c, num_stages=1) for c in bases]
+    return bases
+
+
+def _splits(shape: Shape, config: Config, target: Target) -> list[Config]:
+    """``config`` split over each count of :data:`SPLITS` that the rule finds useful, fewest first."""
+    return [replace(config, split_k=s) for s in SPLITS if _split_useful(shape, config, s, target)]
 
 
 def _sms(target: Target) -> int:
@@ -161,11 +173,21 @@ def default_config(shape: Shape, target: Target) -> Config:
     """The config used before ``shape`` is tuned. On an H200 (bench/results/nvidia-h200-
     2026-11-29.json) tuning chose 64-row, four-warp tiles for nearly every group and pool
     projection of GoogLeNet at batches 1, 32 and 256 — several blocks per SM hide each one's
-    short K loop and epilogue — and no split-K: at batch 1 the reduce launch costs more than
-    the split saves (64×64×64 without it: 5.0 µs; the split-K default: 7.9 µs). So the default
-    is that tile, and split-K is left to tuning."""
+    short K loop and epilogue — and for a group no split-K: at batch 1 the reduce launch costs
+    more than the split saves (64×64×64 without it: 5.0 µs; the split-K default: 7.9 µs). So
+    the default is that tile, and a group's split-K is left to tuning.
+
+    A pool projection whose tiles leave SMs idle splits K by default, as many ways as the rule
+    allows on the smallest tile: its K loop pools PK² loads per tile and is its whole time at
+    small M (H200, issue 16: 7×7 batch 1, C = 832: 26 µs; 416: 14.5; 208: 9.8 — about 1 µs per
+    K tile), which dwarfs the ~3 µs a reduce launch adds. Not yet measured split on a GPU:
+    tuning and the kernel-or-library choice (:mod:`.choice`) still time it."""
     allowed = candidates(shape, target)
     if shape.kind == "pool":
+        whole = [c for c in allowed if c.split_k == 1]
+        split = [c for c in _splits(shape, _split_bases(shape, whole)[0], target) if c in allowed]
+        if split:
+            return split[-1]
         preferred = Config(64, 64, 32, 4, 1) if shape.itemsize == 2 else Config(64, 64, 32, 8, 2)
     elif shape.kind == "gemm":
         preferred = Config(64, 64, 64, 4, 4) if shape.itemsize == 2 else Config(64, 64, 32, 4, 3)
