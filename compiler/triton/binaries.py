@@ -117,15 +117,19 @@ def scalar_stores(store_bits: int, align: int, itemsize: int) -> bool:
     return itemsize == 2 and align * itemsize == 16 and store_bits == 16
 
 
-def inspect(cubin: bytes) -> Machine:
+def dump(cubin: bytes, *flags: str) -> list[str]:
+    """cuobjdump's output for ``cubin``, one text per flag (``-sass``, ``-res-usage``)."""
     with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
         f.write(cubin)
         f.flush()
+        return [
+            subprocess.run([_cuobjdump(), flag, f.name], capture_output=True, text=True, check=True).stdout
+            for flag in flags
+        ]
 
-        def dump(flag: str) -> str:
-            return subprocess.run([_cuobjdump(), flag, f.name], capture_output=True, text=True, check=True).stdout
 
-        usage, sass = dump("-res-usage"), dump("-sass")
+def inspect(cubin: bytes) -> Machine:
+    usage, sass = dump(cubin, "-res-usage", "-sass")
     found = re.search(r"REG:(\d+) STACK:(\d+) SHARED:\d+ LOCAL:(\d+)", usage)
     if found is None:
         raise RuntimeError(f"cuobjdump gave no resource usage:\n{usage}")

@@ -39,8 +39,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import tempfile
 
 import torch
 import triton
@@ -214,7 +212,7 @@ def compile_rows(arch: int, batches: tuple[int, ...] = (1, 32), dtype: torch.dty
     """Compile the kernel for ``sm_<arch>`` at every stage and batch (nothing runs; needs
     ``TRITON_INTERPRET`` unset) and read each binary: registers, spills, shared memory and the
     widths of its global loads and stores."""
-    from .aot import _cuobjdump, inspect
+    from .binaries import dump, inspect
     from .launch import compiling_for
 
     rows = []
@@ -229,10 +227,7 @@ def compile_rows(arch: int, batches: tuple[int, ...] = (1, 32), dtype: torch.dty
                 compiled = launch.compile()
             cubin = compiled.asm["cubin"]
             machine = inspect(cubin)
-            with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-                f.write(cubin)
-                f.flush()
-                sass = subprocess.run([_cuobjdump(), "-sass", f.name], capture_output=True, text=True, check=True).stdout
+            (sass,) = dump(cubin, "-sass")
             rows.append({
                 "target": f"sm_{arch}", "channels": channels, "size": size, "batch": batch, "gc": gc,
                 "block": f"{launch.args['BLOCK_P']}×{launch.args['BLOCK_C']}", "registers": machine.registers,
