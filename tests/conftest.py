@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -124,3 +126,14 @@ def randomise(model: torch.nn.Module, seed: int) -> torch.nn.Module:
                 m.weight.uniform_(0.5, 1.5, generator=g)
                 m.bias.uniform_(-0.2, 0.2, generator=g)
     return model.eval()
+
+
+def import_generated(source: str, path: Path):
+    """Write generated source to ``path`` and import it as a module named after the file."""
+    path.write_text(source, encoding="utf-8")
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = module
+    spec.loader.exec_module(module)
+    return module

@@ -4,11 +4,9 @@ Triton epilogue (interpreter on a CPU)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-
 import pytest
 import torch
+from conftest import import_generated
 from torch import nn
 
 import incdsl
@@ -94,13 +92,7 @@ def test_fused_eval_and_generated_source_equal_the_module(act, tmp_path):
 
     source = generate_source(net)
     assert f"F.{FORMS[act].function}(" in source
-    path = tmp_path / f"tiny_{act}.py"
-    path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
+    module = import_generated(source, tmp_path / f"tiny_{act}.py")
     generated = module.Tiny()
     generated.load_state_dict(ours.state_dict(), strict=True)
     assert torch.equal(generated.eval()(x), expected)

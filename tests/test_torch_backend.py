@@ -4,14 +4,12 @@ and torchvision's GoogLeNet as the oracle."""
 from __future__ import annotations
 
 import copy
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 import pytest
 import torch
 import torchvision
+from conftest import import_generated
 from torch import nn
 
 import incdsl
@@ -137,16 +135,6 @@ def test_torchvision_aux_heads_agree_in_training(torchvision_pair):
 # --- generated source ------------------------------------------------------------------
 
 
-def _import_generated(source: str, path: Path):
-    path.write_text(source, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _same_output(a, b) -> bool:
     """Equal logits (or equal TrainOutputs: logits, and each aux head's name, weight and logits)."""
     if isinstance(a, TrainOutput):
@@ -177,7 +165,7 @@ def test_generated_source_equals_the_in_memory_module(spec, tmp_path, randomise_
     torch.manual_seed(0)
     ours = incdsl.compile(net)
     randomise_bn(ours)
-    module = _import_generated(generate(net), tmp_path / f"gen_{net.name}.py")
+    module = import_generated(generate(net), tmp_path / f"gen_{net.name}.py")
     assert type(ours).__name__ == class_name(net.name)
     generated = getattr(module, type(ours).__name__)()
     assert list(generated.state_dict()) == list(ours.state_dict())
@@ -261,7 +249,7 @@ def test_a_block_inside_a_block_gets_its_arguments_from_its_caller(tmp_path, ran
     source = generate(net)
     _every_argument_is_used(source)
     assert "self.rep = nn.Sequential(Unit(6, 4), Unit(8, 4))" in source
-    generated = getattr(_import_generated(source, tmp_path / "gen_nested.py"), type(ours).__name__)().eval()
+    generated = getattr(import_generated(source, tmp_path / "gen_nested.py"), type(ours).__name__)().eval()
     assert list(generated.state_dict()) == list(ours.state_dict())
     generated.load_state_dict(ours.state_dict(), strict=True)
     x = torch.randn(2, 8, 16, 16)
@@ -302,7 +290,7 @@ def test_block_classes_build_standalone_from_their_arguments(spec, tmp_path):
     torch.manual_seed(0)
     ours = incdsl.compile(net).eval()
     source = generate(net)
-    module = _import_generated(source, tmp_path / f"standalone_{net.name}.py")
+    module = import_generated(source, tmp_path / f"standalone_{net.name}.py")
     calls = _block_calls(source, set(p.block_classes))
     assert {type(ours.get_submodule(name)).__name__ for name in calls} == set(p.block_classes) - _nested(p)
     for name, call in calls.items():
@@ -321,7 +309,7 @@ def _nested(p) -> set[str]:
 
 def test_a_block_class_takes_widths_no_instance_has(tmp_path):
     """GoogLeNet's Inception built with widths of its own: the branch widths it is given, concatenated."""
-    module = _import_generated(generate(incdsl.load("googlenet")), tmp_path / "gen_widths.py")
+    module = import_generated(generate(incdsl.load("googlenet")), tmp_path / "gen_widths.py")
     block = module.Inception(64, 8, 8, 16, 4, 8, 8)
     assert block(torch.randn(1, 64, 7, 7)).shape == (1, 8 + 16 + 8 + 8, 7, 7)
     assert block.branch2[1].in_channels == 8 and block.branch4[1].in_channels == 64

@@ -13,11 +13,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-#: The activations by their names in the spec language, as (stateless) modules to call.
-ACTIVATIONS: dict[str, nn.Module] = {
-    "relu": nn.ReLU(),
-    "gelu": nn.GELU(),
-    "gelu_tanh": nn.GELU(approximate="tanh"),
+#: The activations by their names in the spec language, as functions (a module instance
+#: shared by every network would be called from outside the module tree, which FX tracing
+#: refuses and a hook on it would see every network's values).
+ACTIVATIONS = {
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
 }
 
 

@@ -56,9 +56,14 @@ def _conv_kernel(
     row_base = image * sx_n + top * sx_h + left * sx_w
     ks = tl.arange(0, BLOCK_K)
     K = KH * KW * C
-    # With PARTIAL, this program's K range (whole BLOCK_K tiles); else all of K.
-    k_start = tl.program_id(1) * k_per_split
-    k_stop = tl.minimum(K, k_start + k_per_split)
+    # With PARTIAL, this program's K range (whole BLOCK_K tiles); else all of K, with bounds the
+    # compiler knows (a runtime start costs the unsplit kernel registers: it spilled on sm_80).
+    if PARTIAL:
+        k_start = tl.program_id(1) * k_per_split
+        k_stop = tl.minimum(K, k_start + k_per_split)
+    else:
+        k_start = 0
+        k_stop = K
 
     acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     for k in range(k_start, k_stop, BLOCK_K):

@@ -301,7 +301,7 @@ class _Builder:
             w = self.weights[node.name]
 
             def conv(x: torch.Tensor) -> torch.Tensor:
-                y = F.conv2d(x, w.weight, w.bias, a.stride, a.padding)
+                y = F.conv2d(x, w.weight, w.bias, a.stride, a.padding, 1, a.groups)
                 return F.relu_(y) if a.act is Activation.RELU else activate(a.act, y)
 
             return conv

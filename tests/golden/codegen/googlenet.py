@@ -14,10 +14,10 @@ import torch.nn.functional as F
 from torch import nn
 
 
-ACTIVATIONS: dict[str, nn.Module] = {
-    "relu": nn.ReLU(),
-    "gelu": nn.GELU(),
-    "gelu_tanh": nn.GELU(approximate="tanh"),
+ACTIVATIONS = {
+    "relu": F.relu,
+    "gelu": F.gelu,
+    "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"),
 }
 
 
