@@ -8,8 +8,7 @@ import importlib
 
 import pytest
 import torch
-from conftest import randomise
-from test_torch_backend import _import_generated
+from conftest import import_generated, randomise
 from torch import nn
 
 import incdsl
@@ -227,7 +226,7 @@ def test_fused_eval_and_generated_source_equal_the_plain_module(name, tmp_path, 
     out = tmp_path / f"gen_{name}.py"
     assert cli("compile", str(tmp_path / "g.inc"), "-o", str(out))[0] == 0
     assert out.read_text(encoding="utf-8") == generate(net)
-    generated = getattr(_import_generated(out.read_text(encoding="utf-8"), out), class_name(net.name))()
+    generated = getattr(import_generated(out.read_text(encoding="utf-8"), out), class_name(net.name))()
     generated.load_state_dict(plain.state_dict(), strict=True)
     x = torch.randn(2, *net.input_shape)
     with torch.no_grad():
