@@ -54,7 +54,7 @@ gpu-check: gpu-check-here $(SIDE_TRITON)/.installed $(SIDE_NUMPY)/.installed
 	PYTHONPATH=$(SIDE_TRITON):$(SIDE_NUMPY) TRITON_INTERPRET=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
 		-W ignore::DeprecationWarning tests/test_triton.py
 
-# The same check under this machine's Triton alone (what .ci/run adds to `make test`).
+# The same check under this machine's Triton alone.
 gpu-check-here: $(STAMP)
 	mkdir -p build
 	$(BIN)/python -m incdsl.compiler.triton.aot --json build/gpu-check-triton-here.json > build/gpu-check-triton-here.txt \
