@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from . import ir
 from .activations import FORMS, Activation
 from .cost import Cost, node_costs
+from .operations import operation
 from .params_table import format_shape, format_si
 
 DEPTHS = ("module", "layer")
@@ -38,20 +39,6 @@ INSTALL_BINDING = (
     "(writing `-o FILE.dot` needs nothing)"
 )
 
-_FILL = {
-    "conv": "#cfe2f3",
-    "maxpool": "#f4cccc",
-    "avgpool": "#f4cccc",
-    "adaptive_avgpool": "#f4cccc",
-    "lrn": "#fff2cc",
-    "dropout": "#eeeeee",
-    "flatten": "#eeeeee",
-    **dict.fromkeys(Activation, "#eeeeee"),
-    "linear": "#d9d2e9",
-    "softmax": "#fce5cd",
-    "concat": "#d9ead3",
-    "add": "#d9ead3",
-}
 _MODULE_FILL = "#b6d7a8"
 _MAIN_WEIGHT = 10
 
@@ -196,19 +183,6 @@ def _two_lines(first: str, second: str, bold: bool = False) -> _Html:
     return _Html(f'{head}<br/><font point-size="9" color="#555555">{_escape(second)}</font>')
 
 
-def _kernel(pair: ir.Pair) -> str:
-    return f"{pair[0]}×{pair[1]}"
-
-
-def _padding_note(attrs: ir.ConvAttrs | ir.PoolAttrs, default_same: bool) -> str:
-    same = ((attrs.kernel[0] - 1) // 2, (attrs.kernel[1] - 1) // 2)
-    if attrs.padding == same and same != (0, 0):
-        return "" if default_same else " same"
-    if attrs.padding == (0, 0):
-        return " V" if default_same and attrs.kernel != (1, 1) else ""
-    return f" pad={_kernel(attrs.padding)}"
-
-
 def describe(node: ir.Node) -> str:
     """A layer as a figure labels it, in the spec's own words.
 
@@ -216,24 +190,7 @@ def describe(node: ir.Node) -> str:
     >>> describe(load("googlenet").node("inception_3a.branch2.1"))
     'conv 3×3, 128'
     """
-    a = node.attrs
-    if isinstance(a, ir.ConvAttrs):
-        stride = f"/{a.stride[0]}" if a.stride != (1, 1) else ""
-        groups = f" groups={a.groups}" if a.groups != 1 else ""
-        return f"conv {_kernel(a.kernel)}{stride}{_padding_note(a, True)}{groups}, {a.out_channels}"
-    if isinstance(a, ir.PoolAttrs):
-        return f"{a.op} {_kernel(a.kernel)}/{a.stride[0]}{_padding_note(a, False)}"
-    if isinstance(a, ir.AdaptiveAvgPoolAttrs):
-        return "global avgpool" if a.size == (1, 1) else f"adaptive avgpool {_kernel(a.size)}"
-    if isinstance(a, ir.LRNAttrs):
-        return f"LRN {a.size}"
-    if isinstance(a, ir.DropoutAttrs):
-        return f"dropout {a.p:g}"
-    if isinstance(a, ir.LinearAttrs):
-        return f"linear {a.out_features}"
-    if isinstance(a, ir.AddAttrs):
-        return "add" if a.scale == 1 else f"add (×{a.scale:g})"
-    return node.op
+    return operation(node.op).picture_label(node.attrs)
 
 
 def _notes(node: ir.Node) -> list[str]:
@@ -254,7 +211,7 @@ def _layer(dot: _Dot, node: ir.Node, local: str | None = None, **attrs: object) 
     name = local if local is not None else node.name
     second = " · ".join([name, *_notes(node)]) if name and ":" not in name else " · ".join(_notes(node))
     dot.node(
-        ("layer", node.name), label=_two_lines(describe(node), second), fillcolor=_FILL.get(node.op, "#ffffff"), **attrs
+        ("layer", node.name), label=_two_lines(describe(node), second), fillcolor=operation(node.op).fill, **attrs
     )
 
 

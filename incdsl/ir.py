@@ -150,6 +150,14 @@ class L2NormAttrs(_Attrs):
     eps: float = 1e-12
 
 
+class LayerNormAttrs(_Attrs):
+    """Layer norm over channels, with a learned scale and shift per channel: of each feature
+    vector (``nn.LayerNorm(C)``), or of each pixel of a map (timm's ``LayerNorm2d``)."""
+
+    op: Literal["layernorm"] = "layernorm"
+    eps: float = 1e-6
+
+
 class FlattenAttrs(_Attrs):
     op: Literal["flatten"] = "flatten"
 
@@ -215,18 +223,9 @@ class SliceAttrs(_Attrs):
 
 
 Attrs = Annotated[
-    InputAttrs | ConvAttrs | PoolAttrs | AdaptiveAvgPoolAttrs | LRNAttrs | DropoutAttrs | LinearAttrs | BatchNormAttrs | L2NormAttrs | FlattenAttrs | ActivationAttrs | SoftmaxAttrs | ConcatAttrs | AddAttrs | Conv1x1GroupAttrs | SliceAttrs,
+    InputAttrs | ConvAttrs | PoolAttrs | AdaptiveAvgPoolAttrs | LRNAttrs | DropoutAttrs | LinearAttrs | BatchNormAttrs | L2NormAttrs | LayerNormAttrs | FlattenAttrs | ActivationAttrs | SoftmaxAttrs | ConcatAttrs | AddAttrs | Conv1x1GroupAttrs | SliceAttrs,
     Field(discriminator="op"),
 ]
-
-#: Ops that become a module (with a dotted name) in a backend.
-MODULE_OPS = frozenset({"conv", "maxpool", "avgpool", "adaptive_avgpool", "lrn", "dropout", "linear", "bn", "l2norm", "flatten", "softmax", *Activation})
-#: Ops whose output is a batch of feature vectors (N, C) at run time, not maps (N, C, H, W).
-FLAT_OPS = frozenset({"linear", "flatten"})
-#: Ops that keep the rank of their input (a concat's or add's inputs all have one rank:
-#: shape inference refuses vectors joined with maps).
-RANK_KEEPING_OPS = frozenset({"bn", "l2norm", "dropout", "softmax", "slice", "concat", "add", *Activation})
-
 
 class Node(BaseModel):
     """One value of the network: the op that computes it from its ordered ``inputs``, and where
@@ -256,7 +255,10 @@ class Node(BaseModel):
 
     @property
     def has_module(self) -> bool:
-        return self.op in MODULE_OPS
+        """Whether the node is a layer: a module at its name in a backend."""
+        from .operations import operation  # the table imports this module, for the attributes' models
+
+        return operation(self.op).has_module
 
 
 def part_paths(node: Node) -> dict[str, str]:
@@ -451,10 +453,12 @@ class Network(BaseModel):
     def is_flat(self, name: str) -> bool:
         """Whether value ``name`` is a batch of feature vectors (N, C) at run time (after a
         ``linear`` or ``flatten``), not maps."""
+        from .operations import operation  # the table imports this module, for the attributes' models
+
         node = self.node(name)
-        while node.op in RANK_KEEPING_OPS and node.inputs:
+        while operation(node.op).rank == "keep" and node.inputs:
             node = self.node(node.inputs[0])
-        return node.op in FLAT_OPS
+        return operation(node.op).rank == "flat"
 
     def scope(self, name: str) -> Scope | None:
         """The scope called ``name``, if there is one."""

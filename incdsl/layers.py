@@ -2,14 +2,16 @@
 
 A layer line is ``op positional... flag... key=value...``; network defaults
 (``defaults:``) supply flags and options that the line itself can override.
-This module owns the vocabulary of every layer type, so that error messages
-can list what is valid and suggest the closest word.
+This module holds the machinery of that vocabulary (a :class:`LayerType`, the kinds of
+values, the shared flags, and turning a line into settings, so that error messages can
+list what is valid and suggest the closest word); each layer type's own vocabulary and
+its attributes are its entry in the table of operations (``incdsl/operations/``).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,91 +50,32 @@ class LayerType:
 
 
 #: Each activation is a flag (``conv 1x1 64 gelu``), and ``linear`` is none.
-_ACT_FLAGS = {**{a.value: ("act", a) for a in activations.Activation}, "linear": ("act", None)}
-_PAD_FLAGS = {"same": ("padding", "same"), "valid": ("padding", "valid"), "V": ("padding", "valid")}
-_BIAS_FLAGS = {"bias": ("bias", True), "nobias": ("bias", False)}
-_ROUND_FLAGS = {"ceil": ("ceil", True), "floor": ("ceil", False)}
-_POOL_OPTIONS = {"stride": "int", "pad": "pair"}
-_BN_FLAGS = {"bn": ("bn", True), "nobn": ("bn", False)}
-_CONV_FLAGS = {**_ACT_FLAGS, **_PAD_FLAGS, **_BIAS_FLAGS, **_BN_FLAGS}
-_CONV_OPTIONS = {"stride": "int", "pad": "pair", "eps": "positive", "act": "act", "parts": "parts"}
-
-LAYER_TYPES: dict[str, LayerType] = {
-    t.name: t
-    for t in [
-        LayerType(
-            "conv",
-            (("window", "window"), ("out_channels", "count")),
-            _CONV_FLAGS,
-            {**_CONV_OPTIONS, "groups": "count"},
-            "conv 3x3/2 64 V",
-        ),
-        # Depthwise (Xception's "depthwise separable" first half): one group per input channel;
-        # the width, a multiple of the input's, is the input's unless written.
-        LayerType("dwconv", (("window", "window"), ("out_channels", "count")), _CONV_FLAGS, _CONV_OPTIONS,
-                  "dwconv 3x3 linear", optional=1),
-        LayerType(
-            "maxpool",
-            (("window", "window"),),
-            {**_PAD_FLAGS, **_ROUND_FLAGS},
-            _POOL_OPTIONS,
-            "maxpool 3x3/2",
-        ),
-        LayerType(
-            "avgpool",
-            (("window", "window"),),
-            {**_PAD_FLAGS, **_ROUND_FLAGS},
-            {**_POOL_OPTIONS, "count_include_pad": "bool"},
-            "avgpool 5x5/3 V",
-        ),
-        LayerType("global_avgpool", (), example="global_avgpool"),
-        LayerType(
-            "adaptive_avgpool",
-            (("size", "size"),),
-            example="adaptive_avgpool 4x4",
-        ),
-        LayerType(
-            "lrn",
-            (("size", "count"),),
-            options={"alpha": "nonnegative", "beta": "nonnegative", "k": "positive"},
-            example="lrn 5 alpha=0.0001 beta=0.75",
-        ),
-        LayerType("dropout", (("p", "fraction"),), example="dropout 0.4"),
-        LayerType(
-            "linear",
-            (("out_features", "count"),),
-            {**_ACT_FLAGS, **_BIAS_FLAGS, **_BN_FLAGS},
-            {"act": "act", "eps": "positive", "parts": "parts"},
-            "linear 1000",
-        ),
-        LayerType("bn", (), options={"eps": "positive", "affine": "bool"}, example="bn eps=0.001"),
-        LayerType("l2norm", (), options={"eps": "positive"}, example="l2norm"),
-        LayerType("flatten", (), example="flatten"),
-        *(LayerType(a.value, (), example=a.value) for a in activations.Activation),
-        LayerType("softmax", (), example="softmax"),
-    ]
-}
+ACT_FLAGS = {**{a.value: ("act", a) for a in activations.Activation}, "linear": ("act", None)}
+PAD_FLAGS = {"same": ("padding", "same"), "valid": ("padding", "valid"), "V": ("padding", "valid")}
+BIAS_FLAGS = {"bias": ("bias", True), "nobias": ("bias", False)}
+ROUND_FLAGS = {"ceil": ("ceil", True), "floor": ("ceil", False)}
+BN_FLAGS = {"bn": ("bn", True), "nobn": ("bn", False)}
 
 #: Settings of compound statements, accepted in ``defaults:`` too.
 CONTAINER_OPTIONS: dict[str, dict[str, str]] = {
     "concat": {"base": "index"},
     "residual": {"scale": "float", "act": "act"},
 }
-CONTAINER_FLAGS: dict[str, dict[str, tuple[str, Any]]] = {"concat": {}, "residual": dict(_ACT_FLAGS)}
+CONTAINER_FLAGS: dict[str, dict[str, tuple[str, Any]]] = {"concat": {}, "residual": dict(ACT_FLAGS)}
 
 
-def _expect(cond: bool, message: str, span: Span, hint: str | None = None) -> None:
+def expect(cond: bool, message: str, span: Span, hint: str | None = None) -> None:
     if not cond:
         raise SpecError(message, span, hint)
 
 
 def as_int(value: Any, what: str, span: Span, *, minimum: int = 1, maximum: int | None = None) -> int:
     ok = isinstance(value, int) or (isinstance(value, float) and value.is_integer())
-    _expect(ok and not isinstance(value, (bool, Symbol)), f"{what} must be a whole number; got `{value}`", span)
+    expect(ok and not isinstance(value, (bool, Symbol)), f"{what} must be a whole number; got `{value}`", span)
     number = int(value)
-    _expect(number >= minimum, f"{what} must be at least {minimum}; got {number}", span)
+    expect(number >= minimum, f"{what} must be at least {minimum}; got {number}", span)
     if maximum is not None:
-        _expect(number <= maximum, f"{what} {number:,} is over the limit of {maximum:,}", span,
+        expect(number <= maximum, f"{what} {number:,} is over the limit of {maximum:,}", span,
                 hint="no Inception network comes near it; is a digit too many?")
     return number
 
@@ -140,7 +83,7 @@ def as_int(value: Any, what: str, span: Span, *, minimum: int = 1, maximum: int 
 def as_float(value: Any, what: str, span: Span, *, minimum: float | None = None, strict: bool = False) -> float:
     """A number (finite: every number of a spec is bounded where it is read or computed), at
     least ``minimum`` (above it, with ``strict``)."""
-    _expect(
+    expect(
         isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value),
         f"{what} must be a number; got `{value}`",
         span,
@@ -148,13 +91,13 @@ def as_float(value: Any, what: str, span: Span, *, minimum: float | None = None,
     number = float(value)
     if minimum is not None:
         ok = number > minimum if strict else number >= minimum
-        _expect(ok, f"{what} must be {'greater than' if strict else 'at least'} {minimum:g}; got {number:g}", span,
+        expect(ok, f"{what} must be {'greater than' if strict else 'at least'} {minimum:g}; got {number:g}", span,
                 hint="an epsilon keeps a division away from zero: it must be positive, e.g. 1e-5" if what == "eps" else None)
     return number
 
 
 def as_bool(value: Any, what: str, span: Span) -> bool:
-    _expect(
+    expect(
         isinstance(value, Symbol) and value in ("true", "false"), f"{what} must be `true` or `false`; got `{value}`", span
     )
     return value == "true"
@@ -162,7 +105,7 @@ def as_bool(value: Any, what: str, span: Span) -> bool:
 
 def as_act(value: Any, span: Span) -> activations.Activation | None:
     words = activations.WORDS
-    _expect(
+    expect(
         isinstance(value, Symbol) and value in words,
         f"act must be {', '.join(f'`{w}`' for w in words[:-1])} or `{words[-1]}`; got `{value}`",
         span,
@@ -180,22 +123,22 @@ _PARTS_HINT = (
 def as_parts(value: Any, span: Span) -> ir.Parts:
     """``"X.conv X.bn [X.relu]"`` (children of the layer's module X) or ``"X X_bn [X_relu]"``
     (siblings of X in its scope) → :class:`~incdsl.ir.Parts`."""
-    _expect(isinstance(value, str) and not isinstance(value, Symbol), f"parts= takes a quoted pattern list; got `{value}`", span, _PARTS_HINT)
+    expect(isinstance(value, str) and not isinstance(value, Symbol), f"parts= takes a quoted pattern list; got `{value}`", span, _PARTS_HINT)
     patterns = value.split()
-    _expect(len(patterns) in (2, 3), f"parts= names 2 or 3 parts (main, bn, activation); got {len(patterns)}", span, _PARTS_HINT)
+    expect(len(patterns) in (2, 3), f"parts= names 2 or 3 parts (main, bn, activation); got {len(patterns)}", span, _PARTS_HINT)
     for pattern in patterns:
         child = pattern.startswith("X.")
         name = pattern[2:] if child else pattern.replace("X", "", 1)
-        _expect(pattern.count("X") >= 1 and (child or "." not in pattern), f"`{pattern}` is not a part pattern", span, _PARTS_HINT)
-        _expect(not child or (name and "." not in name and ":" not in name), f"`{pattern}`: a child part is `X.name`", span, _PARTS_HINT)
+        expect(pattern.count("X") >= 1 and (child or "." not in pattern), f"`{pattern}` is not a part pattern", span, _PARTS_HINT)
+        expect(not child or (name and "." not in name and ":" not in name), f"`{pattern}`: a child part is `X.name`", span, _PARTS_HINT)
     children = [p.startswith("X.") for p in patterns]
-    _expect(
+    expect(
         all(children) or not any(children),
         f"parts `{value}` mixes children (X.name) and siblings",
         span,
         hint="the parts are either all inside the layer's module (X.conv X.bn) or all beside it (X X_bn)",
     )
-    _expect(len(set(patterns)) == len(patterns), f"parts `{value}` names one module twice", span, _PARTS_HINT)
+    expect(len(set(patterns)) == len(patterns), f"parts `{value}` names one module twice", span, _PARTS_HINT)
     return ir.Parts(main=patterns[0], bn=patterns[1], act=patterns[2] if len(patterns) == 3 else None)
 
 
@@ -220,7 +163,7 @@ def convert_option(kind: str, key: str, value: Any, span: Span) -> Any:
         return as_parts(value, span)
     if kind == "pair":
         if isinstance(value, ast.Dims):
-            _expect(len(value.sizes) == 2 and value.stride is None, f"{key} takes N or HxW; got `{value.text}`", span)
+            expect(len(value.sizes) == 2 and value.stride is None, f"{key} takes N or HxW; got `{value.text}`", span)
             for size in value.sizes:
                 as_int(size, key, span, minimum=0, maximum=limits.MAX_SPATIAL)
             return tuple(value.sizes)
@@ -256,15 +199,15 @@ def apply_settings(
         settings[key] = Setting(convert_option(options[key], key, value, span), span)
 
 
-def _window(setting: Setting, op: str) -> tuple[ir.Pair, int | None]:
+def window(setting: Setting, op: str) -> tuple[ir.Pair, int | None]:
     dims: ast.Dims = setting.value
-    _expect(
+    expect(
         len(dims.sizes) == 2,
         f"{op} takes a kernel size like 3x3 or 1x7; `{dims.text}` has {len(dims.sizes)} sizes",
         setting.span,
     )
     kh, kw = dims.sizes
-    _expect(kh >= 1 and kw >= 1, f"kernel sizes must be at least 1; got `{dims.text}`", setting.span)
+    expect(kh >= 1 and kw >= 1, f"kernel sizes must be at least 1; got `{dims.text}`", setting.span)
     for size in (kh, kw):
         as_int(size, "kernel size", setting.span, maximum=limits.MAX_SPATIAL)
     if dims.stride is not None:
@@ -272,7 +215,7 @@ def _window(setting: Setting, op: str) -> tuple[ir.Pair, int | None]:
     return (kh, kw), dims.stride
 
 
-def _padding(settings: dict[str, Setting], kernel: ir.Pair, op: str, default: str) -> ir.Pair:
+def padding(settings: dict[str, Setting], kernel: ir.Pair, op: str, default: str) -> ir.Pair:
     if "pad" in settings:
         return settings["pad"].value
     mode = settings["padding"].value if "padding" in settings else default
@@ -280,7 +223,7 @@ def _padding(settings: dict[str, Setting], kernel: ir.Pair, op: str, default: st
         return (0, 0)
     kh, kw = kernel
     span = settings["padding"].span if "padding" in settings else settings["window"].span
-    _expect(
+    expect(
         kh % 2 == 1 and kw % 2 == 1,
         f"`same` padding needs an odd kernel; {op} {kh}x{kw} has an even side",
         span,
@@ -289,70 +232,14 @@ def _padding(settings: dict[str, Setting], kernel: ir.Pair, op: str, default: st
     return (kh // 2, kw // 2)
 
 
-def _stride(settings: dict[str, Setting], from_window: int | None) -> ir.Pair:
-    stride = settings["stride"].value if "stride" in settings else 1 if from_window is None else from_window
-    return (stride, stride)
+def stride(settings: dict[str, Setting], from_window: int | None) -> ir.Pair:
+    step = settings["stride"].value if "stride" in settings else 1 if from_window is None else from_window
+    return (step, step)
 
 
-def build_attrs(op: str, settings: dict[str, Setting]) -> Any:
-    """Settings collected from a layer line (and the defaults) → IR attributes."""
-    get = lambda key, default=None: settings[key].value if key in settings else default  # noqa: E731
-    if op in ("conv", "dwconv"):
-        kernel, stride = _window(settings["window"], op)
-        bn = get("bn", False)
-        return ir.ConvAttrs(
-            out_channels=get("out_channels"),
-            kernel=kernel,
-            groups=get("groups", 1) if op == "conv" else None,
-            stride=_stride(settings, stride),
-            padding=_padding(settings, kernel, op, "same"),
-            bias=get("bias", not bn),
-            bn_eps=get("eps", 1e-5) if bn else None,
-            act=get("act", activations.Activation.RELU),
-            parts=get("parts", ir.Parts()),
-        )
-    if op in ("maxpool", "avgpool"):
-        kernel, stride = _window(settings["window"], op)
-        padding = _padding(settings, kernel, op, "valid")
-        _expect(
-            padding[0] <= kernel[0] // 2 and padding[1] <= kernel[1] // 2,
-            f"{op} padding {padding[0]}x{padding[1]} is more than half its {kernel[0]}x{kernel[1]} window",
-            settings.get("pad", settings["window"]).span,
-        )
-        return ir.PoolAttrs(
-            op=op,
-            kernel=kernel,
-            stride=_stride(settings, stride),
-            padding=padding,
-            ceil=get("ceil", False),
-            count_include_pad=get("count_include_pad", True),
-        )
-    if op == "global_avgpool":
-        return ir.AdaptiveAvgPoolAttrs(size=(1, 1))
-    if op == "adaptive_avgpool":
-        size = settings["size"]
-        return ir.AdaptiveAvgPoolAttrs(size=size.value)
-    if op == "lrn":
-        return ir.LRNAttrs(size=get("size"), alpha=get("alpha", 1e-4), beta=get("beta", 0.75), k=get("k", 1.0))
-    if op == "dropout":
-        return ir.DropoutAttrs(p=get("p"))
-    if op == "linear":
-        bn = get("bn", False)
-        return ir.LinearAttrs(
-            out_features=get("out_features"),
-            bias=get("bias", not bn),
-            act=get("act"),
-            bn_eps=get("eps", 1e-5) if bn else None,
-            parts=get("parts", ir.Parts(main="X.linear")),
-        )
-    if op == "bn":
-        return ir.BatchNormAttrs(eps=get("eps", 1e-5), affine=get("affine", True))
-    if op == "l2norm":
-        return ir.L2NormAttrs(eps=get("eps", 1e-12))
-    if op in activations.WORDS:
-        return ir.ActivationAttrs(op=op)
-    simple: dict[str, Callable[[], Any]] = {"flatten": ir.FlattenAttrs, "softmax": ir.SoftmaxAttrs}
-    return simple[op]()
+def get(settings: dict[str, Setting], key: str, default: Any = None) -> Any:
+    """A setting's value, or ``default`` where neither the line nor the defaults wrote it."""
+    return settings[key].value if key in settings else default
 
 
 def fill_positional(layer: LayerType, values: Sequence[tuple[Any, Span]], item_span: Span) -> dict[str, Setting]:
@@ -381,7 +268,7 @@ def _show(value: Any) -> str:
 
 def _convert_positional(layer: LayerType, slot: str, kind: str, value: Any, span: Span) -> Any:
     if kind == "window":
-        _expect(
+        expect(
             isinstance(value, ast.Dims),
             f"{layer.name} needs a kernel size like 3x3 first; got `{_show(value)}`",
             span,
@@ -390,14 +277,14 @@ def _convert_positional(layer: LayerType, slot: str, kind: str, value: Any, span
         return value
     if kind == "size":
         if isinstance(value, ast.Dims):
-            _expect(len(value.sizes) == 2 and value.stride is None, f"expected HxW; got `{value.text}`", span)
+            expect(len(value.sizes) == 2 and value.stride is None, f"expected HxW; got `{value.text}`", span)
             sizes = value.sizes
         else:
             n = as_int(value, slot, span)
             sizes = (n, n)
-        _expect(min(sizes) >= 1 and max(sizes) <= limits.MAX_SPATIAL, f"{slot} must be 1 to {limits.MAX_SPATIAL:,}", span)
+        expect(min(sizes) >= 1 and max(sizes) <= limits.MAX_SPATIAL, f"{slot} must be 1 to {limits.MAX_SPATIAL:,}", span)
         return tuple(sizes)
-    _expect(
+    expect(
         not isinstance(value, ast.Dims),
         f"{layer.name} does not take a size here; got `{_show(value)}`",
         span,
@@ -406,7 +293,7 @@ def _convert_positional(layer: LayerType, slot: str, kind: str, value: Any, span
     if kind == "count":
         what = "channel count" if slot in ("out_channels", "out_features") else slot
         count = as_int(value, what, span)
-        _expect(
+        expect(
             count <= limits.MAX_CHANNELS,
             f"{what} {count:,} is over the limit of {limits.MAX_CHANNELS:,}",
             span,
@@ -415,6 +302,6 @@ def _convert_positional(layer: LayerType, slot: str, kind: str, value: Any, span
         return count
     if kind == "fraction":
         p = as_float(value, slot, span)
-        _expect(0.0 <= p < 1.0, f"dropout probability must be in [0, 1); got {p}", span)
+        expect(0.0 <= p < 1.0, f"dropout probability must be in [0, 1); got {p}", span)
         return p
     raise AssertionError(kind)

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import ast, ir
-from .activations import FORMS
 from .cost import Cost, node_costs
+from .operations import operation
 
 #: Relative difference above which a paper figure is flagged.
 PAPER_TOLERANCE = 0.015
@@ -30,20 +30,6 @@ PAPER_TOLERANCE = 0.015
 #: 1024·1000 weights print as "1000K"); ops are plain multiply-adds.
 PAPER_PARAMS_K = 1024 / 1000
 JSON_SCHEMA_VERSION = 1
-
-_OP_NAMES = {
-    "conv": "convolution",
-    "maxpool": "max pool",
-    "avgpool": "avg pool",
-    "lrn": "LRN",
-    "linear": "linear",
-    "softmax": "softmax",
-    "flatten": "flatten",
-    **{a.value: form.label for a, form in FORMS.items()},
-    "concat": "concat",
-    "add": "residual add",
-}
-
 
 @dataclass
 class ParamsRow:
@@ -80,29 +66,19 @@ class ParamsTable:
 
 
 def _describe(node: ir.Node) -> str:
-    a = node.attrs
-    if isinstance(a, ir.DropoutAttrs):
-        return f"dropout ({a.p:.0%})"
-    if isinstance(a, ir.AdaptiveAvgPoolAttrs):
-        return "global avg pool" if a.size == (1, 1) else f"adaptive avg pool {a.size[0]}×{a.size[1]}"
-    if isinstance(a, ir.ConvAttrs) and a.groups != 1:
-        return f"convolution, {a.groups} groups"
-    return _OP_NAMES.get(node.op, node.op)
+    return operation(node.op).type_label(node.attrs)
 
 
 def _patch(node: ir.Node) -> str:
-    a = node.attrs
-    if isinstance(a, (ir.ConvAttrs, ir.PoolAttrs)):
-        (kh, kw), (sh, _sw) = a.kernel, a.stride
-        return f"{kh}×{kw}/{sh}"
-    return ""
+    patch = operation(node.op).patch
+    return patch(node.attrs) if patch is not None else ""
 
 
 def _depth(nodes: list[ir.Node]) -> int:
     """Layers with weights on the longest path through a row (the paper's "depth")."""
     depth: dict[str, int] = {}
     for node in nodes:
-        here = 1 if node.op in ("conv", "linear") else 0
+        here = 1 if operation(node.op).deep else 0
         depth[node.name] = here + max((depth.get(i, 0) for i in node.inputs), default=0)
     return max(depth.values(), default=0)
 

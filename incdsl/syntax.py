@@ -20,7 +20,8 @@ from lark.indenter import DedentError, Indenter
 from . import ast, limits
 from .elaborate.names import CONTAINERS, TOP_LEVEL
 from .errors import Span, SpecError, did_you_mean, source_line
-from .layers import CONTAINER_OPTIONS, LAYER_TYPES
+from .layers import CONTAINER_OPTIONS
+from .operations import LAYER_TYPES
 
 KEYWORDS = ("block", "as", "x")
 

@@ -40,7 +40,8 @@ from incdsl import SpecError, limits, loads
 from incdsl.elaborate.names import KEYWORDS, RESERVED_NAMES
 from incdsl.errors import SpecWarning
 from incdsl.fmt import format_spec
-from incdsl.layers import CONTAINER_OPTIONS, LAYER_TYPES
+from incdsl.layers import CONTAINER_OPTIONS
+from incdsl.operations import LAYER_TYPES
 from incdsl.syntax import BUILTIN_WORDS, LAYOUT_TOKENS, tokens
 
 SPECS = Path(__file__).resolve().parent.parent / "specs"

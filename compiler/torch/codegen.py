@@ -40,7 +40,6 @@ from incdsl.activations import FORMS, Activation
 
 from . import runtime
 from .lower import (
-    MODULE_CLASSES,
     RUNTIME_NAMES,
     ModuleSpec,
     Plan,
@@ -49,6 +48,7 @@ from .lower import (
     bound_names,
     chain_options,
     class_name,
+    module_class,
     network_class,
     plan,
 )
@@ -107,7 +107,7 @@ def _norm(value: Any) -> Any:
 
 
 def _signature(cls: str) -> inspect.Signature:
-    return inspect.signature(MODULE_CLASSES[cls])
+    return inspect.signature(module_class(cls))
 
 
 def _loop(items: list[_Expr], blocks: list[bool]) -> tuple[tuple[str, _Expr, str], ...]:

@@ -30,6 +30,7 @@ weights through its own launch plan.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -42,7 +43,7 @@ from incdsl.activations import Activation
 
 from ..program import eval_program, last_uses
 from . import runtime
-from .lower import IncNetwork, activate, layer_modules
+from .lower import IncNetwork, activate, layer_modules, run_layer
 from .weights import Member, member_weights, members_of, stacked_weights
 
 
@@ -94,6 +95,33 @@ def _group_act(a: ir.Conv1x1GroupAttrs) -> Activation | Literal["mixed"] | None:
     return "mixed" if len(acts) > 1 else acts.pop()
 
 
+def _conv(node: ir.Node, a: ir.ConvAttrs, base: dict[str, Any]) -> EvalStep:
+    return EvalStep("conv", stride=a.stride, padding=a.padding, groups=a.groups, act=a.act, members=members_of(node),
+                    **base)  # fmt: skip
+
+
+def _group(node: ir.Node, a: ir.Conv1x1GroupAttrs, base: dict[str, Any]) -> EvalStep:
+    return EvalStep("group", act=_group_act(a), pool=a.pool, residual=a.residual is not None,
+                    scale=a.residual.scale if a.residual else 1.0, members=members_of(node), **base)  # fmt: skip
+
+
+#: The operations this backend computes itself, each as its step; every other runs as a layer
+#: (its modules, :func:`~.lower.run_layer`).
+_SPECIALISED: dict[str, Callable[[ir.Node, Any, dict[str, Any]], EvalStep]] = {
+    "input": lambda node, a, base: EvalStep("input", **base),
+    "conv": _conv,
+    "conv1x1_group": _group,
+    "slice": lambda node, a, base: EvalStep("slice", start=a.start, stop=a.stop, **base),
+    "concat": lambda node, a, base: EvalStep("concat", **base),
+    "add": lambda node, a, base: EvalStep("add", scale=a.scale, act=a.act, **base),
+}
+
+
+def _layer(node: ir.Node, a: Any, base: dict[str, Any]) -> EvalStep:
+    modules, flatten, act = layer_modules(node)
+    return EvalStep("layer", modules=modules, flatten=flatten, act=act, **base)
+
+
 def compile_steps(program: list[ir.Node], outputs: list[str]) -> list[EvalStep]:
     """The eval program as :class:`EvalStep` s: values in numbered slots, each freed after its last read
     (the outputs are kept)."""
@@ -101,28 +129,10 @@ def compile_steps(program: list[ir.Node], outputs: list[str]) -> list[EvalStep]:
     last = last_uses(program)
     steps = []
     for i, node in enumerate(program):
-        a = node.attrs
         reads = tuple(slot[name] for name in node.inputs)
         free = tuple(sorted({slot[n] for n in node.inputs if last.get(n) == i and n not in outputs}))
         base: dict[str, Any] = {"name": node.name, "inputs": reads, "out": i, "free": free}
-        if isinstance(a, ir.InputAttrs):
-            steps.append(EvalStep("input", **base))
-        elif isinstance(a, ir.ConvAttrs):
-            steps.append(EvalStep("conv", stride=a.stride, padding=a.padding, groups=a.groups, act=a.act,
-                                  members=members_of(node), **base))
-        elif isinstance(a, ir.Conv1x1GroupAttrs):
-            residual = a.residual is not None
-            steps.append(EvalStep("group", act=_group_act(a), pool=a.pool, residual=residual,
-                              scale=a.residual.scale if a.residual else 1.0, members=members_of(node), **base))  # fmt: skip
-        elif isinstance(a, ir.SliceAttrs):
-            steps.append(EvalStep("slice", start=a.start, stop=a.stop, **base))
-        elif isinstance(a, ir.ConcatAttrs):
-            steps.append(EvalStep("concat", **base))
-        elif isinstance(a, ir.AddAttrs):
-            steps.append(EvalStep("add", scale=a.scale, act=a.act, **base))
-        else:
-            modules, flatten, act = layer_modules(node)
-            steps.append(EvalStep("layer", modules=modules, flatten=flatten, act=act, **base))
+        steps.append(_SPECIALISED.get(node.op, _layer)(node, node.attrs, base))
     return steps
 
 
@@ -242,10 +252,7 @@ class InferenceEval(nn.Module):
             return torch.cat(xs, 1)
         if kind == "add":
             return runtime.residual(xs[0], xs[1], step.scale, step.act is not None)
-        y = torch.flatten(xs[0], 1) if step.flatten else xs[0]
-        for path in step.modules:
-            y = self.get_submodule(path)(y)
-        return activate(step.act, y)  # type: ignore[arg-type]
+        return run_layer(self, step.modules, step.flatten, step.act, xs[0])  # type: ignore[arg-type]
 
 
 def _refresh_after_load(module: InferenceEval, incompatible_keys: Any) -> None:

@@ -28,8 +28,9 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from incdsl import ir
-from incdsl.activations import FORMS, Activation
+from incdsl import ir, operations
+from incdsl.activations import Activation
+from incdsl.operations import operation
 
 from ..program import last_uses
 from . import runtime
@@ -143,62 +144,16 @@ def network_class(name: str, reserved: frozenset[str] = frozenset()) -> str:
     return cls
 
 
-def _pair(p: ir.Pair) -> tuple[int, int]:
-    return (int(p[0]), int(p[1]))
-
-
 # --- layer modules ---------------------------------------------------------------------
 
 
 def module_spec(node: ir.Node, in_shape: ir.Shape, flat_input: bool = False) -> ModuleSpec:
-    """The module of a layer without parts (for a conv or linear: its main part)."""
-    a = node.attrs
-    if isinstance(a, ir.ConvAttrs):
-        return ModuleSpec(
-            "nn.Conv2d",
-            {
-                "in_channels": in_shape[0],
-                "out_channels": a.out_channels,
-                "kernel_size": _pair(a.kernel),
-                "stride": _pair(a.stride),
-                "padding": _pair(a.padding),
-                "bias": a.bias,
-                # only where it is not 1, so the generated source of an ungrouped conv stays as it was
-                **({"groups": a.groups} if a.groups != 1 else {}),
-            },
-        )
-    if isinstance(a, ir.PoolAttrs):
-        kwargs: dict[str, Any] = {
-            "kernel_size": _pair(a.kernel),
-            "stride": _pair(a.stride),
-            "padding": _pair(a.padding),
-            "ceil_mode": a.ceil,
-        }
-        if a.op == "avgpool":
-            kwargs["count_include_pad"] = a.count_include_pad
-            return ModuleSpec("nn.AvgPool2d", kwargs)
-        return ModuleSpec("nn.MaxPool2d", kwargs)
-    if isinstance(a, ir.AdaptiveAvgPoolAttrs):
-        return ModuleSpec("nn.AdaptiveAvgPool2d", {"output_size": _pair(a.size)})
-    if isinstance(a, ir.LRNAttrs):
-        return ModuleSpec("nn.LocalResponseNorm", {"size": a.size, "alpha": a.alpha, "beta": a.beta, "k": a.k})
-    if isinstance(a, ir.DropoutAttrs):
-        return ModuleSpec("nn.Dropout", {"p": a.p})
-    if isinstance(a, ir.LinearAttrs):
-        c, h, w = in_shape
-        return ModuleSpec("nn.Linear", {"in_features": c * h * w, "out_features": a.out_features, "bias": a.bias})
-    if isinstance(a, ir.BatchNormAttrs):
-        cls = "nn.BatchNorm1d" if flat_input else "nn.BatchNorm2d"
-        return ModuleSpec(cls, {"num_features": in_shape[0], "eps": a.eps, "affine": a.affine})
-    if isinstance(a, ir.L2NormAttrs):
-        return ModuleSpec("L2Norm", {"eps": a.eps})
-    if isinstance(a, ir.FlattenAttrs):
-        return ModuleSpec("nn.Flatten", {})
-    if isinstance(a, ir.ActivationAttrs):
-        return activation_module(a.op)
-    if isinstance(a, ir.SoftmaxAttrs):
-        return ModuleSpec("nn.Softmax", {"dim": 1})
-    raise AssertionError(f"no module for {node.op}")
+    """The module of a layer without parts (for a conv or linear: its main part), as its entry in
+    the table of operations says."""
+    torch_module = operation(node.op).torch
+    assert torch_module is not None, f"no module for {node.op}"
+    made = torch_module(node.attrs, in_shape, flat_input)
+    return ModuleSpec(made.cls, made.kwargs)
 
 
 def _part_specs(node: ir.Node, net: ir.Network) -> dict[str, ModuleSpec]:
@@ -209,7 +164,7 @@ def _part_specs(node: ir.Node, net: ir.Network) -> dict[str, ModuleSpec]:
     specs = {"main": main}
     bn_eps = getattr(node.attrs, "bn_eps", None)
     if bn_eps is not None:
-        cls = "nn.BatchNorm1d" if isinstance(node.attrs, ir.LinearAttrs) else "nn.BatchNorm2d"
+        cls = "nn.BatchNorm1d" if operation(node.op).rank == "flat" else "nn.BatchNorm2d"
         specs["bn"] = ModuleSpec(cls, {"num_features": node.shape[0], "eps": bn_eps})
     act = getattr(node.attrs, "act", None)
     if act is not None:
@@ -219,8 +174,8 @@ def _part_specs(node: ir.Node, net: ir.Network) -> dict[str, ModuleSpec]:
 
 def activation_module(act: Activation) -> ModuleSpec:
     """An activation as a module: ``nn.ReLU()``, ``nn.GELU(approximate="tanh")``."""
-    form = FORMS[act]
-    return ModuleSpec(f"nn.{form.module}", dict(form.kwargs))
+    made = operations.activation_module(act)
+    return ModuleSpec(made.cls, made.kwargs)
 
 
 def activate(act: Activation | None, y: torch.Tensor) -> torch.Tensor:
@@ -233,20 +188,27 @@ def layer_modules(node: ir.Node) -> tuple[tuple[str, ...], bool, Activation | No
     and the activation (a function, not a module) that follows them. A layer whose parts are
     children of its module is that one module."""
     paths = ir.part_paths(node)
-    flatten = isinstance(node.attrs, ir.LinearAttrs)
+    flatten = operation(node.op).flatten
     act = getattr(node.attrs, "act", None) if "act" not in paths else None
     if ir.wrapped(node):
         return (node.name,), flatten, None
     return tuple(paths.values()), flatten, act
 
 
+def run_layer(owner: nn.Module, modules: tuple[str, ...], flatten: bool, act: Activation | None,
+              x: torch.Tensor) -> torch.Tensor:  # fmt: skip
+    """Run a layer: ``x`` (flattened first with ``flatten``) through the submodules of ``owner`` at
+    ``modules`` in order, then the activation ``act`` — the one generic step of every backend,
+    for each operation it does not specialise."""
+    y = torch.flatten(x, 1) if flatten else x
+    for path in modules:
+        y = owner.get_submodule(path)(y)
+    return activate(act, y)  # not in place: a hook on the module keeps the value it saw
+
+
 def call_layer(model: nn.Module, node: ir.Node, x: torch.Tensor) -> torch.Tensor:
     """Run a layer's modules (at absolute paths under ``model``) on ``x``, as the lowering does."""
-    paths, flatten, act = layer_modules(node)
-    y = torch.flatten(x, 1) if flatten else x
-    for path in paths:
-        y = model.get_submodule(path)(y)
-    return activate(act, y)
+    return run_layer(model, *layer_modules(node), x)
 
 
 def _layer(node: ir.Node, net: ir.Network, modules: dict[str, ModuleSpec]) -> Step:
@@ -461,27 +423,17 @@ def plan(net: ir.Network, network_cls: str | None = None, reserved: frozenset[st
 
 # --- building ---------------------------------------------------------------------------------
 
-MODULE_CLASSES: dict[str, type[nn.Module]] = {
-    "nn.Conv2d": nn.Conv2d,
-    "nn.BatchNorm1d": nn.BatchNorm1d,
-    "nn.BatchNorm2d": nn.BatchNorm2d,
-    "nn.MaxPool2d": nn.MaxPool2d,
-    "nn.AvgPool2d": nn.AvgPool2d,
-    "nn.AdaptiveAvgPool2d": nn.AdaptiveAvgPool2d,
-    "nn.LocalResponseNorm": nn.LocalResponseNorm,
-    "nn.Dropout": nn.Dropout,
-    "nn.Linear": nn.Linear,
-    "nn.Flatten": nn.Flatten,
-    "nn.Softmax": nn.Softmax,
-    **{f"nn.{form.module}": getattr(nn, form.module) for form in FORMS.values()},
-    "L2Norm": runtime.L2Norm,
-}
+def module_class(cls: str) -> type[nn.Module]:
+    """The class a :class:`ModuleSpec` names: ``nn.Conv2d`` in ``torch.nn``, another in the runtime."""
+    found = getattr(nn, cls[3:], None) if cls.startswith("nn.") else getattr(runtime, cls, None)
+    assert isinstance(found, type) and issubclass(found, nn.Module), f"no module class {cls}"
+    return found
 
 
 def build(spec: ModuleSpec) -> nn.Module:
     if spec.cls == "Chain":
         return runtime.Chain({name: build(child) for name, child in spec.children}, **spec.kwargs)
-    return MODULE_CLASSES[spec.cls](**spec.kwargs)
+    return module_class(spec.cls)(**spec.kwargs)
 
 
 def run_steps(owner: nn.Module, steps: Iterable[Step], env: dict[str, torch.Tensor], last_use: dict[str, int] | None) -> None:
@@ -493,10 +445,7 @@ def run_steps(owner: nn.Module, steps: Iterable[Step], env: dict[str, torch.Tens
         elif step.kind == "add":
             y = runtime.residual(xs[0], xs[1], step.scale, step.act is not None)
         else:
-            y = torch.flatten(xs[0], 1) if step.flatten else xs[0]
-            for path in step.modules:
-                y = owner.get_submodule(path)(y)
-            y = activate(step.act, y)  # not in place: a hook on the module keeps the value it saw
+            y = run_layer(owner, step.modules, step.flatten, step.act, xs[0])
         env[step.name] = y
         if last_use is not None:
             for name in step.inputs:

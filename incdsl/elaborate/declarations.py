@@ -20,7 +20,8 @@ from typing import Any
 
 from .. import ast, limits
 from ..errors import Span, SpecError, did_you_mean
-from ..layers import CONTAINER_FLAGS, CONTAINER_OPTIONS, LAYER_TYPES, apply_settings
+from ..layers import CONTAINER_FLAGS, CONTAINER_OPTIONS, apply_settings
+from ..operations import LAYER_TYPES
 from .expressions import ArgTable, evaluate, split_terms
 from .names import KEYWORDS, check_identifier
 

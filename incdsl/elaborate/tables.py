@@ -19,7 +19,7 @@ from typing import Any
 
 from .. import ast, ir
 from ..errors import Span, SpecError, did_you_mean
-from ..layers import LAYER_TYPES
+from ..operations import LAYER_TYPES
 from .expressions import ArgTable, Env, Located, evaluate, without
 from .names import CONTAINERS, KEYWORDS, check_module_name, rename_of
 

@@ -19,16 +19,8 @@ from typing import Any
 from .. import ast, ir, limits
 from ..activations import Activation
 from ..errors import Span, SpecError, SpecWarning, did_you_mean
-from ..layers import (
-    CONTAINER_FLAGS,
-    CONTAINER_OPTIONS,
-    LAYER_TYPES,
-    Setting,
-    Symbol,
-    apply_settings,
-    build_attrs,
-    fill_positional,
-)
+from ..layers import CONTAINER_FLAGS, CONTAINER_OPTIONS, Setting, Symbol, apply_settings, fill_positional
+from ..operations import LAYER_TYPES, build_attrs
 from .declarations import Declarations
 from .expressions import Env, Located, bind, call_arguments, split_terms, without
 from .names import CONTAINERS, KEYWORDS, TOP_LEVEL, Names, Scope, rename_of
