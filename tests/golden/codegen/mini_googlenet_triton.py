@@ -66,6 +66,15 @@ class L2Norm(nn.Module):
         return f"eps={self.eps}"
 
 
+class LayerNorm2d(nn.LayerNorm):
+    """Layer norm over the channels of each pixel of (N, C, H, W) maps, with a learned scale
+    and shift per channel (``weight``, ``bias``): ``nn.LayerNorm(C)`` applied channels-last."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.layer_norm(x.permute(0, 2, 3, 1), self.normalized_shape, self.weight, self.bias, self.eps)
+        return y.permute(0, 3, 1, 2)
+
+
 class Group(nn.Module):
     """A named scope of a spec whose layers its parent runs (a branch that is not a chain):
     it only holds submodules. ``group[1]`` reaches a child named by position."""
