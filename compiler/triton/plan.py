@@ -283,33 +283,24 @@ class _Builder:
         self.steps[-1] = step
 
     def compute(self, node: ir.Node) -> None:
-        a = node.attrs
-        if isinstance(a, ir.Conv1x1GroupAttrs):
-            self.group(node, a)
-        elif kernel_conv(node, self.triton_convs):
-            self.kxk_conv(node, a)  # type: ignore[arg-type]
-        elif isinstance(a, ir.ConcatAttrs):
-            self.concat(node)
-        elif isinstance(a, ir.SliceAttrs):
-            self.torch_op(node, lambda x: x[:, a.start : a.stop])
+        """A node's step: a Triton k×k conv where that kernel takes it, the plan's own step for
+        an operation it specialises, else the layer's modules (:func:`~..torch.lower.run_layer`)."""
+        if kernel_conv(node, self.triton_convs):
+            self.kxk_conv(node, node.attrs)  # type: ignore[arg-type]
+        elif node.op in _SPECIALISED:
+            _SPECIALISED[node.op](self, node, node.attrs)
         else:
-            self.torch_op(node, self.torch_function(node))
+            self.torch_op(node, lambda x: call_layer(self.model, node, x))
 
-    def torch_function(self, node: ir.Node) -> Callable[..., torch.Tensor]:
-        a = node.attrs
-        if isinstance(a, ir.ConvAttrs):
-            w = self.weights[node.name]
+    def torch_conv(self, node: ir.Node, a: ir.ConvAttrs) -> None:
+        """A conv no kernel takes (grouped, or without the ``conv`` kernel), with its prepared weights."""
+        w = self.weights[node.name]
 
-            def conv(x: torch.Tensor) -> torch.Tensor:
-                y = F.conv2d(x, w.weight, w.bias, a.stride, a.padding, 1, a.groups)
-                return F.relu_(y) if a.act is Activation.RELU else activate(a.act, y)
+        def conv(x: torch.Tensor) -> torch.Tensor:
+            y = F.conv2d(x, w.weight, w.bias, a.stride, a.padding, 1, a.groups)
+            return F.relu_(y) if a.act is Activation.RELU else activate(a.act, y)
 
-            return conv
-        if isinstance(a, ir.AddAttrs):
-            return lambda x, r: runtime.residual(x, r, a.scale, a.act is not None)
-        if isinstance(a, ir.DropoutAttrs):
-            return lambda x: x
-        return lambda x: call_layer(self.model, node, x)
+        self.torch_op(node, conv)
 
     def torch_op(self, node: ir.Node, op: Callable[..., torch.Tensor]) -> None:
         ins = [self.slot[name] for name in node.inputs]
@@ -464,6 +455,18 @@ class _Builder:
         if self.workspace is None or self.workspace.numel() < floats:
             self.workspace = torch.empty(floats, dtype=torch.float32, device=self.device)
         return self.workspace
+
+
+#: The operations the plan computes itself, each as its step (``(builder, node, attrs)``); every
+#: other runs as a layer.
+_SPECIALISED: dict[str, Callable[[_Builder, ir.Node, Any], None]] = {
+    "conv1x1_group": _Builder.group,
+    "conv": _Builder.torch_conv,
+    "concat": lambda b, node, a: b.concat(node),
+    "slice": lambda b, node, a: b.torch_op(node, lambda x: x[:, a.start : a.stop]),
+    "add": lambda b, node, a: b.torch_op(node, lambda x, r: runtime.residual(x, r, a.scale, a.act is not None)),
+    "dropout": lambda b, node, a: b.torch_op(node, lambda x: x),  # eval: nothing to drop
+}
 
 
 def build_plan(
