@@ -3,9 +3,9 @@
 Conventions (the same as the architecture notes and ``torch.utils.flop_counter``):
 
 * params: every learnable scalar: conv/linear weights and biases, and batch
-  norm.s γ and β (running statistics are buffers, not parameters);
-* MACs: multiply-adds of conv and linear layers only; pooling, LRN, ReLU,
-  concat and residual adds are not counted;
+  norm's and layer norm's γ and β (running statistics are buffers, not parameters);
+* MACs: multiply-adds of conv and linear layers only; pooling, LRN, norms,
+  activations, concat and residual adds are not counted;
 * weights: conv/linear kernel weights only, without biases or BN, which is
   what GoogLeNet's Table 1 counts as "params".
 """
