@@ -135,13 +135,16 @@ def generate_source(
     backend: str = "torch",
     kernels: Iterable[str] | str = DEFAULT_TRITON_KERNELS,
     carried: Mapping[str, Any] | None = None,
+    passed: ir.Network | None = None,
 ) -> str:
     """Python source that defines the compiled network as an ``nn.Module`` class.
 
     The torch backend's source needs only torch. The triton backend's adds a
     subclass whose eval mode runs incdsl's Triton kernels, so it needs incdsl
     (with triton) to import; ``carried`` records the kernels compiled ahead of
-    time with it (``incdsl compile --target``), which it then uses.
+    time with it (``incdsl compile --target``), which it then uses. That subclass
+    embeds ``net`` after the triton backend's passes (``passed``, when the caller has
+    run them already): building the module runs no pass.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
@@ -151,5 +154,7 @@ def generate_source(
         from .triton.codegen import triton_footer
 
         chosen = check_kernels(kernels)
-        return generate(net, footer=lambda cls: triton_footer(net, chosen, cls, carried))
+        if passed is None:
+            passed = passed_for_triton(net, chosen)
+        return generate(net, footer=lambda cls: triton_footer(passed, chosen, cls, carried))
     return generate(net)

@@ -312,7 +312,7 @@ def _compile(net: ir.Network, args: argparse.Namespace) -> int:
                 return 0
         if args.target is not None:
             return _cross_compile(net, passed, kernels, args)
-        source = generate_source(net, backend=args.backend, kernels=kernels)
+        source = generate_source(net, backend=args.backend, kernels=kernels, passed=passed)
     except BackendUnavailable as err:
         print(f"incdsl: {err}", file=sys.stderr)
         return EXIT_BACKEND
@@ -382,7 +382,7 @@ def _cross_compile(net: ir.Network, passed: ir.Network, kernels: Any, args: argp
     module = folder / f"{net.name}.py"
     if module.is_symlink():  # the module replaces the link, never writes where it points
         module.unlink()
-    module.write_text(generate_source(net, "triton", chosen, carried), encoding="utf-8")
+    module.write_text(generate_source(net, "triton", chosen, carried, passed), encoding="utf-8")
     print(describe(rows, gpu), file=sys.stderr)
     print(f"wrote {module} and {kernels_folder}", file=sys.stderr)
     return 1 if any(r.problems for r in rows) else 0

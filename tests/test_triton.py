@@ -373,18 +373,43 @@ def test_cuda_graphs_replay_the_plan(randomise_bn):
 # --- generated source and the command line -----------------------------------------
 
 
+@pytest.mark.parametrize("passed", [False, True], ids=["spec", "passed"])
 @pytest.mark.parametrize("spec", ["inception_resnet_v2", "googlenet"])
-def test_generated_module_carries_the_whole_network(spec):
+def test_generated_module_carries_the_whole_network(spec, passed):
     import json
 
+    from incdsl.compiler.pipeline import passed_for_triton
     from incdsl.compiler.triton.codegen import _compact
     from incdsl.ir import network_from_json
 
     net = incdsl.load(spec)
+    if passed:  # what a generated Triton module embeds: fused groups, slices, folded batch norms
+        net = passed_for_triton(net, "all")
     back = network_from_json(json.loads(_compact(net)))
     strip = {"span", "origin"}
     assert [n.model_dump(exclude=strip) for n in back.nodes] == [n.model_dump(exclude=strip) for n in net.nodes]
     assert (back.output, back.aux, back.input_shape) == (net.output, net.aux, net.input_shape)
+
+
+@pytest.mark.parametrize("kernels", [("fused_1x1",), "all"], ids=["fused_1x1", "all"])
+def test_a_generated_triton_module_runs_no_pass_when_built(tmp_path, monkeypatch, kernels):
+    from incdsl.compiler import pipeline
+    from incdsl.compiler.options import check_kernels
+    from conftest import import_generated
+
+    source = pipeline.generate_source(incdsl.load("inception_resnet_v2"), "triton", kernels)
+    module = import_generated(source, tmp_path / f"irv2_{len(kernels)}.py")
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a generated module ran the passes")
+
+    monkeypatch.setattr(pipeline, "run_passes", refused)
+    built = module.InceptionResnetV2Triton()
+    monkeypatch.undo()
+    compiled = incdsl.compile("inception_resnet_v2", backend="triton", kernels=check_kernels(kernels))
+    strip = {"span", "origin"}
+    assert built.kernels == compiled.kernels
+    assert [n.model_dump(exclude=strip) for n in built._program] == [n.model_dump(exclude=strip) for n in compiled._program]
 
 
 def test_compile_needs_no_gpu(cli, monkeypatch):

@@ -211,52 +211,57 @@ class MiniGooglenet(nn.Module):
 
 import json  # noqa: E402
 
-from incdsl.compiler.pipeline import passed_for_triton  # noqa: E402
 from incdsl.compiler.triton.module import TritonEval  # noqa: E402
+from incdsl.ir import network_from_json  # noqa: E402
 
-NETWORK = json.loads('''{"name":"mini_googlenet","input_shape":[1,32,32],"output":"softmax1","aux":[{"name":"aux1","after":"inception_3b","input":"inception_3b:concat","weight":0.3,"output":"aux1.softmax1","row":11}],"nodes":[
+#: The network after the triton backend's passes for its kernels.
+PASSED = json.loads('''{"name":"mini_googlenet","input_shape":[1,32,32],"output":"softmax1","aux":[{"name":"aux1","after":"inception_3b","input":"inception_3b:concat","weight":0.3,"output":"aux1.softmax1","row":11}],"nodes":[
     {"name":"input","shape":[1,32,32],"attrs":{"op":"input"}},
-    {"name":"conv1","inputs":["input"],"shape":[32,32,32],"row":0,"attrs":{"op":"conv","out_channels":32,"kernel":[3,3],"padding":[1,1],"bias":false,"bn_eps":1e-05}},
+    {"name":"conv1","inputs":["input"],"shape":[32,32,32],"row":0,"attrs":{"op":"conv","out_channels":32,"kernel":[3,3],"padding":[1,1],"bias":false,"folded_bn_eps":1e-05}},
     {"name":"maxpool1","inputs":["conv1"],"shape":[32,16,16],"row":1,"attrs":{"op":"maxpool","kernel":[3,3],"stride":[2,2],"ceil":true}},
-    {"name":"inception_3a.branch1","inputs":["maxpool1"],"shape":[16,16,16],"row":2,"attrs":{"op":"conv","out_channels":16,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_3a.branch2.0","inputs":["maxpool1"],"shape":[16,16,16],"row":2,"attrs":{"op":"conv","out_channels":16,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_3a.branch2.1","inputs":["inception_3a.branch2.0"],"shape":[24,16,16],"row":2,"attrs":{"op":"conv","out_channels":24,"kernel":[3,3],"padding":[1,1],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_3a.branch3.0","inputs":["maxpool1"],"shape":[4,16,16],"row":2,"attrs":{"op":"conv","out_channels":4,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_3a.branch3.1","inputs":["inception_3a.branch3.0"],"shape":[8,16,16],"row":2,"attrs":{"op":"conv","out_channels":8,"kernel":[5,5],"padding":[2,2],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_3a.branch4.0","inputs":["maxpool1"],"shape":[32,16,16],"row":2,"attrs":{"op":"maxpool","kernel":[3,3],"stride":[1,1],"padding":[1,1],"ceil":true}},
-    {"name":"inception_3a.branch4.1","inputs":["inception_3a.branch4.0"],"shape":[8,16,16],"row":2,"attrs":{"op":"conv","out_channels":8,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
+    {"name":"inception_3a:conv1x1_group","inputs":["maxpool1"],"shape":[36,16,16],"row":2,"attrs":{"op":"conv1x1_group","members":[{"name":"inception_3a.branch1","conv":{"out_channels":16,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}},{"name":"inception_3a.branch2.0","conv":{"out_channels":16,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}},{"name":"inception_3a.branch3.0","conv":{"out_channels":4,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}}]}},
+    {"name":"inception_3a.branch1","inputs":["inception_3a:conv1x1_group"],"shape":[16,16,16],"row":2,"storage":["inception_3a:concat",0],"attrs":{"op":"slice","start":0,"stop":16}},
+    {"name":"inception_3a.branch2.0","inputs":["inception_3a:conv1x1_group"],"shape":[16,16,16],"row":2,"attrs":{"op":"slice","start":16,"stop":32}},
+    {"name":"inception_3a.branch2.1","inputs":["inception_3a.branch2.0"],"shape":[24,16,16],"row":2,"storage":["inception_3a:concat",16],"attrs":{"op":"conv","out_channels":24,"kernel":[3,3],"padding":[1,1],"bias":false,"folded_bn_eps":1e-05}},
+    {"name":"inception_3a.branch3.0","inputs":["inception_3a:conv1x1_group"],"shape":[4,16,16],"row":2,"attrs":{"op":"slice","start":32,"stop":36}},
+    {"name":"inception_3a.branch3.1","inputs":["inception_3a.branch3.0"],"shape":[8,16,16],"row":2,"storage":["inception_3a:concat",40],"attrs":{"op":"conv","out_channels":8,"kernel":[5,5],"padding":[2,2],"bias":false,"folded_bn_eps":1e-05}},
+    {"name":"inception_3a.branch4:pool_conv1x1","inputs":["maxpool1"],"shape":[8,16,16],"row":2,"attrs":{"op":"conv1x1_group","members":[{"name":"inception_3a.branch4.1","conv":{"out_channels":8,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}}],"pool":{"op":"maxpool","kernel":[3,3],"stride":[1,1],"padding":[1,1],"ceil":true}}},
+    {"name":"inception_3a.branch4.1","inputs":["inception_3a.branch4:pool_conv1x1"],"shape":[8,16,16],"row":2,"storage":["inception_3a:concat",48],"attrs":{"op":"slice","start":0,"stop":8}},
     {"name":"inception_3a:concat","inputs":["inception_3a.branch1","inception_3a.branch2.1","inception_3a.branch3.1","inception_3a.branch4.1"],"shape":[56,16,16],"row":2,"attrs":{"op":"concat","branches":["branch1","branch2","branch3","branch4"]}},
-    {"name":"inception_3b.branch1","inputs":["inception_3a:concat"],"shape":[24,16,16],"row":3,"attrs":{"op":"conv","out_channels":24,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_3b.branch2.0","inputs":["inception_3a:concat"],"shape":[24,16,16],"row":3,"attrs":{"op":"conv","out_channels":24,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_3b.branch2.1","inputs":["inception_3b.branch2.0"],"shape":[32,16,16],"row":3,"attrs":{"op":"conv","out_channels":32,"kernel":[3,3],"padding":[1,1],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_3b.branch3.0","inputs":["inception_3a:concat"],"shape":[8,16,16],"row":3,"attrs":{"op":"conv","out_channels":8,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_3b.branch3.1","inputs":["inception_3b.branch3.0"],"shape":[16,16,16],"row":3,"attrs":{"op":"conv","out_channels":16,"kernel":[5,5],"padding":[2,2],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_3b.branch4.0","inputs":["inception_3a:concat"],"shape":[56,16,16],"row":3,"attrs":{"op":"maxpool","kernel":[3,3],"stride":[1,1],"padding":[1,1],"ceil":true}},
-    {"name":"inception_3b.branch4.1","inputs":["inception_3b.branch4.0"],"shape":[16,16,16],"row":3,"attrs":{"op":"conv","out_channels":16,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
+    {"name":"inception_3b:conv1x1_group","inputs":["inception_3a:concat"],"shape":[56,16,16],"row":3,"attrs":{"op":"conv1x1_group","members":[{"name":"inception_3b.branch1","conv":{"out_channels":24,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}},{"name":"inception_3b.branch2.0","conv":{"out_channels":24,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}},{"name":"inception_3b.branch3.0","conv":{"out_channels":8,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}}]}},
+    {"name":"inception_3b.branch1","inputs":["inception_3b:conv1x1_group"],"shape":[24,16,16],"row":3,"storage":["inception_3b:concat",0],"attrs":{"op":"slice","start":0,"stop":24}},
+    {"name":"inception_3b.branch2.0","inputs":["inception_3b:conv1x1_group"],"shape":[24,16,16],"row":3,"attrs":{"op":"slice","start":24,"stop":48}},
+    {"name":"inception_3b.branch2.1","inputs":["inception_3b.branch2.0"],"shape":[32,16,16],"row":3,"storage":["inception_3b:concat",24],"attrs":{"op":"conv","out_channels":32,"kernel":[3,3],"padding":[1,1],"bias":false,"folded_bn_eps":1e-05}},
+    {"name":"inception_3b.branch3.0","inputs":["inception_3b:conv1x1_group"],"shape":[8,16,16],"row":3,"attrs":{"op":"slice","start":48,"stop":56}},
+    {"name":"inception_3b.branch3.1","inputs":["inception_3b.branch3.0"],"shape":[16,16,16],"row":3,"storage":["inception_3b:concat",56],"attrs":{"op":"conv","out_channels":16,"kernel":[5,5],"padding":[2,2],"bias":false,"folded_bn_eps":1e-05}},
+    {"name":"inception_3b.branch4:pool_conv1x1","inputs":["inception_3a:concat"],"shape":[16,16,16],"row":3,"attrs":{"op":"conv1x1_group","members":[{"name":"inception_3b.branch4.1","conv":{"out_channels":16,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}}],"pool":{"op":"maxpool","kernel":[3,3],"stride":[1,1],"padding":[1,1],"ceil":true}}},
+    {"name":"inception_3b.branch4.1","inputs":["inception_3b.branch4:pool_conv1x1"],"shape":[16,16,16],"row":3,"storage":["inception_3b:concat",72],"attrs":{"op":"slice","start":0,"stop":16}},
     {"name":"inception_3b:concat","inputs":["inception_3b.branch1","inception_3b.branch2.1","inception_3b.branch3.1","inception_3b.branch4.1"],"shape":[88,16,16],"row":3,"attrs":{"op":"concat","branches":["branch1","branch2","branch3","branch4"]}},
     {"name":"maxpool2","inputs":["inception_3b:concat"],"shape":[88,8,8],"row":4,"attrs":{"op":"maxpool","kernel":[3,3],"stride":[2,2],"ceil":true}},
-    {"name":"inception_4a.branch1","inputs":["maxpool2"],"shape":[32,8,8],"row":5,"attrs":{"op":"conv","out_channels":32,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_4a.branch2.0","inputs":["maxpool2"],"shape":[24,8,8],"row":5,"attrs":{"op":"conv","out_channels":24,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_4a.branch2.1","inputs":["inception_4a.branch2.0"],"shape":[48,8,8],"row":5,"attrs":{"op":"conv","out_channels":48,"kernel":[3,3],"padding":[1,1],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_4a.branch3.0","inputs":["maxpool2"],"shape":[8,8,8],"row":5,"attrs":{"op":"conv","out_channels":8,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_4a.branch3.1","inputs":["inception_4a.branch3.0"],"shape":[16,8,8],"row":5,"attrs":{"op":"conv","out_channels":16,"kernel":[5,5],"padding":[2,2],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_4a.branch4.0","inputs":["maxpool2"],"shape":[88,8,8],"row":5,"attrs":{"op":"maxpool","kernel":[3,3],"stride":[1,1],"padding":[1,1],"ceil":true}},
-    {"name":"inception_4a.branch4.1","inputs":["inception_4a.branch4.0"],"shape":[16,8,8],"row":5,"attrs":{"op":"conv","out_channels":16,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
+    {"name":"inception_4a:conv1x1_group","inputs":["maxpool2"],"shape":[64,8,8],"row":5,"attrs":{"op":"conv1x1_group","members":[{"name":"inception_4a.branch1","conv":{"out_channels":32,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}},{"name":"inception_4a.branch2.0","conv":{"out_channels":24,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}},{"name":"inception_4a.branch3.0","conv":{"out_channels":8,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}}]}},
+    {"name":"inception_4a.branch1","inputs":["inception_4a:conv1x1_group"],"shape":[32,8,8],"row":5,"storage":["inception_4a:concat",0],"attrs":{"op":"slice","start":0,"stop":32}},
+    {"name":"inception_4a.branch2.0","inputs":["inception_4a:conv1x1_group"],"shape":[24,8,8],"row":5,"attrs":{"op":"slice","start":32,"stop":56}},
+    {"name":"inception_4a.branch2.1","inputs":["inception_4a.branch2.0"],"shape":[48,8,8],"row":5,"storage":["inception_4a:concat",32],"attrs":{"op":"conv","out_channels":48,"kernel":[3,3],"padding":[1,1],"bias":false,"folded_bn_eps":1e-05}},
+    {"name":"inception_4a.branch3.0","inputs":["inception_4a:conv1x1_group"],"shape":[8,8,8],"row":5,"attrs":{"op":"slice","start":56,"stop":64}},
+    {"name":"inception_4a.branch3.1","inputs":["inception_4a.branch3.0"],"shape":[16,8,8],"row":5,"storage":["inception_4a:concat",80],"attrs":{"op":"conv","out_channels":16,"kernel":[5,5],"padding":[2,2],"bias":false,"folded_bn_eps":1e-05}},
+    {"name":"inception_4a.branch4:pool_conv1x1","inputs":["maxpool2"],"shape":[16,8,8],"row":5,"attrs":{"op":"conv1x1_group","members":[{"name":"inception_4a.branch4.1","conv":{"out_channels":16,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}}],"pool":{"op":"maxpool","kernel":[3,3],"stride":[1,1],"padding":[1,1],"ceil":true}}},
+    {"name":"inception_4a.branch4.1","inputs":["inception_4a.branch4:pool_conv1x1"],"shape":[16,8,8],"row":5,"storage":["inception_4a:concat",96],"attrs":{"op":"slice","start":0,"stop":16}},
     {"name":"inception_4a:concat","inputs":["inception_4a.branch1","inception_4a.branch2.1","inception_4a.branch3.1","inception_4a.branch4.1"],"shape":[112,8,8],"row":5,"attrs":{"op":"concat","branches":["branch1","branch2","branch3","branch4"]}},
-    {"name":"inception_4b.branch1","inputs":["inception_4a:concat"],"shape":[48,8,8],"row":6,"attrs":{"op":"conv","out_channels":48,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_4b.branch2.0","inputs":["inception_4a:concat"],"shape":[32,8,8],"row":6,"attrs":{"op":"conv","out_channels":32,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_4b.branch2.1","inputs":["inception_4b.branch2.0"],"shape":[64,8,8],"row":6,"attrs":{"op":"conv","out_channels":64,"kernel":[3,3],"padding":[1,1],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_4b.branch3.0","inputs":["inception_4a:concat"],"shape":[8,8,8],"row":6,"attrs":{"op":"conv","out_channels":8,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_4b.branch3.1","inputs":["inception_4b.branch3.0"],"shape":[16,8,8],"row":6,"attrs":{"op":"conv","out_channels":16,"kernel":[5,5],"padding":[2,2],"bias":false,"bn_eps":1e-05}},
-    {"name":"inception_4b.branch4.0","inputs":["inception_4a:concat"],"shape":[112,8,8],"row":6,"attrs":{"op":"maxpool","kernel":[3,3],"stride":[1,1],"padding":[1,1],"ceil":true}},
-    {"name":"inception_4b.branch4.1","inputs":["inception_4b.branch4.0"],"shape":[16,8,8],"row":6,"attrs":{"op":"conv","out_channels":16,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
+    {"name":"inception_4b:conv1x1_group","inputs":["inception_4a:concat"],"shape":[88,8,8],"row":6,"attrs":{"op":"conv1x1_group","members":[{"name":"inception_4b.branch1","conv":{"out_channels":48,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}},{"name":"inception_4b.branch2.0","conv":{"out_channels":32,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}},{"name":"inception_4b.branch3.0","conv":{"out_channels":8,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}}]}},
+    {"name":"inception_4b.branch1","inputs":["inception_4b:conv1x1_group"],"shape":[48,8,8],"row":6,"storage":["inception_4b:concat",0],"attrs":{"op":"slice","start":0,"stop":48}},
+    {"name":"inception_4b.branch2.0","inputs":["inception_4b:conv1x1_group"],"shape":[32,8,8],"row":6,"attrs":{"op":"slice","start":48,"stop":80}},
+    {"name":"inception_4b.branch2.1","inputs":["inception_4b.branch2.0"],"shape":[64,8,8],"row":6,"storage":["inception_4b:concat",48],"attrs":{"op":"conv","out_channels":64,"kernel":[3,3],"padding":[1,1],"bias":false,"folded_bn_eps":1e-05}},
+    {"name":"inception_4b.branch3.0","inputs":["inception_4b:conv1x1_group"],"shape":[8,8,8],"row":6,"attrs":{"op":"slice","start":80,"stop":88}},
+    {"name":"inception_4b.branch3.1","inputs":["inception_4b.branch3.0"],"shape":[16,8,8],"row":6,"storage":["inception_4b:concat",112],"attrs":{"op":"conv","out_channels":16,"kernel":[5,5],"padding":[2,2],"bias":false,"folded_bn_eps":1e-05}},
+    {"name":"inception_4b.branch4:pool_conv1x1","inputs":["inception_4a:concat"],"shape":[16,8,8],"row":6,"attrs":{"op":"conv1x1_group","members":[{"name":"inception_4b.branch4.1","conv":{"out_channels":16,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}}],"pool":{"op":"maxpool","kernel":[3,3],"stride":[1,1],"padding":[1,1],"ceil":true}}},
+    {"name":"inception_4b.branch4.1","inputs":["inception_4b.branch4:pool_conv1x1"],"shape":[16,8,8],"row":6,"storage":["inception_4b:concat",128],"attrs":{"op":"slice","start":0,"stop":16}},
     {"name":"inception_4b:concat","inputs":["inception_4b.branch1","inception_4b.branch2.1","inception_4b.branch3.1","inception_4b.branch4.1"],"shape":[144,8,8],"row":6,"attrs":{"op":"concat","branches":["branch1","branch2","branch3","branch4"]}},
     {"name":"global_avgpool1","inputs":["inception_4b:concat"],"shape":[144,1,1],"row":7,"attrs":{"op":"adaptive_avgpool","size":[1,1]}},
     {"name":"dropout1","inputs":["global_avgpool1"],"shape":[144,1,1],"row":8,"attrs":{"op":"dropout","p":0.2}},
     {"name":"linear1","inputs":["dropout1"],"shape":[10,1,1],"row":9,"attrs":{"op":"linear","out_features":10}},
     {"name":"softmax1","inputs":["linear1"],"shape":[10,1,1],"row":10,"attrs":{"op":"softmax"}},
     {"name":"aux1.avgpool1","inputs":["inception_3b:concat"],"shape":[88,4,4],"row":11,"attrs":{"op":"avgpool","kernel":[4,4],"stride":[4,4]}},
-    {"name":"aux1.conv1","inputs":["aux1.avgpool1"],"shape":[32,4,4],"row":11,"attrs":{"op":"conv","out_channels":32,"kernel":[1,1],"bias":false,"bn_eps":1e-05}},
+    {"name":"aux1.conv1","inputs":["aux1.avgpool1"],"shape":[32,4,4],"row":11,"attrs":{"op":"conv","out_channels":32,"kernel":[1,1],"bias":false,"folded_bn_eps":1e-05}},
     {"name":"aux1.linear1","inputs":["aux1.conv1"],"shape":[64,1,1],"row":11,"attrs":{"op":"linear","out_features":64,"act":"relu"}},
     {"name":"aux1.dropout1","inputs":["aux1.linear1"],"shape":[64,1,1],"row":11,"attrs":{"op":"dropout","p":0.5}},
     {"name":"aux1.linear2","inputs":["aux1.dropout1"],"shape":[10,1,1],"row":11,"attrs":{"op":"linear","out_features":10}},
@@ -267,6 +272,6 @@ NETWORK = json.loads('''{"name":"mini_googlenet","input_shape":[1,32,32],"output
 class MiniGooglenetTriton(TritonEval, MiniGooglenet):
     """MiniGooglenet whose eval mode runs the Triton kernels; training mode is MiniGooglenet's."""
 
-    def __init__(self, kernels: tuple[str, ...] = ('fused_1x1', 'pool_conv', 'residual_1x1'), cuda_graphs: bool = True, autotune: bool = False) -> None:
+    def __init__(self, cuda_graphs: bool = True, autotune: bool = False) -> None:
         super().__init__()
-        self.setup_triton(passed_for_triton(NETWORK, kernels), kernels, cuda_graphs, autotune)
+        self.setup_triton(network_from_json(PASSED), ('fused_1x1', 'pool_conv', 'residual_1x1'), cuda_graphs, autotune)
