@@ -28,7 +28,10 @@ from .targets import Target
 # launch of the bundled networks: 16-bit operands take wide K tiles; fp32 operands (TF32 or
 # IEEE FMA dots) twice the bytes and registers, so half the K tile and eight warps for the
 # wide tiles (four spill). 128×256 tiles spill in every width; so does a 128×64×32 k×k
-# conv tile on four warps on sm_80, and Triton 3.6 spills fp32 pool projections at BLOCK_K 16 or on four warps.
+# conv tile on sm_80 (on four warps; on eight in TF32 under Triton 3.8), and fp32 pool
+# projections spill at BLOCK_K 16 on sm_80, and under Triton 3.6 at 64×128×32 and 64×64×32
+# two stages deep (sm_80 on eight warps; IEEE on sm_90 on four): one stage fits (found by the
+# full ahead-of-time check, 2026-12-04 and -05).
 _SPACES: dict[tuple[str, int], list[tuple[int, int, int, int, int]]] = {
     # (64×256 tiles cover a group's columns when ΣCout ≤ 256, so each row of A is read once)
     ("gemm", 2): [
@@ -44,7 +47,7 @@ _SPACES: dict[tuple[str, int], list[tuple[int, int, int, int, int]]] = {
         (128, 128, 64, 8, 3), (128, 128, 32, 8, 4), (128, 64, 64, 4, 3), (64, 128, 64, 4, 3), (64, 64, 64, 4, 3),
         (64, 64, 32, 4, 4), (128, 32, 64, 4, 3),
     ],
-    ("conv", 4): [(128, 128, 32, 8, 3), (128, 64, 32, 8, 2), (64, 128, 32, 8, 3), (64, 64, 32, 8, 3), (64, 32, 32, 4, 3)],
+    ("conv", 4): [(128, 128, 32, 8, 3), (64, 128, 32, 8, 3), (64, 64, 32, 8, 3), (64, 32, 32, 4, 3)],
     # k×k convs whose channels are not (the stem's 3, a 5×5 over 48): each K element's tap and
     # channel are computed, so the operand's indices take registers of their own
     ("gather", 2): [(128, 64, 32, 8, 3), (64, 128, 32, 8, 3), (64, 64, 32, 4, 3), (64, 32, 32, 4, 3)],
@@ -54,7 +57,7 @@ _SPACES: dict[tuple[str, int], list[tuple[int, int, int, int, int]]] = {
         (128, 128, 32, 8, 1), (128, 64, 32, 4, 1), (64, 128, 32, 4, 2), (64, 128, 32, 4, 1), (64, 64, 32, 4, 2),
         (64, 64, 32, 4, 1),
     ],
-    ("pool", 4): [(128, 64, 32, 8, 2), (64, 128, 32, 8, 2), (64, 64, 32, 8, 2)],
+    ("pool", 4): [(128, 64, 32, 8, 2), (64, 128, 32, 8, 1), (64, 64, 32, 4, 1)],
 }  # fmt: skip
 
 KINDS = ("gemm", "conv", "pool")
@@ -188,7 +191,7 @@ def default_config(shape: Shape, target: Target) -> Config:
         split = [c for c in _splits(shape, _split_bases(shape, whole)[0], target) if c in allowed]
         if split:
             return split[-1]
-        preferred = Config(64, 64, 32, 4, 1) if shape.itemsize == 2 else Config(64, 64, 32, 8, 2)
+        preferred = Config(64, 64, 32, 4, 1)
     elif shape.kind == "gemm":
         preferred = Config(64, 64, 64, 4, 4) if shape.itemsize == 2 else Config(64, 64, 32, 4, 3)
     else:  # k×k convs (opt-in, untuned so far): the largest tile that still fills the SMs
