@@ -144,7 +144,7 @@ def _import(source: str, path):
 
 
 @pytest.mark.parametrize("network", ["group", "f", "conv_b_n", "train_output", "aux_output", "chain", "l2_norm",
-                                     "NETWORK", "triton_eval", "json", "residual"])
+                                     "NETWORK", "PASSED", "network_from_json", "triton_eval", "json", "residual"])
 @pytest.mark.parametrize("backend", ["torch", "triton"])
 def test_generated_names_never_take_a_helper_s(network, backend, tmp_path):
     """A network named `group` once gave `class Group` a second time (infinite recursion), `f` a
@@ -192,7 +192,7 @@ def test_a_file_name_and_module_names_outside_ascii_compile(tmp_path, cli):
         assert code == 0, err
         module = _import(out.read_text(encoding="utf-8"), tmp_path / f"gen_ascii_{backend}.py")
         assert hasattr(module, "AB")
-    assert [n["name"] for n in module.NETWORK["nodes"]][1] == "층"
+    assert [n["name"] for n in module.PASSED["nodes"]][1] == "층"
 
 
 # --- every name, every place: refused by `check` where Python or nn.Module would change it, else the same everywhere

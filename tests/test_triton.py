@@ -393,9 +393,10 @@ def test_generated_module_carries_the_whole_network(spec, passed):
 
 @pytest.mark.parametrize("kernels", [("fused_1x1",), "all"], ids=["fused_1x1", "all"])
 def test_a_generated_triton_module_runs_no_pass_when_built(tmp_path, monkeypatch, kernels):
+    from conftest import import_generated
+
     from incdsl.compiler import pipeline
     from incdsl.compiler.options import check_kernels
-    from conftest import import_generated
 
     source = pipeline.generate_source(incdsl.load("inception_resnet_v2"), "triton", kernels)
     module = import_generated(source, tmp_path / f"irv2_{len(kernels)}.py")
