@@ -81,6 +81,9 @@ class ConvAttrs(_Attrs):
     #: Set by the fold-BN pass: the batch norm (with this eps) that the spec puts
     #: after the conv is folded into its weights and bias, for inference.
     folded_bn_eps: float | None = None
+    #: Set with ``folded_bn_eps`` when the folded batch norm was a layer of its own after the
+    #: conv (``conv 1x1 n linear -> bn``): that ``bn``'s module path, where its statistics live.
+    folded_bn: str | None = None
     parts: Parts = Parts()
 
 

@@ -33,6 +33,8 @@ class Member:
 def _member(name: str, conv: ir.ConvAttrs, act: Activation | None) -> Member:
     # Where the parts are follows the spec's naming rule (`parts=`); a folded batch norm is still where the spec puts it.
     eps = conv.folded_bn_eps
+    if conv.folded_bn is not None:  # a `bn` layer of its own, not a part of the conv
+        return Member(ir.part_paths(ir.Node(name=name, attrs=conv))["main"], conv.folded_bn, eps or 0.0, act)
     bn_eps = conv.bn_eps if conv.bn_eps is not None else eps
     paths = ir.part_paths(ir.Node(name=name, attrs=conv.model_copy(update={"bn_eps": bn_eps})))
     return Member(paths["main"], paths["bn"] if eps is not None else "", eps or 0.0, act)
@@ -57,11 +59,12 @@ def member_weights(model: nn.Module, member: Member) -> tuple[torch.Tensor, torc
     if not member.bn:
         return weight, conv.bias.detach() if conv.bias is not None else weight.new_zeros(weight.shape[0])
     bn = model.get_submodule(member.bn)
-    scale = bn.weight.detach().float() / torch.sqrt(bn.running_var.float() + member.eps)
+    gamma = bn.weight.detach().float() if bn.weight is not None else 1.0  # affine=false: γ = 1, β = 0
+    scale = gamma / torch.sqrt(bn.running_var.float() + member.eps)
     folded_w = weight.float() * scale[:, None, None, None]
     # Without a conv bias, no zeros enter the sum: Inductor's freezing leaves ops on fresh zeros to run every call.
     shift = -bn.running_mean.float() if conv.bias is None else conv.bias.detach().float() - bn.running_mean.float()
-    folded_b = bn.bias.detach().float() + shift * scale
+    folded_b = shift * scale if bn.bias is None else bn.bias.detach().float() + shift * scale
     return folded_w.to(weight.dtype), folded_b.to(weight.dtype)
 
 

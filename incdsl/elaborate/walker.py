@@ -170,6 +170,12 @@ class Walker:
                 return self._concat(link, body, x, at)
             if head == "residual":
                 return self._residual(link, body, x, at)
+            if head == "shortcut":
+                raise SpecError(
+                    "`shortcut:` belongs on the first line of a `residual:` body",
+                    link.span,
+                    hint="write `residual:`, then `shortcut: conv 1x1/2 N linear bn` (the projection), then the branch",
+                )
             scope = self.seq_scope(link, at)
             return self.out.add_scope(scope.path, x, self.sequence(body, x, at.inside(scope)))
         if body is not None:
@@ -342,14 +348,39 @@ class Walker:
             raise SpecError(f"a residual add's activation is `relu` or `linear`; `{act}` after the add is not supported",
                             settings["act"].span, hint="put the activation on the branch's last layer instead")
         inner = self._own_scope(item, at)
+        shortcut, body = self._shortcut(item, body, x, at.inside(inner))
         out = self.sequence(body, x, at.inside(inner))
         last = self.out.nodes[-1]  # the branch's last layer is the last node made
         if out in self.out.default_bn_linear and last.span not in self.out.warned_at:
             self.out.warned_at.add(last.span)
             _warn_default_bn(last)
         attrs = ir.AddAttrs(scale=scale, act=act)
-        out = self.out.add_node(self.names.synthetic(inner, "add"), attrs, (x, out), item.span, at)
+        out = self.out.add_node(self.names.synthetic(inner, "add"), attrs, (shortcut, out), item.span, at)
         return self.out.add_scope(inner.path, x, out) if inner is not at.scope else out
+
+    def _shortcut(
+        self, item: ast.Item, body: tuple[ast.Statement, ...], x: str, at: Cursor
+    ) -> tuple[str, tuple[ast.Statement, ...]]:
+        """A residual body's first line ``shortcut: …`` is the projection the input takes to the
+        add (ResNet's and Xception's 1×1/2 conv and batch norm beside a strided branch); returns
+        the shortcut's value (the input itself when there is none) and the branch's statements."""
+        first = statement(body[0])
+        head = first.links[0]
+        if not (isinstance(head, ast.Item) and head.head == "shortcut" and first.body is not None):
+            return x, body
+        if len(first.links) > 1 or head.terms or head.args is not None:
+            raise SpecError(
+                "`shortcut` takes no settings or name: its layers go after the `:`",
+                head.span,
+                hint="e.g. `shortcut: conv 1x1/2 128 linear nobias as skip -> bn as skipbn`",
+            )
+        if len(body) == 1:
+            raise SpecError(
+                "this residual has a shortcut but no branch",
+                item.span,
+                hint="the lines after `shortcut:` are the residual branch, added to the shortcut's output",
+            )
+        return self.sequence(first.body, x, at), body[1:]
 
     def _repeat(self, link: ast.Repeat, x: str, at: Cursor, body: tuple[ast.Statement, ...] | None) -> str:
         if not 1 <= link.count <= limits.MAX_REPEAT:

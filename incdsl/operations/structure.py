@@ -25,18 +25,56 @@ def _concat(node: ir.Node, inputs: list[ir.Shape], net: ir.Network) -> ir.Shape:
 
 def _add(node: ir.Node, inputs: list[ir.Shape], net: ir.Network) -> ir.Shape:
     shortcut, branch = inputs
-    if shortcut != branch:
-        last = net.node(node.inputs[1])
-        what = "channels" if shortcut[1:] == branch[1:] else "C×H×W"
-        fmt = (lambda s: str(s[0])) if what == "channels" else (lambda s: "×".join(map(str, s)))
-        hint = f"the last layer of a residual branch (the 1×1 filter expansion) must restore the input's {shortcut[0]} channels"
-        raise SpecError(
-            f"residual add{where(node)}: the shortcut has {fmt(shortcut)} {what} but the residual branch "
-            f"ends with {fmt(branch)} (`{last.name}`, line {last.span.line if last.span else '?'})",
-            last.span,
-            hint=with_origin(hint, last),
+    if shortcut == branch:
+        return shortcut
+    last = net.node(node.inputs[1])
+    what = "channels" if shortcut[1:] == branch[1:] else "C×H×W"
+    fmt = (lambda s: str(s[0])) if what == "channels" else (lambda s: "×".join(map(str, s)))
+    # an identity shortcut is the input the branch reads; a projection's output feeds no branch layer
+    projection = node.inputs[0] not in net.ancestors(node.inputs[1])
+    if projection:
+        skip = net.node(node.inputs[0])
+        side = f"the shortcut ends with {fmt(shortcut)} {what} (`{skip.name}`, line {_line(skip)})"
+        hint = (
+            f"the projection shortcut must give what the branch gives, {_chw(branch)}: "
+            f"its 1×1 conv's width and stride make it"
         )
-    return shortcut
+    else:
+        side = f"the shortcut has {fmt(shortcut)} {what}"
+        hint = _identity_hint(shortcut, branch)
+    raise SpecError(
+        f"residual add{where(node)}: {side} but the residual branch ends with {fmt(branch)} (`{last.name}`, line {_line(last)})",
+        last.span,
+        hint=with_origin(hint, last),
+    )
+
+
+def _line(node: ir.Node) -> str:
+    return str(node.span.line) if node.span else "?"
+
+
+def _chw(shape: ir.Shape) -> str:
+    return f"{shape[0]} channels at {shape[1]}×{shape[2]}"
+
+
+def _identity_hint(shortcut: ir.Shape, branch: ir.Shape) -> str:
+    """What to change when the input itself is added: the branch's last layer restores the input's
+    channels (Inception-ResNet's 1×1 filter expansion), or, when the branch changes the width on
+    purpose or the size by a stride (Xception's entry flow), the input takes a projection."""
+    c, h, w = branch
+    if shortcut[1:] == branch[1:]:
+        return (
+            f"the branch's last layer gives {c} channels, the input has {shortcut[0]}: end the branch with the input's "
+            f"{shortcut[0]} (Inception-ResNet's linear 1×1 filter expansion), or project the input to {c} with a first "
+            f"line `shortcut: conv 1x1 {c} linear bn` in the residual's body"
+        )
+    stride = max(1, round(shortcut[1] / h)) if h else 1
+    window = f"1x1/{stride}" if stride > 1 else "1x1"
+    return (
+        f"the branch changes the size from {shortcut[1]}×{shortcut[2]} to {h}×{w} (a stride or valid padding), so the input "
+        f"cannot be added as it is: project it with a first line `shortcut: conv {window} {c} linear bn` in the residual's "
+        "body (Xception's and ResNet's projection shortcut)"
+    )
 
 
 INPUT = Operation("input", ir.InputAttrs, infer=lambda node, inputs, net: net.input_shape, rank="map")
