@@ -395,6 +395,8 @@ class Network(BaseModel):
     scopes: tuple[Scope, ...] = ()
     #: When not empty, compiled modules return these values in a dict instead of the logits.
     features: tuple[Feature, ...] = ()
+    #: The whole network's figures as its paper prints them (``network NAME @paper(params=22.9M)``).
+    paper: PaperFigures | None = None
 
     _index: _Index | None = PrivateAttr(default=None)
 

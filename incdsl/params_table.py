@@ -63,6 +63,10 @@ class ParamsTable:
     total: Cost
     total_with_aux: Cost
     has_paper: bool
+    #: ``network NAME @paper(...)``: the whole network's figures, shown beside the total.
+    paper: ir.PaperFigures | None = None
+    #: Where those figures differ from the total (same tolerance as a row's).
+    notes: list[str] = field(default_factory=list)
 
 
 def _describe(node: ir.Node) -> str:
@@ -114,6 +118,19 @@ def _paper_notes(row: ParamsRow) -> list[str]:
         notes.append(_compare("params", row.weights, f"{row.weights / 1024:.1f}K weights", paper.params, PAPER_PARAMS_K))
     if paper.note:
         notes.append(paper.note)
+    return [n for n in notes if n]
+
+
+def _network_notes(paper: ir.PaperFigures | None, total: Cost) -> list[str]:
+    """A network's own figures against the total of its main path: every learnable scalar
+    (as papers' model-size columns count, M = 10⁶) and every multiply-add."""
+    if paper is None:
+        return []
+    notes = [
+        _compare("ops", total.macs, format_si(total.macs), paper.ops) if paper.ops is not None else None,
+        _compare("params", total.params, f"{total.params:,}", paper.params) if paper.params is not None else None,
+        paper.note,
+    ]
     return [n for n in notes if n]
 
 
@@ -228,7 +245,9 @@ def params_table(net: ir.Network) -> ParamsTable:
         aux=aux,
         total=total,
         total_with_aux=with_aux,
-        has_paper=any(r.paper is not None for r in rows),
+        has_paper=net.paper is not None or any(r.paper is not None for r in rows),
+        paper=net.paper,
+        notes=_network_notes(net.paper, total),
     )
 
 
@@ -293,9 +312,17 @@ def _cells(table: ParamsTable, row: ParamsRow, footnotes: list[str]) -> list[str
     return cells
 
 
-def _total_cells(table: ParamsTable, label: str, cost: Cost) -> list[str]:
+def _total_cells(table: ParamsTable, label: str, cost: Cost, footnotes: list[str] | None = None) -> list[str]:
+    """A total's row; with ``footnotes`` it is the main path's, beside the network's own figures."""
     blanks = [""] * (len(_FIXED) - 1 + len(table.columns))
-    paper = ["", "", ""] if table.has_paper else []
+    paper: list[str] = ["", "", ""] if table.has_paper else []
+    if footnotes is not None and table.paper is not None:
+        refs = ""
+        if table.notes:
+            footnotes.append(f"{label}: " + "; ".join(table.notes))
+            refs = f"[{len(footnotes)}]"
+        figures = table.paper
+        paper = [figures.params.text if figures.params else "", figures.ops.text if figures.ops else "", refs]
     return [label, *blanks, f"{cost.params:,}", format_si(cost.macs), *paper]
 
 
@@ -312,11 +339,16 @@ COUNTING = (
 
 
 def _footer(table: ParamsTable) -> str:
+    if not table.has_paper:
+        return COUNTING
+    conventions = []
+    if any(r.paper for r in [*table.rows, *table.aux]):
+        conventions.append("the paper's params count weights only, with K = 1024")
+    if table.paper is not None:
+        conventions.append("the network's own figures, beside the total, count every parameter, with M = 10⁶")
     return COUNTING + (
         f" Paper figures are flagged when they differ from ours by more than {PAPER_TOLERANCE:.1%}; "
-        "the paper's params count weights only, with K = 1024."
-        if table.has_paper
-        else ""
+        + "; ".join(conventions) + "."
     )
 
 
@@ -324,7 +356,7 @@ def table_rows(table: ParamsTable, expand: bool = False) -> tuple[list[str], lis
     """Header, body rows (main path, total, aux heads, total with aux) and footnotes, as text."""
     footnotes: list[str] = []
     body = [_cells(table, r, footnotes) for r in _expanded(table, expand)]
-    body.append(_total_cells(table, "total", table.total))
+    body.append(_total_cells(table, "total", table.total, footnotes))
     for aux in table.aux:
         body.append(_cells(table, aux, footnotes))
     if table.aux:
@@ -472,8 +504,11 @@ def render_csv(table: ParamsTable, expand: bool = False, width: int | None = Non
              paper.ops.text if paper and paper.ops else "", "; ".join(row.notes)]
         )
     blanks = ["", "", "", "", "", *[""] * len(table.columns)]
+    figures = table.paper
+    paper = [figures.params.text if figures and figures.params else "", figures.ops.text if figures and figures.ops else "",
+             "; ".join(table.notes)]
     for label, cost in (("total", table.total), ("total_with_aux", table.total_with_aux)):
-        writer.writerow([label, label, *blanks, cost.params, cost.macs, cost.weights, "", "", ""])
+        writer.writerow([label, label, *blanks, cost.params, cost.macs, cost.weights, *(paper if label == "total" else ["", "", ""])])
     return buffer.getvalue()
 
 
@@ -500,6 +535,15 @@ def _row_json(row: ParamsRow) -> dict[str, Any]:
     return out
 
 
+def _total_json(table: ParamsTable) -> dict[str, Any]:
+    out: dict[str, Any] = {"params": table.total.params, "macs": table.total.macs}
+    if table.paper is not None:
+        out["paper"] = table.paper.model_dump(exclude_none=True)
+    if table.notes:
+        out["notes"] = table.notes
+    return out
+
+
 def render_json(table: ParamsTable, expand: bool = False, width: int | None = None) -> str:
     data = {
         "schema": JSON_SCHEMA_VERSION,
@@ -508,7 +552,7 @@ def render_json(table: ParamsTable, expand: bool = False, width: int | None = No
         "columns": table.columns,
         "rows": [_row_json(r) for r in table.rows],
         "aux": [_row_json(r) for r in table.aux],
-        "total": {"params": table.total.params, "macs": table.total.macs},
+        "total": _total_json(table),
         "total_with_aux": {"params": table.total_with_aux.params, "macs": table.total_with_aux.macs},
     }
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -63,6 +63,7 @@ def elaborate(spec: ast.SpecFile, resolve_include: IncludeResolver, input_shape:
         rows=tuple(walker.out.rows),
         tables=tuple(walker.out.headers.all),
         scopes=tuple(walker.out.scopes),
+        paper=top.paper,
     )
 
 
@@ -70,6 +71,8 @@ def elaborate(spec: ast.SpecFile, resolve_include: IncludeResolver, input_shape:
 class _TopLevel:
     name: str | None = None
     input_shape: ir.Shape | None = None
+    #: ``network NAME @paper(params=…, ops=…)``: the whole network's figures as its paper prints them.
+    paper: ir.PaperFigures | None = None
     main: list[ast.Stmt] = field(default_factory=list)
     aux: list[ast.Stmt] = field(default_factory=list)
 
@@ -87,7 +90,8 @@ def _top_level(spec: ast.SpecFile) -> _TopLevel:
                 _alone(stmt, head, seen.get(head.head))
                 seen[head.head] = head
             if head.head == "network":
-                top.name = _network_name(head)
+                stmt, top.paper = take_paper(stmt)
+                top.name = _network_name(stmt.links[0])  # type: ignore[arg-type]
             elif head.head == "input":
                 top.input_shape = _input(head)
             elif head.head == "aux":
