@@ -55,7 +55,9 @@ def compile_report(net: ir.Network, passed: ir.Network, backend: str, kernels: t
     residual = [g for g in groups if g.attrs.residual is not None]  # type: ignore[union-attr]
     pooled = [g for g in groups if g.attrs.pool is not None]  # type: ignore[union-attr]
     fused = [g for g in groups if g not in residual and g not in pooled]
+    # a conv's own batch norm, and a `bn` layer folded into the conv before it (gone from the passed network)
     folded = sum(1 for n in net.nodes if isinstance(n.attrs, ir.ConvAttrs) and n.attrs.bn_eps is not None)
+    folded += sum(1 for n in net.nodes if n.op == "bn" and n.name not in passed)
     concats = [n for n in program if n.op == "concat"]
     inputs = sum(len(c.inputs) for c in concats)
     in_place = sum(1 for n in passed.nodes if n.storage is not None)
