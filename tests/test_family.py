@@ -28,6 +28,7 @@ KNOWN_PARAMS: dict[str, tuple[int, int | None, str]] = {
     "inception_resnet_v2": (55_843_464, None, "timm inception_resnet_v2, measured, §4.2"),
     "inception_resnet_v1": (22_756_328, None, "paper-literal IR-v1 with FC 1000, derived, §4.3"),
     "paper/inception_resnet_v2": (32_433_928, None, "paper structure, widths 384/1152/2144, derived, §4.3"),
+    "xception": (22_855_952, None, "timm legacy_xception, measured = the paper's Table 3"),
     # torchvision's 23,834,568 with 8 more classes of 2048 weights and a bias (pytorch-fid's 1008)
     "compat/fid_inception_v3": (23_834_568 + 8 * 2049, None, "pytorch-fid fid_inception_v3, derived; tests/test_fid.py counts it"),
 }
@@ -37,6 +38,7 @@ KNOWN_GMACS: dict[str, float] = {
     "inception_v3": 5.713,  # torchvision weights meta `_ops`, §2
     "inception_v4": 12.254,  # FlopCounterMode / 2 on timm's model, §3.2
     "inception_resnet_v2": 13.156,  # FlopCounterMode / 2 on timm's model, §4.2
+    "xception": 8.357,  # FlopCounterMode / 2 on timm's legacy_xception
 }
 
 
@@ -68,6 +70,19 @@ def test_inception_v4_sizes_are_those_of_figs_3_and_9():
     fig9 = [(384, 35, 35), (1024, 17, 17), (1024, 17, 17), (1536, 8, 8), (1536, 8, 8), (1536, 1, 1), (1536, 1, 1), (1000, 1, 1)]
     assert [shape for _, shape in got] == FIG3_STEM + fig9
     assert [t for t, _ in got][6:11] == ["4 × inception_a", "reduction_a", "7 × inception_b", "reduction_b", "3 × inception_c"]
+
+
+def test_xception_sizes_are_those_of_fig_5():
+    got = _outputs(incdsl.load("xception"))
+    types = [t for t, _ in got]
+    entry_out = got[types.index("strided (3)")][1]
+    middle = [shape for t, shape in got if t.startswith("middle")]
+    # Fig. 5: the entry flow ends in 19x19x728 maps, the middle flow keeps them eight times, the
+    # exit flow ends in 2048-dimensional vectors
+    assert entry_out == (728, 19, 19)
+    assert middle == [(728, 19, 19)] * 8
+    assert got[types.index("global avg pool")][1] == (2048, 1, 1)
+    assert got[-1][1] == (1000, 1, 1)
 
 
 def test_inception_resnet_v1_sizes_are_those_of_figs_14_and_15():

@@ -31,6 +31,7 @@ REFERENCES = {
     "inception_v3": lambda: torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=True),
     "inception_v4": lambda: timm.create_model("inception_v4", pretrained=False),
     "inception_resnet_v2": lambda: timm.create_model("inception_resnet_v2", pretrained=False),
+    "xception": lambda: timm.create_model("legacy_xception", pretrained=False),
 }
 
 
@@ -75,7 +76,7 @@ def test_eval_logits_and_shapes_match_the_reference(pair):
         if node.op == "conv" or ":" in node.name:
             expected[node.name.split(":")[0]] = node.shape
     logits, shapes = _module_outputs(reference, set(expected), x)
-    assert len(shapes) > 100
+    assert len(shapes) > 80  # Xception's 74 convs and 12 blocks; the Inceptions' more
     assert {k: expected[k] for k in shapes} == shapes
     with torch.no_grad():
         ours_logits = ours(x)
@@ -100,3 +101,17 @@ def test_inception_v3_aux_head_matches_in_training(pair):
     diffs = (got.logits - want.logits).abs().max().item(), (got.aux[0].logits - want.aux_logits).abs().max().item()
     print(f"\ninception_v3 training: max |Δ| logits {diffs[0]:.3g}, aux logits {diffs[1]:.3g}")
     assert max(diffs) <= TOLERANCE
+
+
+@pytest.mark.parametrize("pair", ["xception"], indirect=True)
+def test_xception_matches_in_training(pair):
+    _name, reference, ours, x = pair
+    reference, ours = copy.deepcopy(reference).train(), copy.deepcopy(ours).train()
+    with torch.no_grad():
+        want, got = reference(x), ours(x)
+    diff = ((got - want).abs().max() / want.abs().max()).item()
+    print(f"\nxception training: max |Δ| / max |logits| {diff:.3g}")
+    assert diff <= 1e-5
+    # training updated both networks' batch-norm statistics alike
+    for (key, a), b in zip(ours.state_dict().items(), reference.state_dict().values(), strict=True):
+        assert torch.allclose(a.float(), b.float(), rtol=1e-5, atol=1e-6), key
