@@ -101,8 +101,9 @@ def _randomise_bn(model: torch.nn.Module, seed: int = 0) -> None:
             n = m.num_features
             m.running_mean.copy_(torch.rand(n, generator=g) - 0.5)
             m.running_var.copy_(torch.rand(n, generator=g) + 0.5)
-            m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
-            m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
+            if m.affine:
+                m.weight.data.copy_(torch.rand(n, generator=g) + 0.5)
+                m.bias.data.copy_(torch.rand(n, generator=g) - 0.5)
 
 
 @pytest.fixture(scope="session")

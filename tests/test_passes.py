@@ -35,6 +35,51 @@ def test_fold_batch_norm_marks_every_bn_conv():
     assert sum(1 for a in before.values() if a.bn_eps is not None) == 149
 
 
+_STANDALONE_BN = """network standalone
+input 8x10x10
+conv 1x1 16 linear nobias as pointwise
+bn as norm                          # folds: a linear conv read by this bn alone
+relu
+conv 3x3 16 linear
+bn affine=false                     # folds: no γ or β
+conv 3x3 16                         # a ReLU between conv and bn: stays
+bn
+concat:
+  conv 1x1 8 linear -> bn           # folds, and then joins the 1×1 group beside
+  conv 1x1 8 linear
+maxpool 3x3/1 same
+bn                                  # after a pool: stays
+conv 1x1 8 linear as read_twice
+residual linear:
+  bn                                # its conv's value is also the shortcut: stays
+conv 1x1 4 linear
+bn as last                          # folds: the network's output renamed to the conv
+"""
+
+
+def test_fold_batch_norm_folds_a_bn_layer_into_the_linear_conv_only_it_reads(randomise_bn):
+    net = incdsl.loads(_STANDALONE_BN)
+    passed = run_passes(net, inference_passes("torch"), verify=True)
+    left = {n.name for n in passed.nodes if n.op == "bn"}
+    assert left == {"bn2", "bn3", "bn4"}
+    folded = {n.name: n.attrs.folded_bn for n in passed.nodes if isinstance(n.attrs, ir.ConvAttrs) and n.attrs.folded_bn}
+    assert folded == {"pointwise": "norm", "conv1": "bn1", "conv3": "last"}
+    assert passed.output == "conv3" and passed.node("relu1").inputs == ("pointwise",)
+    group = next(n for n in passed.nodes if isinstance(n.attrs, ir.Conv1x1GroupAttrs))
+    assert [(m.name, m.conv.folded_bn) for m in group.attrs.members] == [("branch1.0", "branch1.1"), ("branch2", None)]
+    assert passed.node(":concat").inputs == ("branch1.0", "branch2")
+    # the fused eval computes what the layers as written compute
+    torch.manual_seed(0)
+    plain = incdsl.compile(net)
+    randomise_bn(plain)
+    fused = incdsl.compile(net, fuse=True)
+    fused.load_state_dict(plain.state_dict(), strict=True)
+    x = torch.randn(2, 8, 10, 10)
+    with torch.no_grad():
+        expected = plain.eval()(x)
+        assert torch.allclose(fused.eval()(x), expected, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize(
     ("spec", "sizes"),
     [

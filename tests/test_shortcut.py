@@ -184,7 +184,10 @@ def test_fused_eval_and_generated_source_equal_the_plain_module(tmp_path, cli):
 def test_triton_backend_runs_the_projection_shortcut():
     net, plain = _reference(_spec(8, 8, 16, size=6))
     report = compile_report(net, "triton", TRITON_KERNELS)
-    assert "fold_batch_norm         5 conv+BN pairs folded" in report
+    # skipbn and the branch's two batch norms fold; the 1×1/2 projection and the pointwise convs
+    # run in the k×k conv kernel, the depthwise convs in torch
+    assert "fold_batch_norm         3 conv+BN pairs folded" in report
+    assert "Triton launches per forward: 3 (3 conv)" in report
     model = incdsl.compile(net, backend="triton", kernels="all")
     model.load_state_dict(plain.state_dict(), strict=True)
     x = torch.randn(1, *net.input_shape)
