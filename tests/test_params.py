@@ -254,3 +254,59 @@ def test_the_docstring_examples_hold():
 
     failed, attempted = doctest.testmod(module)
     assert failed == 0 and attempted > 0
+
+
+# --- the network's own figures: `network NAME @paper(...)` -------------------------------------
+
+_FIGURES = "network small  @paper(params={params}, ops={ops})\ninput 3x8x8\nconv 3x3 16 bn\nglobal_avgpool -> linear 10\n"
+# conv 3·3·3·16 weights + 16 γ + 16 β, linear 16·10 + 10: every learnable scalar
+_SMALL_PARAMS = 3 * 3 * 3 * 16 + 2 * 16 + 16 * 10 + 10
+_SMALL_MACS = 3 * 3 * 3 * 16 * 8 * 8 + 16 * 10
+
+
+def test_the_networks_figures_stand_beside_the_total_and_count_every_parameter():
+    from incdsl import loads
+
+    net = loads(_FIGURES.format(params=f"{_SMALL_PARAMS / 1000:.2f}K", ops=f"{_SMALL_MACS / 1000:.1f}K"))
+    table = params_table(net)
+    assert table.total.params == _SMALL_PARAMS and table.total.macs == _SMALL_MACS
+    assert table.paper == net.paper and table.notes == []  # within the paper's rounding
+    total = RENDERERS["table"](table).split("\n")
+    line = next(row for row in total if row.startswith("total"))
+    assert line.split()[-2:] == [net.paper.params.text, net.paper.ops.text]
+    assert "the network's own figures, beside the total, count every parameter" in RENDERERS["table"](table)
+    data = json.loads(RENDERERS["json"](table))
+    assert data["total"]["paper"]["params"]["text"] == net.paper.params.text
+
+
+def test_a_network_figure_off_by_more_than_the_tolerance_is_flagged_in_every_format():
+    import csv
+    import io
+
+    from incdsl import loads
+
+    params = round(_SMALL_PARAMS * 1.1)  # 10% more than the network has
+    table = params_table(loads(_FIGURES.format(params=params, ops=f"{_SMALL_MACS / 1000:.1f}K")))
+    assert table.notes == [f"params: paper {params}, here {_SMALL_PARAMS:,} (paper +{params / _SMALL_PARAMS - 1:.1%})"]
+    text = RENDERERS["table"](table)
+    assert "[1] total: params: paper" in text
+    rows = {r["kind"]: r for r in csv.DictReader(io.StringIO(RENDERERS["csv"](table)))}
+    assert rows["total"]["notes"] == table.notes[0] and rows["total_with_aux"]["notes"] == ""
+    assert json.loads(RENDERERS["json"](table))["total"]["notes"] == table.notes
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("network small @paper(size=3M)", "unknown figure `size` in @paper"),
+        ("network small @cite(params=3M)", "unknown annotation `@cite`"),
+        ("network small @paper(params=0)", "the paper's params is a positive number"),
+        ("network small big @paper(params=3M)", "`network` takes one name"),
+    ],
+)
+def test_a_malformed_network_figure_is_a_spec_error(line, message):
+    from incdsl import SpecError, loads
+
+    with pytest.raises(SpecError) as caught:
+        loads(f"{line}\ninput 3x8x8\nconv 3x3 4\n", file="n.inc")
+    assert message in caught.value.message and caught.value.line == 1
