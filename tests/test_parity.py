@@ -115,3 +115,15 @@ def test_xception_matches_in_training(pair):
     # training updated both networks' batch-norm statistics alike
     for (key, a), b in zip(ours.state_dict().items(), reference.state_dict().values(), strict=True):
         assert torch.allclose(a.float(), b.float(), rtol=1e-5, atol=1e-6), key
+
+
+@pytest.mark.parametrize("pair", ["xception"], indirect=True)
+def test_xceptions_fused_eval_folds_every_batch_norm_and_agrees(pair):
+    _name, reference, _ours, x = pair
+    fused = incdsl.compile("xception", fuse=True)
+    fused.load_state_dict(reference.state_dict(), strict=True)
+    with torch.no_grad():
+        want, got = reference.eval()(x), fused.eval()(x)
+    diff = ((got - want).abs().max() / want.abs().max()).item()
+    print(f"\nxception fused eval: max |Δ| / max |logits| {diff:.3g}")
+    assert diff <= 1e-5
