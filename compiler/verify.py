@@ -35,6 +35,8 @@ def verify(net: ir.Network, after: str = "elaboration") -> None:
             groups, cout = a.groups, a.out_channels
             check(groups is not None and cout == node.shape[0], node, "groups or width left unresolved by shape inference")
             check(not inputs[0][0] % groups and not cout % groups, node, f"{groups} groups do not divide {inputs[0][0]} → {cout}")  # type: ignore[operator]
+            check(a.folded_bn is None or (a.folded_bn_eps is not None and a.bn_eps is None), node, "a folded bn layer without its eps")
+            check(a.folded_bn not in net, node, f"the bn `{a.folded_bn}` is folded in and still a node")
         if isinstance(a, ir.Conv1x1GroupAttrs):
             check(all(m.conv.groups == 1 for m in a.members), node, "a grouped conv in a 1×1 group")
             check(node.shape == (a.out_channels, *inputs[0][1:]), node, "group shape is not ΣCout × H × W of its input")
