@@ -310,3 +310,13 @@ def test_a_malformed_network_figure_is_a_spec_error(line, message):
     with pytest.raises(SpecError) as caught:
         loads(f"{line}\ninput 3x8x8\nconv 3x3 4\n", file="n.inc")
     assert message in caught.value.message and caught.value.line == 1
+
+
+def test_fmt_keeps_the_networks_figures():
+    from incdsl import loads
+    from incdsl.fmt import format_spec
+
+    text = _FIGURES.format(params="0.63K", ops="28K").replace("network small  @paper", "network small @paper")
+    once = format_spec(text)
+    assert once.splitlines()[0] == "network small  @paper(params=0.63K, ops=28K)"
+    assert format_spec(once) == once and loads(once).paper == loads(text).paper
