@@ -249,7 +249,9 @@ def _line_edit(text: str, rng: random.Random, kind: str) -> str:
     lines = text.splitlines(keepends=True)
     if len(lines) < 2:
         return text
-    i = rng.randrange(len(lines))
+    indented = [k for k, line in enumerate(lines) if line.startswith(" ")]
+    # a dedent takes an indented line (most lines are not, and a dedent would leave them as they are)
+    i = rng.choice(indented) if kind == "dedent" and indented else rng.randrange(len(lines))
     if kind == "del_line":
         del lines[i]
     elif kind == "dup_line":
