@@ -204,6 +204,8 @@ def _notes(node: ir.Node) -> list[str]:
         notes.append(FORMS[a.act].label)
     if isinstance(a, (ir.LinearAttrs, ir.AddAttrs)) and a.act is not None:
         notes.append(FORMS[a.act].label)
+    if isinstance(a, ir.AddAttrs) and a.drop_path:
+        notes.append(f"drop path {a.drop_path:.3g}")
     return notes
 
 

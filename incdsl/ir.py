@@ -185,11 +185,14 @@ class ConcatAttrs(_Attrs):
 
 
 class AddAttrs(_Attrs):
-    """Residual add: ``act(inputs[0] + scale * inputs[1])``."""
+    """Residual add: ``act(inputs[0] + scale * drop_path(inputs[1]))``. ``drop_path`` is the
+    stochastic-depth rate: in training each sample's branch is dropped with that probability
+    (and the kept ones divided by ``1 - drop_path``); in eval it is the identity."""
 
     op: Literal["add"] = "add"
     scale: float = 1.0
     act: Activation | None = None
+    drop_path: float = 0.0
 
 
 class FusedMember(_Attrs):
@@ -218,15 +221,25 @@ class Conv1x1GroupAttrs(_Attrs):
 
 
 class SliceAttrs(_Attrs):
-    """Channels ``[start, stop)`` of the input (a fused group's member)."""
+    """Channels ``[start, stop)`` of the input: a fused group's member, or a part of a ``split``,
+    whose parts take ``of`` channels in all (the input must have exactly that many)."""
 
     op: Literal["slice"] = "slice"
     start: int
     stop: int
+    of: int | None = None
+
+
+class LayerScaleAttrs(_Attrs):
+    """Layer scale (CaiT, ConvNeXt, MetaNeXt): each channel times a learned scale, first ``init``.
+    The scale is a parameter, not a module: at the node's name in its block (timm's ``gamma``)."""
+
+    op: Literal["layer_scale"] = "layer_scale"
+    init: float = 1e-6
 
 
 Attrs = Annotated[
-    InputAttrs | ConvAttrs | PoolAttrs | AdaptiveAvgPoolAttrs | LRNAttrs | DropoutAttrs | LinearAttrs | BatchNormAttrs | L2NormAttrs | LayerNormAttrs | FlattenAttrs | ActivationAttrs | SoftmaxAttrs | ConcatAttrs | AddAttrs | Conv1x1GroupAttrs | SliceAttrs,
+    InputAttrs | ConvAttrs | PoolAttrs | AdaptiveAvgPoolAttrs | LRNAttrs | DropoutAttrs | LinearAttrs | BatchNormAttrs | L2NormAttrs | LayerNormAttrs | FlattenAttrs | ActivationAttrs | SoftmaxAttrs | ConcatAttrs | AddAttrs | Conv1x1GroupAttrs | SliceAttrs | LayerScaleAttrs,
     Field(discriminator="op"),
 ]
 

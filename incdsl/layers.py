@@ -59,9 +59,10 @@ BN_FLAGS = {"bn": ("bn", True), "nobn": ("bn", False)}
 #: Settings of compound statements, accepted in ``defaults:`` too.
 CONTAINER_OPTIONS: dict[str, dict[str, str]] = {
     "concat": {"base": "index"},
-    "residual": {"scale": "float", "act": "act"},
+    "split": {"base": "index"},
+    "residual": {"scale": "float", "act": "act", "drop_path": "rate", "drop_path_rate": "rate"},
 }
-CONTAINER_FLAGS: dict[str, dict[str, tuple[str, Any]]] = {"concat": {}, "residual": dict(ACT_FLAGS)}
+CONTAINER_FLAGS: dict[str, dict[str, tuple[str, Any]]] = {"concat": {}, "split": {}, "residual": dict(ACT_FLAGS)}
 
 
 def expect(cond: bool, message: str, span: Span, hint: str | None = None) -> None:
@@ -155,6 +156,10 @@ def convert_option(kind: str, key: str, value: Any, span: Span) -> Any:
         return as_float(value, key, span, minimum=0.0, strict=True)
     if kind == "nonnegative":
         return as_float(value, key, span, minimum=0.0)
+    if kind == "rate":
+        rate = as_float(value, key, span, minimum=0.0)
+        expect(rate < 1.0, f"{key} is a drop probability, in [0, 1); got {rate:g}", span)
+        return rate
     if kind == "bool":
         return as_bool(value, key, span)
     if kind == "act":
@@ -304,4 +309,6 @@ def _convert_positional(layer: LayerType, slot: str, kind: str, value: Any, span
         p = as_float(value, slot, span)
         expect(0.0 <= p < 1.0, f"dropout probability must be in [0, 1); got {p}", span)
         return p
+    if kind == "positive":
+        return as_float(value, slot, span, minimum=0.0, strict=True)
     raise AssertionError(kind)

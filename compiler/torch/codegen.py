@@ -276,6 +276,12 @@ class _Channels:
                 if branch != short and setter is not None:
                     self.tied[setter] = short
                 env[step.name] = (short, None)
+            elif step.kind == "slice":
+                env[step.name] = (self.b.slot(_relative(step.name, base or self.b.bases[0]).replace(":", "_"), "width",
+                                              self.b.across(step.name, lambda n: n.shape[0])), None)
+            elif step.kind == "scale":
+                self.inputs[_join(base, step.modules[0])] = ins[0][0]
+                env[step.name] = ins[0]
             else:
                 w, setter = ins[0]
                 for m in step.modules:
@@ -336,6 +342,12 @@ class _Builder:
 
     def units(self, rel: str) -> list[Unit]:
         return [self.p.units[_join(b, rel)] for b in self.bases]
+
+    def across(self, name: str, value: Callable[[ir.Node], Any]) -> tuple[Any, ...]:
+        """``value`` of the node called ``name`` in the first instance, and of its copy in each instance."""
+        first = self.bases[0]
+        suffix = name[len(first) :] if first else name
+        return tuple(value(self.net.node(f"{b}{suffix}" if first else name)) for b in self.bases)
 
     def width(self, value: str) -> int:
         shape = self.net.node(value).shape
@@ -409,6 +421,9 @@ class _Builder:
         return _Call("Chain(", (("", mapping, ""), *((f"{k}=", repr(v), "") for k, v in options.items())), ")")
 
     def _module(self, rel: str, spec: ModuleSpec) -> _Expr:
+        if spec.cls == "Parameter":  # a layer scale: its block's own parameter
+            init = self.slot(rel, "init", self.values(rel, "init"))
+            return f"nn.Parameter(torch.full(({self.channels.inputs[rel]},), {init}))"
         if spec.cls == "Chain":
             names = [n for n, _ in spec.children]
             items = [self._layer(f"{rel}.{n}", child) for n, child in spec.children]
@@ -476,16 +491,24 @@ def _tree(p: Plan) -> dict[str, list[str]]:
 
 
 def _statement(
-    step: Step, names: _Names, containers: dict[str, str], scope: str = "", residual: dict[str, str] | None = None
-) -> str:
+    step: Step, names: _Names, containers: dict[str, str], scope: str = "", residual: dict[str, str] | None = None,
+    slices: dict[str, tuple[str, str]] | None = None,
+) -> str:  # fmt: skip
     """``value = expr`` for one step; module paths are relative to the class, values named
-    relative to its ``scope``; ``residual`` gives a residual's scale and activation as source."""
+    relative to its ``scope``; ``residual`` gives a residual's scale and activation as source,
+    ``slices`` a split part's channels."""
     args = [names[i] for i in step.inputs]
     if step.kind == "cat":
         expr = f"torch.cat([{', '.join(args)}], 1)"
     elif step.kind == "add":
         how = residual.get(step.name) if residual else None
-        expr = f"residual({args[0]}, {args[1]}, {how or f'scale={step.scale!r}, relu={step.act is not None}'})"
+        drop = f", drop_path={step.drop_path!r}, training=self.training" if step.drop_path else ""
+        expr = f"residual({args[0]}, {args[1]}, {how or f'scale={step.scale!r}, relu={step.act is not None}{drop}'})"
+    elif step.kind == "slice":
+        start, stop = (slices or {}).get(step.name, step.channels)
+        expr = f"{args[0]}[:, {start}:{stop}]"
+    elif step.kind == "scale":
+        expr = f"layer_scale({args[0]}, {_access(step.modules[0], containers)})"
     else:
         expr = f"torch.flatten({args[0]}, 1)" if step.flatten else args[0]
         for module in step.modules:
@@ -556,6 +579,21 @@ def _block_class(
         ]
         attributes += [f"        self.{scale} = {scale}", f"        self.{relu} = {relu}"]
         residual[step.name] = f"self.{scale}, self.{relu}"
+        if any(s.drop_path for s in steps):  # only then: a block without stochastic depth keeps its signature
+            drop = params.give(f"drop_path:{step.name}", f"{prefix}drop_path")
+            keyword.append((drop, 0.0, {i: s.drop_path for i, s in zip(instances, steps, strict=True)}))
+            attributes.append(f"        self.{drop} = {drop}")
+            residual[step.name] += f", self.{drop}, self.training"
+    slices: dict[str, tuple[str, str]] = {}
+    for step in (s for s in unit.steps if s.kind == "slice"):
+        hint = _relative(step.name, unit.path).replace(":", "_").replace(".", "_")
+        bounds = []
+        for end, what in enumerate(("start", "stop")):
+            source = builder.slot(hint, what, builder.across(step.name, lambda n, e=end: (n.attrs.start, n.attrs.stop)[e]))
+            if not source.isdigit() and f"        self.{source} = {source}" not in attributes:
+                attributes.append(f"        self.{source} = {source}")
+            bounds.append(source if source.isdigit() else f"self.{source}")
+        slices[step.name] = (bounds[0], bounds[1])
 
     widths = {i: builder.width(p.units[i].input) for i in instances}
     positional = [("in_channels", widths)] + [
@@ -568,7 +606,7 @@ def _block_class(
     names = _Names(unit.input, taken)
     containers = {_relative(k, unit.path): v for k, v in p.containers.items() if k.startswith(unit.path + ".")}
     containers[""] = cls
-    body = [f"        {_statement(s, names, containers, unit.path, residual)}" for s in unit.steps]
+    body = [f"        {_statement(s, names, containers, unit.path, residual, slices)}" for s in unit.steps]
     signature = _Call("def __init__(", tuple(("", a, "") for a in args), ") -> None:")
     return [
         "",

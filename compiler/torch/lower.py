@@ -51,19 +51,23 @@ class Step:
     """How one value is computed, inside the unit that runs it.
 
     kind: ``call`` (``modules`` one after another: a layer's parts, or a unit),
-    ``cat`` (channel concat), ``add`` (residual unit). ``flatten`` flattens the
+    ``cat`` (channel concat), ``add`` (residual unit, its branch through ``drop_path``
+    in training), ``slice`` (``channels`` of the input: a part of a split), ``scale``
+    (layer scale: the input times the parameter at ``modules[0]``). ``flatten`` flattens the
     input first (a linear layer); ``act`` applies an activation after the modules (an add's:
     after the sum).
     Module paths are relative to the unit.
     """
 
     name: str
-    kind: Literal["call", "cat", "add"]
+    kind: Literal["call", "cat", "add", "slice", "scale"]
     inputs: tuple[str, ...]
     modules: tuple[str, ...] = ()
     flatten: bool = False
     act: Activation | None = None
     scale: float = 1.0
+    drop_path: float = 0.0
+    channels: tuple[int, int] = (0, 0)
 
 
 @dataclass(frozen=True)
@@ -199,10 +203,13 @@ def run_layer(owner: nn.Module, modules: tuple[str, ...], flatten: bool, act: Ac
               x: torch.Tensor) -> torch.Tensor:  # fmt: skip
     """Run a layer: ``x`` (flattened first with ``flatten``) through the submodules of ``owner`` at
     ``modules`` in order, then the activation ``act`` — the one generic step of every backend,
-    for each operation it does not specialise."""
+    for each operation it does not specialise. A path may name a parameter (a layer scale's):
+    ``x`` is scaled by it."""
     y = torch.flatten(x, 1) if flatten else x
     for path in modules:
-        y = owner.get_submodule(path)(y)
+        parent, _, leaf = path.rpartition(".")
+        target = getattr(owner.get_submodule(parent) if parent else owner, leaf)
+        y = runtime.layer_scale(y, target) if isinstance(target, nn.Parameter) else target(y)
     return activate(act, y)  # not in place: a hook on the module keeps the value it saw
 
 
@@ -236,8 +243,12 @@ def _step(node: ir.Node, net: ir.Network, modules: dict[str, ModuleSpec]) -> Ste
     if isinstance(a, ir.ConcatAttrs):
         return Step(node.name, "cat", node.inputs)
     if isinstance(a, ir.AddAttrs):
-        return Step(node.name, "add", node.inputs, act=a.act, scale=a.scale)
-    return _layer(node, net, modules)
+        return Step(node.name, "add", node.inputs, act=a.act, scale=a.scale, drop_path=a.drop_path)
+    if isinstance(a, ir.SliceAttrs):
+        return Step(node.name, "slice", node.inputs, channels=(a.start, a.stop))
+    step = _layer(node, net, modules)
+    # a layer whose "module" is a parameter of its block (a layer scale's): generated code multiplies by it
+    return replace(step, kind="scale") if modules[node.name].cls == "Parameter" else step
 
 
 # --- scopes ------------------------------------------------------------------------------
@@ -320,7 +331,7 @@ class _Planner:
 
     def _layer_or_op(self, node: ir.Node) -> Step:
         step = _step(node, self.net, self.modules)
-        if step.kind == "call":
+        if step.kind in ("call", "scale"):
             self.owner.update(dict.fromkeys([node.name, *ir.part_paths(node).values()], node.name))
         return step
 
@@ -374,7 +385,8 @@ class _Planner:
 
 def _shape_of(path: str, steps: tuple[Step, ...]) -> tuple[Any, ...]:
     """Steps with value names relative to the unit: equal for instances that run alike. A residual's
-    scale and activation are left out: the block's class takes them as arguments."""
+    scale, activation and drop-path rate and a split's channels are left out: the block's class takes
+    them as arguments."""
 
     def rel(name: str) -> str:
         return name[len(path) :] if name.startswith((path + ".", path + ":")) else "<input>"
@@ -430,7 +442,9 @@ def module_class(cls: str) -> type[nn.Module]:
     return found
 
 
-def build(spec: ModuleSpec) -> nn.Module:
+def build(spec: ModuleSpec) -> nn.Module | nn.Parameter:
+    if spec.cls == "Parameter":
+        return nn.Parameter(torch.full((spec.kwargs["channels"],), float(spec.kwargs["init"])))
     if spec.cls == "Chain":
         return runtime.Chain({name: build(child) for name, child in spec.children}, **spec.kwargs)
     return module_class(spec.cls)(**spec.kwargs)
@@ -443,7 +457,9 @@ def run_steps(owner: nn.Module, steps: Iterable[Step], env: dict[str, torch.Tens
         if step.kind == "cat":
             y = torch.cat(xs, 1)
         elif step.kind == "add":
-            y = runtime.residual(xs[0], xs[1], step.scale, step.act is not None)
+            y = runtime.residual(xs[0], xs[1], step.scale, step.act is not None, step.drop_path, owner.training)
+        elif step.kind == "slice":
+            y = xs[0][:, step.channels[0] : step.channels[1]]
         else:
             y = run_layer(owner, step.modules, step.flatten, step.act, xs[0])
         env[step.name] = y
@@ -478,10 +494,14 @@ def block_classes(p: Plan) -> dict[str, type[BlockModule]]:
     }
 
 
-def attach(root: nn.Module, path: str, module: nn.Module) -> None:
-    """Put ``module`` at dotted ``path`` under ``root`` (whose parents exist)."""
+def attach(root: nn.Module, path: str, module: nn.Module | nn.Parameter) -> None:
+    """Put ``module`` (or a parameter: a layer scale) at dotted ``path`` under ``root`` (whose parents exist)."""
     parent, _, leaf = path.rpartition(".")
-    (root.get_submodule(parent) if parent else root).add_module(leaf, module)
+    owner = root.get_submodule(parent) if parent else root
+    if isinstance(module, nn.Parameter):
+        owner.register_parameter(leaf, module)
+    else:
+        owner.add_module(leaf, module)
 
 
 def _container(cls: str, unit: Unit | None, classes: dict[str, type[BlockModule]]) -> nn.Module:

@@ -27,7 +27,7 @@ from ..errors import Span, SpecError
 
 #: Statements that only make sense at the top level of a network spec.
 TOP_LEVEL = ("network", "input", "defaults", "include", "aux", "table")
-CONTAINERS = ("concat", "seq", "residual", "shortcut")
+CONTAINERS = ("concat", "split", "seq", "residual", "shortcut")
 KEYWORDS = (*TOP_LEVEL, *CONTAINERS, "block")
 
 #: Attributes a module name must not take: those of ``torch.nn.Module`` (its methods, ``training``,

@@ -54,6 +54,7 @@ def elaborate(spec: ast.SpecFile, resolve_include: IncludeResolver, input_shape:
     for stmt in top.main:
         x = _main_statement(walker, stmt, x, root)
     heads = [_aux_head(walker, stmt) for stmt in top.aux]
+    _drop_path_rule(walker.out)
     return ir.Network(
         name=top.name or _name_from_path(spec.path),
         input_shape=shape,
@@ -167,6 +168,23 @@ def _input(item: ast.Item) -> ir.Shape:
     dims = item.terms[0] if len(item.terms) == 1 and isinstance(item.terms[0], ast.Dims) else None
     text = " ".join(_term_text(t) for t in item.terms) or "(nothing)"
     return parse_input_shape(dims, text, item.span)
+
+
+def _drop_path_rule(out: Output) -> None:
+    """timm's stochastic-depth rule: the residual adds that say ``drop_path_rate=R`` drop with
+    rates rising linearly over the network, from 0 at the first to R at the last."""
+    rule = out.drop_path_rule
+    for _, rate, span in rule:
+        if rate != rule[0][1]:
+            raise SpecError(
+                f"`drop_path_rate={rate:g}` here, but `drop_path_rate={rule[0][1]:g}` at {rule[0][2]}",
+                span,
+                hint="the rule gives one rate for the whole network: the last add's; set it once, in `defaults:`",
+            )
+    for k, (index, rate, _) in enumerate(rule):
+        node = out.nodes[index]
+        step = rate * k / (len(rule) - 1) if len(rule) > 1 else 0.0
+        out.nodes[index] = node.model_copy(update={"attrs": node.attrs.model_copy(update={"drop_path": step})})
 
 
 def _main_statement(walker: Walker, stmt: ast.Stmt, x: str, at: Cursor) -> str:

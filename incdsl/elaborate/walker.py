@@ -19,7 +19,7 @@ from typing import Any
 from .. import ast, ir, limits
 from ..activations import Activation
 from ..errors import Span, SpecError, SpecWarning, did_you_mean
-from ..layers import CONTAINER_FLAGS, CONTAINER_OPTIONS, Setting, Symbol, apply_settings, fill_positional
+from ..layers import CONTAINER_FLAGS, CONTAINER_OPTIONS, Setting, Symbol, apply_settings, as_int, fill_positional
 from ..operations import LAYER_TYPES, build_attrs
 from .declarations import Declarations
 from .expressions import Env, Located, bind, call_arguments, split_terms, without
@@ -68,6 +68,8 @@ class Output:
     default_bn_linear: set[str] = field(default_factory=set)
     #: Where a warning has been given (once for all the copies a repeat or a table makes).
     warned_at: set[Span] = field(default_factory=set)
+    #: Residual adds whose drop-path rate follows ``drop_path_rate=``: (index in ``nodes``, rate, where).
+    drop_path_rule: list[tuple[int, float, Span]] = field(default_factory=list)
 
     def add_scope(self, name: str, x: str, out: str, block: str | None = None) -> str:
         """Record the scope ``name`` (its layers made), which reads ``x`` and gives ``out``; returns ``out``."""
@@ -157,7 +159,7 @@ class Walker:
         if link.head in at.env:
             link = self._typed_by_parameter(link, at)
         head = link.head
-        if head not in CONTAINERS and head not in self.decls.blocks and head not in LAYER_TYPES:
+        if head not in CONTAINERS and head not in self.decls.blocks and head not in LAYER_TYPES and head != TAKE:
             self._unknown(link)
         if head in CONTAINERS:
             if body is None:
@@ -168,6 +170,8 @@ class Walker:
                 )
             if head == "concat":
                 return self._concat(link, body, x, at)
+            if head == "split":
+                return self._split(link, body, x, at)
             if head == "residual":
                 return self._residual(link, body, x, at)
             if head == "shortcut":
@@ -186,6 +190,12 @@ class Walker:
             )
         if head in self.decls.blocks:
             return self.call(link, x, at)
+        if head == TAKE:
+            raise SpecError(
+                f"`{TAKE}` starts a branch of a `split:`, and only there",
+                link.head_span,
+                hint="`split:` gives each indented line the next channels of its input: `take 16 -> dwconv 3x3`",
+            )
         return self._layer(link, x, at)
 
     def _typed_by_parameter(self, link: ast.Item, at: Cursor) -> ast.Item:
@@ -304,26 +314,56 @@ class Walker:
         return Scope(name, home=None if rename else at.scope.named)
 
     def _concat(self, item: ast.Item, body: tuple[ast.Statement, ...], x: str, at: Cursor) -> str:
+        return self._branches(item, [(statement(b), x) for b in body], x, at)
+
+    def _split(self, item: ast.Item, body: tuple[ast.Statement, ...], x: str, at: Cursor) -> str:
+        """``split:``: each indented line starts with ``take N`` and runs on the next N channels of
+        the input (InceptionNeXt's token mixer); the lines' outputs are concatenated. A line
+        that is only ``take N`` passes its channels through."""
+        inner = self._own_scope(item, at)
+        parts = [_take(statement(b), at.env, self.decls.arg_tables) for b in body]
+        total = sum(width for width, _, _ in parts)
+        start = 0
+        branches: list[tuple[ast.Stmt, str]] = []
+        for k, (width, rest, span) in enumerate(parts):
+            # the first part's node carries the split's line: the sum is checked there, against the input
+            where = item.span if k == 0 else span
+            attrs = ir.SliceAttrs(start=start, stop=start + width, of=total)
+            part = self.out.add_node(self.names.synthetic(inner, "take"), attrs, (x,), where, at)
+            branches.append((rest, part))
+            start += width
+        return self._branches(item, branches, x, at, inner)
+
+    def _branches(
+        self, item: ast.Item, branches: list[tuple[ast.Stmt | None, str]], x: str, at: Cursor, inner: Scope | None = None
+    ) -> str:
+        """Concatenated branches, each running on its own input (the container's, or a part of it); a
+        branch of None is its input itself."""
         settings = self._container_settings(item, at)
         base = settings["base"].value if "base" in settings else 1
-        inner = self._own_scope(item, at)
+        inner = inner or self._own_scope(item, at)
         inside = at.inside(inner)
         outs: list[str] = []
         x_in = x
         labels: list[str] = []
-        for k, branch in enumerate(body):
+        for k, (branch, source) in enumerate(branches):
             label = f"branch{base + k}"
-            if inner.full(label) in self.names and not _names_itself(statement(branch)):
+            if branch is None:
+                outs.append(source)
+                labels.append(label)
+                continue
+            if inner.full(label) in self.names and not _names_itself(branch):
                 raise SpecError(
-                    f"this concat's branch {k + 1} would be `{inner.full(label)}`, a name an earlier concat here already gave",
+                    f"this {item.head}'s branch {k + 1} would be `{inner.full(label)}`, a name an earlier {item.head} here "
+                    "already gave",
                     branch.span,
-                    hint="branches are named branch1, branch2, … in the concat's scope: give the concat one of its own "
-                    "(`concat as mixed_2:`), or put it in a block",
+                    hint=f"branches are named branch1, branch2, … in the {item.head}'s scope: give the {item.head} one of "
+                    f"its own (`{item.head} as mixed_2:`), or put it in a block",
                 )
-            outs.append(self._branch(statement(branch), x, replace(inside, label=label)))
+            outs.append(self._branch(branch, source, replace(inside, label=label)))
             labels.append(label)
         if len(outs) < 2:
-            raise SpecError("a concat needs at least two branches, one per indented line", item.span)
+            raise SpecError(f"a {item.head} needs at least two branches, one per indented line", item.span)
         attrs = ir.ConcatAttrs(branches=tuple(labels))
         out = self.out.add_node(self.names.synthetic(inner, "concat"), attrs, tuple(outs), item.span, at)
         return self.out.add_scope(inner.path, x_in, out) if inner is not at.scope else out
@@ -347,6 +387,13 @@ class Walker:
         if act not in (None, Activation.RELU):
             raise SpecError(f"a residual add's activation is `relu` or `linear`; `{act}` after the add is not supported",
                             settings["act"].span, hint="put the activation on the branch's last layer instead")
+        if "drop_path" in settings and "drop_path_rate" in settings:
+            raise SpecError(
+                "a residual add takes `drop_path=` (its own rate) or `drop_path_rate=` (the linear rule), not both",
+                settings["drop_path"].span,
+                hint="`drop_path_rate=R`: the first such add drops with rate 0, the last with R, linearly between (timm's rule)",
+            )
+        drop_path = settings["drop_path"].value if "drop_path" in settings else 0.0
         inner = self._own_scope(item, at)
         shortcut, body = self._shortcut(item, body, x, at.inside(inner))
         out = self.sequence(body, x, at.inside(inner))
@@ -354,8 +401,11 @@ class Walker:
         if out in self.out.default_bn_linear and last.span not in self.out.warned_at:
             self.out.warned_at.add(last.span)
             _warn_default_bn(last)
-        attrs = ir.AddAttrs(scale=scale, act=act)
+        attrs = ir.AddAttrs(scale=scale, act=act, drop_path=drop_path)
         out = self.out.add_node(self.names.synthetic(inner, "add"), attrs, (shortcut, out), item.span, at)
+        if "drop_path_rate" in settings:
+            rule = settings["drop_path_rate"]
+            self.out.drop_path_rule.append((len(self.out.nodes) - 1, rule.value, rule.span))
         return self.out.add_scope(inner.path, x, out) if inner is not at.scope else out
 
     def _shortcut(
@@ -440,6 +490,34 @@ class Walker:
         out = self.sequence(block.body, x, inside)
         self.out.outputs[name] = out
         return self.out.add_scope(name, x, out, block.name)
+
+
+#: The word that starts each line of a ``split:``.
+TAKE = "take"
+
+
+def _take(branch: ast.Stmt, env: Env, arg_tables: Mapping[str, Any]) -> tuple[int, ast.Stmt | None, Span]:
+    """A split's line: ``take N [-> chain]`` → (N, the rest of the line or None, where ``take N`` is)."""
+    first = branch.links[0]
+    if not isinstance(first, ast.Item) or first.head != TAKE or branch.rows is not None:
+        raise SpecError(
+            f"each line of a `split:` starts with `{TAKE} N`, the number of channels it runs on",
+            first.span,
+            hint=f"e.g. `{TAKE} 16 -> dwconv 3x3` (the next 16 channels), or `{TAKE} 16` alone to pass them through",
+        )
+    terms = split_terms(first.terms, env, arg_tables)
+    extra = [span for _, span in terms.words] + [span for _, _, span in terms.keyed] + [span for _, span in terms.positional[1:]]
+    if first.args is not None or extra or not terms.positional:
+        raise SpecError(f"`{TAKE}` takes one value, a number of channels", extra[0] if extra else first.span,
+                        hint=f"e.g. `{TAKE} c - 3*g`; a width may be an expression of the block's parameters")
+    value, span = terms.positional[0]
+    width = as_int(value, f"a split part's width (`{TAKE}`)", span, maximum=limits.MAX_CHANNELS)
+    if len(branch.links) == 1:
+        if branch.body is not None:
+            raise SpecError(f"`{TAKE}` does not take an indented body", first.span, hint=f"`{TAKE} N -> concat:`")
+        return width, None, first.span
+    rest = branch.model_copy(update={"links": branch.links[1:]})
+    return width, rest, first.span
 
 
 def _names_itself(branch: ast.Stmt) -> bool:

@@ -15,6 +15,7 @@ from typing import Any
 from ..layers import LayerType
 from .base import Cost, Operation, Settings, TorchModule
 from .conv import CONV
+from .layer_scale import LAYER_SCALE
 from .layernorm import LAYERNORM
 from .linear import LINEAR
 from .norm import BN, L2NORM, LRN
@@ -27,7 +28,7 @@ OPERATIONS: dict[str, Operation] = {
     o.op: o
     for o in (
         CONV, MAXPOOL, AVGPOOL, ADAPTIVE_AVGPOOL, LRN, DROPOUT, LINEAR, BN, L2NORM, LAYERNORM, FLATTEN,
-        *ACTIVATIONS, SOFTMAX, INPUT, CONCAT, ADD, CONV1X1_GROUP, SLICE,
+        *ACTIVATIONS, SOFTMAX, LAYER_SCALE, INPUT, CONCAT, ADD, CONV1X1_GROUP, SLICE,
     )
 }  # fmt: skip
 

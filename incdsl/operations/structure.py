@@ -1,6 +1,7 @@
 """The operations that are no layer: the network's ``input``, the ``concat`` and residual
 ``add`` that elaboration makes of compound statements, and what the fusion passes make
-(``conv1x1_group``, read through ``slice`` s). None has a module of its own."""
+(``conv1x1_group``, read through ``slice`` s; a ``split:``'s parts are slices too). None has a
+module of its own."""
 
 from __future__ import annotations
 
@@ -77,6 +78,20 @@ def _identity_hint(shortcut: ir.Shape, branch: ir.Shape) -> str:
     )
 
 
+def _slice(node: ir.Node, inputs: list[ir.Shape], net: ir.Network) -> ir.Shape:
+    """A part of a split (or of a fused group): the parts' widths must add up to the input's
+    channels, checked at the first part, whose node carries the ``split:`` line."""
+    a: ir.SliceAttrs = node.attrs  # type: ignore[assignment]
+    c, h, w = inputs[0]
+    if a.of is not None and a.start == 0 and a.of != c:
+        raise SpecError(
+            f"split{where(node)}: its parts take {a.of} channels in all, but its input has {c}",
+            node.span,
+            hint=with_origin(f"the widths after `take` must add up to the input's {c} channels", node),
+        )
+    return (a.stop - a.start, h, w)
+
+
 INPUT = Operation("input", ir.InputAttrs, infer=lambda node, inputs, net: net.input_shape, rank="map")
 CONCAT = Operation("concat", ir.ConcatAttrs, infer=_concat, label=lambda a: "concat", fill="#d9ead3")
 ADD = Operation(
@@ -88,4 +103,6 @@ ADD = Operation(
     fill="#d9ead3",
 )
 CONV1X1_GROUP = Operation("conv1x1_group", ir.Conv1x1GroupAttrs, rank="map")
-SLICE = Operation("slice", ir.SliceAttrs)
+SLICE = Operation(
+    "slice", ir.SliceAttrs, infer=_slice, label=lambda a: "split part", describe=lambda a: f"take {a.stop - a.start}"
+)
