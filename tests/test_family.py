@@ -31,14 +31,22 @@ KNOWN_PARAMS: dict[str, tuple[int, int | None, str]] = {
     "xception": (22_855_952, None, "timm legacy_xception, measured = the paper's Table 3"),
     # torchvision's 23,834,568 with 8 more classes of 2048 weights and a bias (pytorch-fid's 1008)
     "compat/fid_inception_v3": (23_834_568 + 8 * 2049, None, "pytorch-fid fid_inception_v3, derived; tests/test_fid.py counts it"),
+    "inception_next_tiny": (28_055_680, None, "timm inception_next_tiny, measured"),
+    "inception_next_small": (49_374_016, None, "timm inception_next_small, measured"),
+    "inception_next_base": (86_672_136, None, "timm inception_next_base, measured"),
 }
 
-#: spec → conv + linear multiply-adds at 299×299, in G, to the digits the source gives
+#: spec → conv + linear multiply-adds at the spec's input (299×299; InceptionNeXt's 224×224), in G,
+#: to the digits the source gives
 KNOWN_GMACS: dict[str, float] = {
     "inception_v3": 5.713,  # torchvision weights meta `_ops`, §2
     "inception_v4": 12.254,  # FlopCounterMode / 2 on timm's model, §3.2
     "inception_resnet_v2": 13.156,  # FlopCounterMode / 2 on timm's model, §4.2
     "xception": 8.357,  # FlopCounterMode / 2 on timm's legacy_xception
+    # FlopCounterMode / 2 on timm's models (the paper rounds them to 4.2, 8.4 and 14.9 G)
+    "inception_next_tiny": 4.189,
+    "inception_next_small": 8.356,
+    "inception_next_base": 14.841,
 }
 
 
