@@ -113,7 +113,7 @@ def test_generated_source_holds_only_validated_names():
     assert {"Odd_x9", "class_"} <= attributes
     calls = {n.func.id for n in pyast.walk(tree) if isinstance(n, pyast.Call) and isinstance(n.func, pyast.Name)}
     # the runtime helpers copied in and the block's class, and nothing else: no eval, exec, getattr or __import__
-    runtime = {"super", "Group", "Chain", "L2Norm", "residual", "TrainOutput", "AuxOutput", "criterion", "str", "tuple", "module"}
+    runtime = {"super", "Group", "Chain", "L2Norm", "residual", "drop_samples", "layer_scale", "TrainOutput", "AuxOutput", "criterion", "str", "tuple", "module"}
     assert calls <= runtime | {"B"}
 
 

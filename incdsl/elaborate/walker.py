@@ -19,7 +19,15 @@ from typing import Any
 from .. import ast, ir, limits
 from ..activations import Activation
 from ..errors import Span, SpecError, SpecWarning, did_you_mean
-from ..layers import CONTAINER_FLAGS, CONTAINER_OPTIONS, Setting, Symbol, apply_settings, as_int, fill_positional
+from ..layers import (
+    CONTAINER_FLAGS,
+    CONTAINER_OPTIONS,
+    Setting,
+    Symbol,
+    apply_settings,
+    as_int,
+    fill_positional,
+)
 from ..operations import LAYER_TYPES, build_attrs
 from .declarations import Declarations
 from .expressions import Env, Located, bind, call_arguments, split_terms, without
