@@ -455,7 +455,7 @@ class _Builder:
         paths = [_join(b, rel) for b in self.bases]
         items = []
         for i, (name, values) in enumerate(sig.positional):
-            if i == 0 and rel in self.channels.inputs:
+            if i == 0 and name == "in_channels" and rel in self.channels.inputs:
                 items.append(("", self.channels.inputs[rel], ""))
             else:
                 items.append(("", self.slot(rel, name, tuple(values[p] for p in paths)), ""))
@@ -596,7 +596,9 @@ def _block_class(
         slices[step.name] = (bounds[0], bounds[1])
 
     widths = {i: builder.width(p.units[i].input) for i in instances}
-    positional = [("in_channels", widths)] + [
+    # a block that sizes nothing by its input (a split's parts are its own arguments) does not take it
+    reads_input = any(re.search(r"\bin_channels\b", line) for line in init)
+    positional = [("in_channels", widths)] * reads_input + [
         (name, dict(zip(instances, values, strict=True))) for name, values in builder.slots.ordered()
     ]
     signatures[cls] = _Signature(tuple(positional), tuple(keyword))

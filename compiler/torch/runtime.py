@@ -86,7 +86,12 @@ class Group(nn.Module):
 
 
 def residual(
-    shortcut: torch.Tensor, branch: torch.Tensor, scale: float, relu: bool, drop_path: float = 0.0, training: bool = False
+    shortcut: torch.Tensor,
+    branch: torch.Tensor,
+    scale: float,
+    relu: bool,
+    drop_path: float = 0.0,
+    training: bool = False,
 ) -> torch.Tensor:
     """``act(shortcut + scale * branch)``, the Inception-ResNet residual unit; in training with a
     ``drop_path`` rate, each sample's branch is dropped with that probability (stochastic depth)."""

@@ -83,10 +83,33 @@ class Group(nn.Module):
         return self._modules[str(key)]
 
 
-def residual(shortcut: torch.Tensor, branch: torch.Tensor, scale: float, relu: bool) -> torch.Tensor:
-    """``act(shortcut + scale * branch)``, the Inception-ResNet residual unit."""
+def residual(
+    shortcut: torch.Tensor,
+    branch: torch.Tensor,
+    scale: float,
+    relu: bool,
+    drop_path: float = 0.0,
+    training: bool = False,
+) -> torch.Tensor:
+    """``act(shortcut + scale * branch)``, the Inception-ResNet residual unit; in training with a
+    ``drop_path`` rate, each sample's branch is dropped with that probability (stochastic depth)."""
+    if drop_path and training:
+        branch = drop_samples(branch, drop_path)
     out = branch * scale + shortcut
     return F.relu_(out) if relu else out
+
+
+def drop_samples(x: torch.Tensor, p: float) -> torch.Tensor:
+    """Stochastic depth (Huang et al., 2016), as timm's ``DropPath``: each sample kept with
+    probability ``1 - p`` (one Bernoulli draw per sample) and divided by it, or zeroed."""
+    keep = 1.0 - p
+    mask = x.new_empty((x.shape[0],) + (1,) * (x.dim() - 1)).bernoulli_(keep)
+    return x * mask.div_(keep)
+
+
+def layer_scale(x: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
+    """Each channel of ``x`` (maps or vectors) times its scale."""
+    return x * gamma.view(-1, *([1] * (x.dim() - 2)))
 
 
 class AuxOutput(NamedTuple):
