@@ -250,7 +250,7 @@ class Walker:
         raise SpecError(
             f"unknown layer type `{head}`",
             link.head_span,
-            hint=did_you_mean(head, [*LAYER_TYPES, *self.decls.blocks, *KEYWORDS])
+            hint=did_you_mean(head, [*LAYER_TYPES, *self.decls.blocks, *KEYWORDS, TAKE])
             or f"layer types are {', '.join(LAYER_TYPES)}",
         )
 
