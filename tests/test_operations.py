@@ -5,13 +5,15 @@ builds, its module runs, and its shape inference and parameter count agree with 
 from __future__ import annotations
 
 import typing
+from functools import partial
 
 import pytest
 import torch
 
 import incdsl
 from incdsl import ir
-from incdsl.compiler.torch.lower import module_class
+from incdsl.compiler.torch import runtime
+from incdsl.compiler.torch.lower import ModuleSpec, build
 from incdsl.cost import node_costs
 from incdsl.operations import LAYER_TYPES, OPERATIONS, of_word
 from incdsl.syntax import BUILTIN_WORDS
@@ -65,7 +67,9 @@ def test_each_layer_types_module_agrees_with_its_shape_inference_and_cost(word, 
     assert entry is of_word(word)
     before = net.node(node.inputs[0])
     made = entry.torch(node.attrs, before.shape, net.is_flat(before.name))
-    module = module_class(made.cls)(**made.kwargs).eval()
+    built = build(ModuleSpec(made.cls, made.kwargs))
+    # a layer scale is a parameter of the module it is in, which the input is multiplied by
+    module = built.eval() if isinstance(built, torch.nn.Module) else partial(runtime.layer_scale, gamma=built)
     x = torch.randn(2, *before.shape) if rank == "maps" else torch.randn(2, before.shape[0])
     with torch.no_grad():
         y = module(torch.flatten(x, 1) if entry.flatten else x)

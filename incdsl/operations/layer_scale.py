@@ -12,7 +12,7 @@ from .base import Cost, Operation, TorchModule
 LAYER_SCALE = Operation(
     "layer_scale",
     ir.LayerScaleAttrs,
-    syntax=(LayerType("layer_scale", (("init", "positive"),), example="layer_scale 1e-6 as gamma", optional=1),),
+    syntax=(LayerType("layer_scale", (("init", "positive"),), example="layer_scale 1e-6", optional=1),),
     build=lambda word, s: ir.LayerScaleAttrs(init=get(s, "init", 1e-6)),
     cost=lambda node, inputs: Cost(inputs[0][0]),
     label=lambda a: "layer scale",
