@@ -170,3 +170,24 @@ def test_misuse_is_a_spec_error_at_the_place(text, message, where):
         incdsl.loads(text, file="t.inc")
     assert message in str(err.value)
     assert (err.value.line, err.value.column) == where, str(err.value)
+
+
+def test_the_triton_plan_runs_each_token_mixer_as_one_kernel(monkeypatch):
+    """Each block's split, three depthwise convs and concat are one ``incdsl::inception_dw``
+    launch in the launch plan (Triton's interpreter here), equal to the torch module, also after
+    the weights change."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    net = incdsl.load("inception_next_tiny", input=(3, 64, 64))
+    model = incdsl.compile(net).eval()
+    model.load_state_dict(_reference("inception_next_tiny").state_dict(), strict=True)
+    triton_model = incdsl.compile(net, backend="triton").eval()
+    x = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(9))
+    for seed in (1, 2):
+        state = _reference("inception_next_tiny").state_dict() if seed == 1 else randomise(model, seed).state_dict()
+        model.load_state_dict(state)
+        triton_model.load_state_dict(state)
+        with torch.no_grad():
+            assert _relative(triton_model(x), model(x)) <= 1e-5
+    (plan,) = triton_model._plans.values()
+    mixers = [launch for launch in plan.launches if "inception_dw" in str(getattr(launch.kernel, "fn", launch.kernel))]
+    assert len(mixers) == 18  # one per block: 3 + 3 + 9 + 3

@@ -224,6 +224,7 @@ class _Builder:
         self.launches: list[Launch] = []
         self.workspace: torch.Tensor | None = None
         self.last = last_uses(program)
+        self.consumers: dict[str, list[str]] | None = None  # made when a split asks for it
 
     # -- places
 
@@ -291,6 +292,56 @@ class _Builder:
             _SPECIALISED[node.op](self, node, node.attrs)
         else:
             self.torch_op(node, lambda x: call_layer(self.model, node, x))
+
+    def split_part(self, node: ir.Node, a: ir.SliceAttrs) -> None:
+        """A part of a split: the first part of InceptionNeXt's token mixer launches
+        ``incdsl::inception_dw`` for the whole mixer; any other part is a view of its input."""
+        from .token_mixer import find_mixer
+
+        if self.consumers is None:
+            self.consumers = {}
+            for n in self.program:
+                for i in n.inputs:
+                    self.consumers.setdefault(i, []).append(n.name)
+        mixer = find_mixer(node, self.nodes, self.consumers)
+        if mixer is None:
+            self.torch_op(node, lambda x: x[:, a.start : a.stop])
+        else:
+            self.token_mixer(mixer)
+
+    def token_mixer(self, mixer: Any) -> None:
+        """One launch reads the mixer's input and writes its concatenated output; the parts' and
+        the convs' values are views of it. The convs' weights (BN folded) are packed at each call
+        into buffers the launch holds, so refreshed weights reach it."""
+        from .token_mixer import inception_dw_launch, pack
+
+        out = self.place(mixer.concat)
+        weights = [self.weights[name] for name in mixer.convs]
+        w_buf, b_buf = (t.clone() for t in pack(*(w.weight for w in weights), *(w.bias for w in weights)))
+        x_slot = self.slot[mixer.x]
+        launch = inception_dw_launch(self.operand(mixer.x).contiguous(memory_format=torch.channels_last), w_buf, b_buf,
+                                     out, mixer.square, mixer.band)  # fmt: skip
+        self.launches.append(launch)
+        views, start = {self.slot[mixer.concat]: out}, 0
+        for part, conv in zip(mixer.parts, (None, *mixer.convs), strict=True):
+            stop = start + self.nodes[part].shape[0]  # type: ignore[index]
+            views[self.slot[part]] = out[:, start:stop]
+            if conv is not None:
+                views[self.slot[conv]] = out[:, start:stop]
+            start = stop
+        run_now = self.run_now
+
+        def step(values: list[Any]) -> None:
+            packed = pack(*(w.weight for w in weights), *(w.bias for w in weights))
+            w_buf.copy_(packed[0])
+            b_buf.copy_(packed[1])
+            launch.bind(x=values[x_slot].contiguous(memory_format=torch.channels_last))
+            if run_now:
+                launch()
+            for s, view in views.items():
+                values[s] = view
+
+        self.add(step)
 
     def torch_conv(self, node: ir.Node, a: ir.ConvAttrs) -> None:
         """A conv no kernel takes (grouped, or without the ``conv`` kernel), with its prepared weights."""
@@ -463,7 +514,7 @@ _SPECIALISED: dict[str, Callable[[_Builder, ir.Node, Any], None]] = {
     "conv1x1_group": _Builder.group,
     "conv": _Builder.torch_conv,
     "concat": lambda b, node, a: b.concat(node),
-    "slice": lambda b, node, a: b.torch_op(node, lambda x: x[:, a.start : a.stop]),
+    "slice": _Builder.split_part,
     "add": lambda b, node, a: b.torch_op(node, lambda x, r: runtime.residual(x, r, a.scale, a.act is not None)),
     "dropout": lambda b, node, a: b.torch_op(node, lambda x: x),  # eval: nothing to drop
 }
