@@ -91,9 +91,12 @@ def compile_report(net: ir.Network, passed: ir.Network, backend: str, kernels: t
 def _launches(program: list[ir.Node], backend: str, kernels: tuple[str, ...]) -> list[str]:
     triton_ops: Counter[str] = Counter()
     torch_ops: Counter[str] = Counter()
+    in_mixers = _mixer_convs(program) if backend == "triton" else set()
     for node in program:
         a = node.attrs
-        if isinstance(a, ir.Conv1x1GroupAttrs) and backend == "triton":
+        if node.name in in_mixers:
+            triton_ops["token mixer"] += isinstance(a, ir.ConcatAttrs)
+        elif isinstance(a, ir.Conv1x1GroupAttrs) and backend == "triton":
             kind = "pool conv1x1" if a.pool else "residual conv1x1" if a.residual else "fused conv1x1 group"
             triton_ops[kind] += 1
         elif backend == "triton" and kernel_conv(node, "conv" in kernels):
@@ -117,3 +120,20 @@ def _launches(program: list[ir.Node], backend: str, kernels: tuple[str, ...]) ->
         + ")"
     )
     return lines
+
+
+def _mixer_convs(program: list[ir.Node]) -> set[str]:
+    """The nodes of the token mixers the launch plan runs as one ``incdsl::inception_dw`` each."""
+    from .triton.token_mixer import find_mixer
+
+    nodes = {n.name: n for n in program}
+    consumers: dict[str, list[str]] = {}
+    for n in program:
+        for i in n.inputs:
+            consumers.setdefault(i, []).append(n.name)
+    found: set[str] = set()
+    for node in program:
+        mixer = find_mixer(node, nodes, consumers)
+        if mixer is not None:
+            found.update((*mixer.parts, *mixer.convs, mixer.concat))
+    return found
