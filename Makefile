@@ -45,14 +45,15 @@ $(SIDE_NUMPY)/.installed: $(STAMP)
 # IEEE fp32, with every config the tuner may pick) for sm_90 and sm_80, under this
 # machine's Triton and under the GPU machine's; fail on anything outside the targets'
 # limits. The tables land in build/gpu-check-*.txt. `make test` runs a subset. Then the
-# kernels' interpreter tests again under the GPU machine's Triton.
+# kernels' interpreter tests again under the GPU machine's Triton, and InceptionNeXt's token
+# mixer compiled by it for both targets (`make test` compiles it under this machine's).
 gpu-check: gpu-check-here $(SIDE_TRITON)/.installed $(SIDE_NUMPY)/.installed
 	PYTHONPATH=$(SIDE_TRITON) $(BIN)/python -m incdsl.compiler.triton.aot \
 		--json build/gpu-check-triton-$(GPU_TRITON).json > build/gpu-check-triton-$(GPU_TRITON).txt \
 		|| { grep FAIL build/gpu-check-triton-$(GPU_TRITON).txt; tail -n 3 build/gpu-check-triton-$(GPU_TRITON).txt; exit 1; }
 	tail -n 3 build/gpu-check-triton-$(GPU_TRITON).txt
 	PYTHONPATH=$(SIDE_TRITON):$(SIDE_NUMPY) TRITON_INTERPRET=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
-		-W ignore::DeprecationWarning tests/test_triton.py
+		-W ignore::DeprecationWarning tests/test_triton.py tests/test_token_mixer.py
 
 # The same check under this machine's Triton alone.
 gpu-check-here: $(STAMP)
