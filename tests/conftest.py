@@ -139,3 +139,26 @@ def import_generated(source: str, path: Path):
     sys.modules[path.stem] = module
     spec.loader.exec_module(module)
     return module
+
+
+def check_fused_and_generated(spec: str, net, plain: torch.nn.Module, tmp_path: Path, cli) -> None:
+    """``incdsl.compile(fuse=True)`` and the module ``incdsl compile -o`` writes for ``spec``
+    (whose network is ``net``) load ``plain``'s state dict strictly and compute what it does:
+    the fused eval path within 1e-5, the generated module exactly."""
+    import incdsl
+    from incdsl.compiler.torch.codegen import class_name, generate
+
+    fused = incdsl.compile(net, fuse=True)
+    fused.load_state_dict(plain.state_dict(), strict=True)
+    (tmp_path / "spec.inc").write_text(spec, encoding="utf-8")
+    out = tmp_path / f"gen_{tmp_path.name}.py"
+    assert cli("compile", str(tmp_path / "spec.inc"), "-o", str(out))[0] == 0
+    assert out.read_text(encoding="utf-8") == generate(net)
+    generated = getattr(import_generated(out.read_text(encoding="utf-8"), out), class_name(net.name))()
+    generated.load_state_dict(plain.state_dict(), strict=True)
+    x = torch.randn(2, *net.input_shape)
+    with torch.no_grad():
+        expected = plain(x)
+        assert torch.allclose(fused.eval()(x), expected, rtol=1e-5, atol=1e-5)
+        assert torch.equal(generated.eval()(x), expected)
+

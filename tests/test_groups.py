@@ -8,13 +8,12 @@ import importlib
 
 import pytest
 import torch
-from conftest import import_generated, randomise
+from conftest import check_fused_and_generated, randomise
 from torch import nn
 
 import incdsl
 from incdsl.compiler.pipeline import TRITON_KERNELS, compile_report, inference_passes, run_passes
 from incdsl.compiler.program import eval_program
-from incdsl.compiler.torch.codegen import class_name, generate
 from incdsl.compiler.triton.graph import kernel_calls
 from incdsl.compiler.verify import verify
 from incdsl.cost import node_costs
@@ -220,19 +219,7 @@ def _reference(spec: str) -> tuple[incdsl.ir.Network, nn.Module]:
 @pytest.mark.parametrize("name", sorted(_GROUPED_SPECS))
 def test_fused_eval_and_generated_source_equal_the_plain_module(name, tmp_path, cli):
     net, plain = _reference(_GROUPED_SPECS[name])
-    fused = incdsl.compile(net, fuse=True)
-    fused.load_state_dict(plain.state_dict(), strict=True)
-    (tmp_path / "g.inc").write_text(_GROUPED_SPECS[name], encoding="utf-8")
-    out = tmp_path / f"gen_{name}.py"
-    assert cli("compile", str(tmp_path / "g.inc"), "-o", str(out))[0] == 0
-    assert out.read_text(encoding="utf-8") == generate(net)
-    generated = getattr(import_generated(out.read_text(encoding="utf-8"), out), class_name(net.name))()
-    generated.load_state_dict(plain.state_dict(), strict=True)
-    x = torch.randn(2, *net.input_shape)
-    with torch.no_grad():
-        expected = plain(x)
-        assert torch.allclose(fused.eval()(x), expected, rtol=1e-5, atol=1e-5)
-        assert torch.equal(generated.eval()(x), expected)
+    check_fused_and_generated(_GROUPED_SPECS[name], net, plain, tmp_path, cli)
 
 
 def test_no_pass_or_kernel_takes_a_grouped_conv():

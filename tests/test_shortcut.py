@@ -9,13 +9,12 @@ import importlib
 
 import pytest
 import torch
-from conftest import import_generated, randomise
+from conftest import check_fused_and_generated, randomise
 from torch import nn
 
 import incdsl
 from incdsl import ir
 from incdsl.compiler.pipeline import TRITON_KERNELS, compile_report, inference_passes, run_passes
-from incdsl.compiler.torch.codegen import class_name, generate
 from incdsl.cost import node_costs
 from incdsl.draw import to_dot
 from incdsl.fmt import format_spec
@@ -160,19 +159,7 @@ def _reference(spec: str) -> tuple[ir.Network, nn.Module]:
 def test_fused_eval_and_generated_source_equal_the_plain_module(tmp_path, cli):
     spec = _spec(8, 16, 24)
     net, plain = _reference(spec)
-    fused = incdsl.compile(net, fuse=True)
-    fused.load_state_dict(plain.state_dict(), strict=True)
-    (tmp_path / "down.inc").write_text(spec, encoding="utf-8")
-    out = tmp_path / "gen_down.py"
-    assert cli("compile", str(tmp_path / "down.inc"), "-o", str(out))[0] == 0
-    assert out.read_text(encoding="utf-8") == generate(net)
-    generated = getattr(import_generated(out.read_text(encoding="utf-8"), out), class_name(net.name))()
-    generated.load_state_dict(plain.state_dict(), strict=True)
-    x = torch.randn(2, *net.input_shape)
-    with torch.no_grad():
-        expected = plain(x)
-        assert torch.allclose(fused.eval()(x), expected, rtol=1e-5, atol=1e-5)
-        assert torch.equal(generated.eval()(x), expected)
+    check_fused_and_generated(spec, net, plain, tmp_path, cli)
     # every batch norm folded, the shortcut's into its 1×1/2 conv
     passed = run_passes(net, inference_passes("torch"), verify=True)
     assert not [n for n in passed.nodes if n.op == "bn"]
