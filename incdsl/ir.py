@@ -22,10 +22,11 @@ have names with a ``:`` that no module name can contain.
 from __future__ import annotations
 
 import heapq
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .activations import Activation
 from .errors import Span
@@ -161,6 +162,32 @@ class LayerNormAttrs(_Attrs):
     eps: float = 1e-6
 
 
+class NormalizeAttrs(_Attrs):
+    """A fixed per-channel affine of the network's input: ``(x − mean) / std``, or, with ``from_mean``
+    and ``from_std`` (the input arrives normalised with those), ``(x · from_std + from_mean − mean) / std``
+    (torchvision's ``transform_input``). One value per input channel; no parameters and nothing in a
+    ``state_dict``, so a reference's weights load strictly."""
+
+    op: Literal["normalize"] = "normalize"
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    from_mean: tuple[float, ...] | None = None
+    from_std: tuple[float, ...] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> NormalizeAttrs:
+        given = [v for v in (self.mean, self.std, self.from_mean, self.from_std) if v is not None]
+        if len({len(v) for v in given}) != 1 or not self.mean:
+            raise ValueError("normalize: mean, std (and from_mean, from_std) give one value per channel each")
+        if (self.from_mean is None) != (self.from_std is None):
+            raise ValueError("normalize: from_mean and from_std come together")
+        if not all(math.isfinite(v) and v > 0 for v in (*self.std, *(self.from_std or ()))):
+            raise ValueError("normalize: every std is a positive number")
+        if not all(math.isfinite(v) for v in (*self.mean, *(self.from_mean or ()))):
+            raise ValueError("normalize: every mean is a finite number")
+        return self
+
+
 class FlattenAttrs(_Attrs):
     op: Literal["flatten"] = "flatten"
 
@@ -239,7 +266,7 @@ class LayerScaleAttrs(_Attrs):
 
 
 Attrs = Annotated[
-    InputAttrs | ConvAttrs | PoolAttrs | AdaptiveAvgPoolAttrs | LRNAttrs | DropoutAttrs | LinearAttrs | BatchNormAttrs | L2NormAttrs | LayerNormAttrs | FlattenAttrs | ActivationAttrs | SoftmaxAttrs | ConcatAttrs | AddAttrs | Conv1x1GroupAttrs | SliceAttrs | LayerScaleAttrs,
+    InputAttrs | NormalizeAttrs | ConvAttrs | PoolAttrs | AdaptiveAvgPoolAttrs | LRNAttrs | DropoutAttrs | LinearAttrs | BatchNormAttrs | L2NormAttrs | LayerNormAttrs | FlattenAttrs | ActivationAttrs | SoftmaxAttrs | ConcatAttrs | AddAttrs | Conv1x1GroupAttrs | SliceAttrs | LayerScaleAttrs,
     Field(discriminator="op"),
 ]
 
@@ -417,6 +444,18 @@ class Network(BaseModel):
     @classmethod
     def _in_execution_order(cls, nodes: tuple[Node, ...]) -> tuple[Node, ...]:
         return execution_order(nodes)
+
+    @model_validator(mode="after")
+    def _normalize_widths(self) -> Network:
+        """An input normalisation gives one value per channel of what it reads (checked here too, so
+        that an IR read from JSON is held to it; shape inference reports it at the spec's line)."""
+        for node in self.nodes:
+            a = node.attrs
+            if isinstance(a, NormalizeAttrs) and node.shape is not None and len(a.mean) != node.shape[0]:
+                raise ValueError(
+                    f"{node.name}: normalize gives {len(a.mean)} values per statistic for {node.shape[0]} channels"
+                )
+        return self
 
     # --- queries ---------------------------------------------------------
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from .. import ast, ir, limits
-from ..errors import Span, SpecError, SpecWarning, closest
+from ..errors import Span, SpecError, SpecWarning, closest, did_you_mean
 from ..layers import as_float
 from .declarations import IncludeResolver, collect
 from .expressions import evaluate
 from .names import TOP_LEVEL, Names, Scope, check_identifier
-from .tables import take_paper
+from .tables import take_paper, written_rename
 from .walker import Cursor, Output, Walker, statement
 
 
@@ -51,6 +51,8 @@ def elaborate(spec: ast.SpecFile, resolve_include: IncludeResolver, input_shape:
     walker.names.register(Scope(""), "input", first_line)
     root = Cursor(Scope(""), defaults=decls.defaults)
     x = "input"
+    for item in top.input_layers:
+        x = _normalize(walker, item, x, root)
     for stmt in top.main:
         x = _main_statement(walker, stmt, x, root)
     heads = [_aux_head(walker, stmt) for stmt in top.aux]
@@ -74,6 +76,8 @@ class _TopLevel:
     input_shape: ir.Shape | None = None
     #: ``network NAME @paper(params=…, ops=…)``: the whole network's figures as its paper prints them.
     paper: ir.PaperFigures | None = None
+    #: The layers under ``input …:`` (its normalisation).
+    input_layers: list[ast.Item] = field(default_factory=list)
     main: list[ast.Stmt] = field(default_factory=list)
     aux: list[ast.Stmt] = field(default_factory=list)
 
@@ -95,6 +99,7 @@ def _top_level(spec: ast.SpecFile) -> _TopLevel:
                 top.name = _network_name(stmt.links[0])  # type: ignore[arg-type]
             elif head.head == "input":
                 top.input_shape = _input(head)
+                top.input_layers = _input_layers(stmt)
             elif head.head == "aux":
                 top.aux.append(stmt)
             continue
@@ -118,7 +123,7 @@ def _alone(stmt: ast.Stmt, head: ast.Item, earlier: ast.Item | None) -> None:
             stmt.links[1].span,
             hint=f"start the layers on the next line, after `{word} …`",
         )
-    if stmt.body is not None or stmt.rows is not None:
+    if (stmt.body is not None and word != "input") or stmt.rows is not None:
         first = (stmt.body or stmt.rows or (stmt,))[0]
         raise SpecError(
             f"`{word}` has no indented body",
@@ -185,6 +190,81 @@ def _drop_path_rule(out: Output) -> None:
         node = out.nodes[index]
         step = rate * k / (len(rule) - 1) if len(rule) > 1 else 0.0
         out.nodes[index] = node.model_copy(update={"attrs": node.attrs.model_copy(update={"drop_path": step})})
+
+
+_NORMALIZE_USAGE = (
+    "write `normalize mean M… std S…` with one value per input channel, and `from mean M… std S…` after it "
+    "when the input arrives normalised otherwise (torchvision's transform_input)"
+)
+
+
+def _input_layers(stmt: ast.Stmt) -> list[ast.Item]:
+    """The lines under ``input CxHxW:``: each a ``normalize``, the one layer an input owns."""
+    items = []
+    for inner in stmt.body or ():
+        if isinstance(inner, ast.BlockDef) or inner.rows is not None or inner.body is not None:
+            raise SpecError("under `input …:` go only `normalize` lines", inner.span, hint=_NORMALIZE_USAGE)
+        for link in inner.links:
+            if not isinstance(link, ast.Item) or link.head != "normalize":
+                raise SpecError(
+                    f"under `input …:` go only `normalize` lines, not `{_link_head(link)}`",
+                    link.span,
+                    hint="the network's layers follow `input …:` unindented",
+                )
+            items.append(link)
+    return items
+
+
+def _link_head(link: ast.Link) -> str:
+    return link.head if isinstance(link, ast.Item) else f"{link.count} x {link.item.head}"
+
+
+def _normalize(walker: Walker, item: ast.Item, x: str, at: Cursor) -> str:
+    """``normalize mean M… std S… [from mean M… std S…] [as NAME]``: the input's normalisation,
+    a row of the params table of its own."""
+    if item.args is not None:
+        raise SpecError("`normalize` takes no parentheses", item.span, hint=_NORMALIZE_USAGE)
+    lists: dict[str, list[float]] = {}
+    current: str | None = None
+    source = ""
+    for term in item.terms:
+        if isinstance(term, ast.Rename):
+            continue
+        if not isinstance(term, ast.Positional):
+            raise SpecError("`normalize` takes words and numbers", term.span, hint=_NORMALIZE_USAGE)
+        value = term.value
+        if isinstance(value, ast.Sym) and value.name in ("mean", "std", "from"):
+            if value.name == "from":
+                if source or "mean" not in lists or "std" not in lists:
+                    raise SpecError("`from` comes once, after `mean …` and `std …`", term.span, hint=_NORMALIZE_USAGE)
+                source, current = "from_", None
+                continue
+            current = source + value.name
+            if current in lists:
+                raise SpecError(f"`{value.name}` is given twice", term.span, hint=_NORMALIZE_USAGE)
+            lists[current] = []
+            continue
+        if isinstance(value, ast.Sym) or current is None:
+            shown = f"`{value.name}`" if isinstance(value, ast.Sym) else "a value here"
+            raise SpecError(f"`normalize` does not take {shown}", term.span,
+                            hint=did_you_mean(value.name, ["mean", "std", "from"]) if isinstance(value, ast.Sym) else _NORMALIZE_USAGE)
+        what = current.replace("_", " ")
+        number = as_float(evaluate(value, {}, walker.decls.arg_tables), what, term.span)
+        if current.endswith("std") and number <= 0:
+            raise SpecError(f"a {what} must be positive; got {number:g}", term.span, hint="a std divides: 0.229, 0.5, 1")
+        lists[current].append(number)
+    wanted = ["mean", "std", *(["from_mean", "from_std"] if source else [])]
+    for key in wanted:
+        if not lists.get(key):
+            raise SpecError(f"`normalize` is missing its {key.replace('_', ' ')} values", item.span, hint=_NORMALIZE_USAGE)
+    counts = {key: len(lists[key]) for key in wanted}
+    if len(set(counts.values())) > 1:
+        shown = ", ".join(f"{k.replace('_', ' ')} {n}" for k, n in counts.items())
+        raise SpecError(f"`normalize` gives different numbers of values ({shown})", item.span, hint=_NORMALIZE_USAGE)
+    attrs = ir.NormalizeAttrs(**{key: tuple(lists[key]) for key in wanted})
+    row = walker.out.new_row("layer", item.span)
+    name = walker.names.allocate(at.scope, "normalize", written_rename(item.terms, {}), None, item.span)
+    return walker.out.add_node(name, attrs, (x,), item.span, replace(at, row=row, origin=item.span))
 
 
 def _main_statement(walker: Walker, stmt: ast.Stmt, x: str, at: Cursor) -> str:

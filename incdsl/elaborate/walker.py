@@ -240,6 +240,12 @@ class Walker:
         head = link.head
         if head in TOP_LEVEL:
             raise SpecError(f"`{head}` may only appear at the top level of a network spec", link.head_span)
+        if head == "normalize":
+            raise SpecError(
+                "`normalize` is the input's: it goes indented under `input CxHxW:`",
+                link.head_span,
+                hint="write `input 3x224x224:` and under it `normalize mean M… std S…`, one value per channel",
+            )
         if link.args is not None:
             raise SpecError(
                 f"unknown block `{head}`",

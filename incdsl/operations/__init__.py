@@ -19,6 +19,7 @@ from .layer_scale import LAYER_SCALE
 from .layernorm import LAYERNORM
 from .linear import LINEAR
 from .norm import BN, L2NORM, LRN
+from .normalize import NORMALIZE
 from .pool import ADAPTIVE_AVGPOOL, AVGPOOL, MAXPOOL
 from .simple import ACTIVATIONS, DROPOUT, FLATTEN, SOFTMAX, activation_module
 from .structure import ADD, CONCAT, CONV1X1_GROUP, INPUT, SLICE
@@ -28,7 +29,7 @@ OPERATIONS: dict[str, Operation] = {
     o.op: o
     for o in (
         CONV, MAXPOOL, AVGPOOL, ADAPTIVE_AVGPOOL, LRN, DROPOUT, LINEAR, BN, L2NORM, LAYERNORM, FLATTEN,
-        *ACTIVATIONS, SOFTMAX, LAYER_SCALE, INPUT, CONCAT, ADD, CONV1X1_GROUP, SLICE,
+        *ACTIVATIONS, SOFTMAX, LAYER_SCALE, INPUT, NORMALIZE, CONCAT, ADD, CONV1X1_GROUP, SLICE,
     )
 }  # fmt: skip
 
