@@ -100,8 +100,9 @@ def _lines(e: _Expr, lead: str, indent: str, end: str = "") -> list[str]:
 
 
 def _norm(value: Any) -> Any:
-    """A square pair as its one number (``(3, 3)`` → ``3``), which torch takes alike."""
-    if isinstance(value, tuple) and value and all(v == value[0] for v in value):
+    """A square pair as its one number (``(3, 3)`` → ``3``), which torch takes alike (sizes are
+    ints; a tuple of floats, such as a normalisation's means, is one value per channel)."""
+    if isinstance(value, tuple) and len(value) == 2 and all(type(v) is int and v == value[0] for v in value):
         return value[0]
     return value
 
