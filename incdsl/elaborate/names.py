@@ -26,7 +26,7 @@ from .. import ast
 from ..errors import Span, SpecError
 
 #: Statements that only make sense at the top level of a network spec.
-TOP_LEVEL = ("network", "input", "defaults", "include", "aux", "table")
+TOP_LEVEL = ("network", "input", "defaults", "include", "extends", "aux", "table")
 CONTAINERS = ("concat", "split", "seq", "residual", "shortcut")
 KEYWORDS = (*TOP_LEVEL, *CONTAINERS, "block")
 

@@ -34,6 +34,7 @@ def elaborate(spec: ast.SpecFile, resolve_include: IncludeResolver, input_shape:
             Span(spec.path, 1, 1),
             hint="a spec needs at least `input CxHxW` and one layer, e.g. `input 3x32x32` then `conv 3x3 16`",
         )
+    spec = variant(spec, resolve_include)
     decls = collect(spec, resolve_include)
     top = _top_level(spec)
     if not top.main:
@@ -68,6 +69,56 @@ def elaborate(spec: ast.SpecFile, resolve_include: IncludeResolver, input_shape:
         scopes=tuple(walker.out.scopes),
         paper=top.paper,
     )
+
+
+_EXTENDS_USAGE = 'write `extends "base.inc"`, then this network\'s `network NAME` and `input CxHxW:` lines'
+
+
+def variant(spec: ast.SpecFile, resolve_include: IncludeResolver) -> ast.SpecFile:
+    """A spec that ``extends "base.inc"`` is the base network with its own ``network`` and ``input``
+    lines in place of the base's (a pretrained form: the same layers, a normalised input), and says
+    nothing else; any other spec is returned as it is.
+
+    >>> from incdsl.syntax import parse
+    >>> base = parse("network a\ninput 3x8x8\nconv 3x3 4\n", "a.inc")
+    >>> spec = parse('network b\nextends "a.inc"\n', "b.inc")
+    >>> [s.links[0].head for s in variant(spec, lambda path, span: base).stmts]
+    ['network', 'input', 'conv']
+    """
+    lines = [s for s in spec.stmts if _head(s) == "extends"]
+    if not lines:
+        return spec
+    if len(lines) > 1:
+        raise SpecError("a second `extends` line", lines[1].span, hint="a spec extends one network")
+    stmt = lines[0]
+    item = stmt.links[0]
+    assert isinstance(item, ast.Item)
+    path = item.terms[0] if len(item.terms) == 1 and isinstance(item.terms[0], ast.Positional) else None
+    if path is None or not isinstance(path.value, ast.Str) or len(stmt.links) > 1 or stmt.body or stmt.rows:
+        raise SpecError("`extends` takes one quoted file name", item.span, hint=_EXTENDS_USAGE)
+    own = {_head(s): s for s in spec.stmts if _head(s) in ("network", "input")}
+    others = [s for s in spec.stmts if s is not stmt and _head(s) not in own]
+    if others:
+        raise SpecError(
+            "a spec that `extends` another gives only its `network` name and its `input`",
+            others[0].span,
+            hint="write the layers, blocks and defaults in the base spec (or `include` it for its blocks "
+            "and write the layers here)",
+        )
+    base = resolve_include(path.value.value, path.span)
+    if any(_head(s) == "extends" for s in base.stmts):
+        raise SpecError("`extends` names a spec that extends another", path.span, hint="extend the base spec itself")
+    stmts: list[ast.Statement] = [own.pop(head) for head in ("network", "input") if head in own and
+                                  not any(_head(s) == head for s in base.stmts)]  # fmt: skip
+    stmts += [own.pop(_head(s), s) for s in base.stmts]
+    return spec.model_copy(update={"stmts": tuple(stmts)})
+
+
+def _head(stmt: ast.Statement) -> str | None:
+    if isinstance(stmt, ast.BlockDef):
+        return None
+    first = stmt.links[0]
+    return first.head if isinstance(first, ast.Item) else None
 
 
 @dataclass
