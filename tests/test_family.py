@@ -23,7 +23,9 @@ FIXTURES = Path(__file__).resolve().parent / "fixtures"
 KNOWN_PARAMS: dict[str, tuple[int, int | None, str]] = {
     "googlenet": (6_998_552, 13_378_280, "Caffe bvlc_googlenet prototxt, §1.2"),
     "compat/torchvision_googlenet": (6_624_904, 13_004_888, "torchvision googlenet, measured, §1.3"),
+    "compat/torchvision_googlenet_pretrained": (6_624_904, 13_004_888, "torchvision googlenet(transform_input=True), measured, §1.3"),
     "inception_v3": (23_834_568, 27_161_264, "torchvision inception_v3, measured = weights meta, §2"),
+    "compat/torchvision_inception_v3_pretrained": (23_834_568, 27_161_264, "torchvision inception_v3(transform_input=True), §2"),
     "inception_v4": (42_679_816, None, "timm inception_v4, measured, §3.2"),
     "inception_resnet_v2": (55_843_464, None, "timm inception_resnet_v2, measured, §4.2"),
     "inception_resnet_v1": (22_756_328, None, "paper-literal IR-v1 with FC 1000, derived, §4.3"),

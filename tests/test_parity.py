@@ -29,6 +29,10 @@ BATCH = 2
 
 REFERENCES = {
     "inception_v3": lambda: torchvision.models.inception_v3(weights=None, aux_logits=True, init_weights=True),
+    # the pretrained form: torchvision sets transform_input=True whenever weights are requested
+    "compat/torchvision_inception_v3_pretrained": lambda: torchvision.models.inception_v3(
+        weights=None, aux_logits=True, init_weights=True, transform_input=True
+    ),
     "inception_v4": lambda: timm.create_model("inception_v4", pretrained=False),
     "inception_resnet_v2": lambda: timm.create_model("inception_resnet_v2", pretrained=False),
     "xception": lambda: timm.create_model("legacy_xception", pretrained=False),
@@ -87,9 +91,9 @@ def test_eval_logits_and_shapes_match_the_reference(pair):
     assert diff <= TOLERANCE
 
 
-@pytest.mark.parametrize("pair", ["inception_v3"], indirect=True)
+@pytest.mark.parametrize("pair", ["inception_v3", "compat/torchvision_inception_v3_pretrained"], indirect=True)
 def test_inception_v3_aux_head_matches_in_training(pair):
-    _name, reference, ours, x = pair
+    name, reference, ours, x = pair
     # copies: training mode updates BN's running statistics
     reference, ours = copy.deepcopy(reference).train(), copy.deepcopy(ours).train()
     for m in [*reference.modules(), *ours.modules()]:
@@ -99,7 +103,7 @@ def test_inception_v3_aux_head_matches_in_training(pair):
         want, got = reference(x), ours(x)
     assert [head.name for head in got.aux] == ["AuxLogits"]
     diffs = (got.logits - want.logits).abs().max().item(), (got.aux[0].logits - want.aux_logits).abs().max().item()
-    print(f"\ninception_v3 training: max |Δ| logits {diffs[0]:.3g}, aux logits {diffs[1]:.3g}")
+    print(f"\n{name} training: max |Δ| logits {diffs[0]:.3g}, aux logits {diffs[1]:.3g}")
     assert max(diffs) <= TOLERANCE
 
 

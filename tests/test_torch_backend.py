@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 import torchvision
-from conftest import import_generated
+from conftest import import_generated, randomise
 from torch import nn
 
 import incdsl
@@ -87,12 +87,20 @@ def test_training_the_paper_googlenet_lowers_the_loss(googlenet_ir):
 # --- torchvision's GoogLeNet as the oracle -------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def torchvision_pair(randomise_bn):
+#: spec → torchvision's transform_input: the plain compat spec, and its pretrained form
+#: (torchvision switches transform_input on whenever weights are requested).
+TORCHVISION_GOOGLENETS = {"compat/torchvision_googlenet": False, "compat/torchvision_googlenet_pretrained": True}
+
+
+@pytest.fixture(scope="module", params=list(TORCHVISION_GOOGLENETS))
+def torchvision_pair(request):
     torch.manual_seed(0)
-    reference = torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True)
-    randomise_bn(reference)
-    ours = incdsl.compile("specs/compat/torchvision_googlenet.inc")
+    transform_input = TORCHVISION_GOOGLENETS[request.param]
+    # fan-in-scaled weights: with torchvision's own init the logits hardly depend on the input
+    reference = randomise(
+        torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True, transform_input=transform_input), seed=1
+    )
+    ours = incdsl.compile(request.param)
     return reference, ours
 
 
@@ -112,8 +120,21 @@ def test_torchvision_state_dict_loads_strictly_and_logits_agree(torchvision_pair
     x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(2))
     with torch.no_grad():
         diff = (reference(x) - ours(x)).abs().max().item()
-    print(f"torchvision googlenet vs compat/torchvision_googlenet, eval, batch 2: max abs difference {diff:.1e}")
+    print(f"torchvision googlenet (transform_input={reference.transform_input}) vs {ours._network_name}, eval, "
+          f"batch 2: max abs difference {diff:.1e}")
     assert diff <= 1e-5
+
+
+def test_the_pretrained_form_is_not_the_plain_one():
+    """The two forms differ by far more than the tolerance, so the parity above tells them apart."""
+    torch.manual_seed(0)
+    reference = randomise(torchvision.models.googlenet(weights=None, aux_logits=True, init_weights=True), seed=1)
+    plain, pretrained = (incdsl.compile(spec).eval() for spec in TORCHVISION_GOOGLENETS)
+    for model in (plain, pretrained):
+        model.load_state_dict(reference.state_dict(), strict=True)
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        assert (plain(x) - pretrained(x)).abs().max() > 1e-3
 
 
 def test_torchvision_aux_heads_agree_in_training(torchvision_pair):
