@@ -25,6 +25,20 @@ from dataclasses import dataclass
 from .. import ast
 from ..errors import Span, SpecError
 
+#: The field of a block instance's flat name pattern (``as "inception_3a_{layer}"``).
+LAYER_FIELD = "{layer}"
+
+
+def flat_instance_name(pattern: str) -> str:
+    """The name of a block instance whose modules are named by ``pattern``: the pattern without its
+    ``{layer}`` and the ``_`` that joins it (what ``aux after``, ``features=`` and the params table use).
+
+    >>> flat_instance_name("inception_3a_{layer}")
+    'inception_3a'
+    """
+    return pattern.replace(LAYER_FIELD, "").strip("_")
+
+
 #: Statements that only make sense at the top level of a network spec.
 TOP_LEVEL = ("network", "input", "defaults", "include", "extends", "aux", "table")
 CONTAINERS = ("concat", "split", "seq", "residual", "shortcut")
@@ -150,8 +164,14 @@ class Scope:
     #: Where explicit names go when this scope is an automatic one.
     home: Scope | None = None
 
+    #: A flat scope (a block instance named ``as "inception_3a_{layer}"``) opens no module: its
+    #: names are this pattern filled in, beside the instance in the scope that holds it.
+    flat: str | None = None
+
     def full(self, name: str) -> str:
         """``name`` inside this scope."""
+        if self.flat is not None:
+            return self.flat.replace(LAYER_FIELD, name)
         return f"{self.path}.{name}" if self.path else name
 
     @property
@@ -176,6 +196,8 @@ class Names:
         module name comes here); a second claim of its path is a duplicate-name error."""
         check_module_name(leaf, span, what)
         name = scope.full(leaf)
+        if scope.flat is not None:  # the joined name is the module's: `state` + `dict` would shadow state_dict
+            check_module_name(name.rpartition(".")[2], span, what)
         if name in self.spans:
             raise SpecError(
                 f"duplicate layer name `{name}`", span, hint=f"`{name}` is already used at {self.spans[name]}"

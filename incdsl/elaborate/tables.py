@@ -21,7 +21,7 @@ from .. import ast, ir
 from ..errors import Span, SpecError, did_you_mean
 from ..operations import LAYER_TYPES
 from .expressions import ArgTable, Env, Located, evaluate, without
-from .names import CONTAINERS, KEYWORDS, check_module_name, rename_of
+from .names import CONTAINERS, KEYWORDS, LAYER_FIELD, check_module_name, flat_instance_name, rename_of
 
 DEFAULT_PATTERN = "{block}_{row}"
 
@@ -100,32 +100,42 @@ class Headers:
 
 #: ``{row}`` and ``{block}`` in a name pattern; nothing else between braces is a field.
 _FIELD = re.compile(r"\{([^{}]*)\}")
-PATTERN_FIELDS = ("row", "block")
+PATTERN_FIELDS = ("row", "block", "layer")
 
 
 def check_pattern(pattern: str, span: Span) -> None:
-    """A table's name pattern holds ``{row}``, maybe ``{block}``, and no other braces.
+    """A table's name pattern holds ``{row}``, maybe ``{block}`` and ``{layer}`` (each instance's
+    modules named flat, beside it), and no other braces.
 
     >>> check_pattern("inception{row}", None)
     >>> check_pattern("m{row}{0}", Span("t.inc", 1, 1))
     Traceback (most recent call last):
-    incdsl.errors.SpecError: t.inc:1:1: error: `{0}` in a name pattern: the fields are {row} and {block}
+    incdsl.errors.SpecError: t.inc:1:1: error: `{0}` in a name pattern: the fields are {row}, {block} and {layer}
     hint: e.g. `as "inception{row}"` names the modules inception3a, inception3b, ...
     """
     hint = 'e.g. `as "inception{row}"` names the modules inception3a, inception3b, ...'
     for name in _FIELD.findall(pattern):
         if name not in PATTERN_FIELDS:
-            raise SpecError(f"`{{{name}}}` in a name pattern: the fields are {{row}} and {{block}}", span, hint=hint)
+            raise SpecError(f"`{{{name}}}` in a name pattern: the fields are {{row}}, {{block}} and {{layer}}", span, hint=hint)
     if "{" in _FIELD.sub("", pattern) or "}" in _FIELD.sub("", pattern):
         raise SpecError("a name pattern has a brace that opens or closes no field", span, hint=hint)
     if "{row}" not in pattern:
         raise SpecError("a table's name pattern must contain `{row}`", span, hint=hint)
+    if pattern.count(LAYER_FIELD) > 1:
+        raise SpecError("a name pattern holds `{layer}` once", span, hint=_FLAT_HINT)
 
 
-def written_rename(terms: Sequence[ast.Term], env: Env) -> ast.Rename | None:
+_FLAT_HINT = (
+    'a block instance named `as "inception_3a_{layer}"` names its modules inception_3a_1x1, '
+    "inception_3a_3x3, … beside it, with no module of its own"
+)
+
+
+def written_rename(terms: Sequence[ast.Term], env: Env, flat: bool = False) -> ast.Rename | None:
     """An item's (or a row's) ``as`` name, which is taken as written: refused where it reads as
-    something filled in — a ``{field}`` outside a table header's pattern, or a bare name that is a
-    parameter of the block it is in (``as name`` names the layer `name`, not the argument).
+    something filled in — a ``{field}`` outside a table header's pattern (but ``{layer}`` in a block
+    instance's name, when ``flat``), or a bare name that is a parameter of the block it is in
+    (``as name`` names the layer `name`, not the argument).
 
     >>> from incdsl.syntax import parse
     >>> terms = parse('conv 1x1 4 as "1x1"\\n').stmts[0].links[0].terms
@@ -135,6 +145,15 @@ def written_rename(terms: Sequence[ast.Term], env: Env) -> ast.Rename | None:
     rename = rename_of(terms)
     if rename is None:
         return None
+    if flat and LAYER_FIELD in rename.name:
+        _check_flat(rename)
+        return rename
+    if LAYER_FIELD in rename.name:
+        raise SpecError(
+            f"`{rename.name}`: `{{layer}}` names the modules of a block instance, and this is not one",
+            rename.span,
+            hint=_FLAT_HINT,
+        )
     if "{" in rename.name or "}" in rename.name:
         raise SpecError(
             f"`{rename.name}`: fields such as {{row}} are filled in only in a table header's name pattern",
@@ -151,13 +170,24 @@ def written_rename(terms: Sequence[ast.Term], env: Env) -> ast.Rename | None:
     return rename
 
 
+def _check_flat(rename: ast.Rename) -> None:
+    """A flat name pattern: ``{layer}`` once, no other field, and a name of its own beside it."""
+    rest = rename.name.replace(LAYER_FIELD, "", 1)
+    if "{" in rest or "}" in rest:
+        raise SpecError(f"`{rename.name}`: a block instance's name holds only the field `{{layer}}`, once",
+                        rename.span, hint=_FLAT_HINT)
+    if not flat_instance_name(rename.name):
+        raise SpecError(f"`{rename.name}` gives the instance no name of its own", rename.span, hint=_FLAT_HINT)
+
+
 def fill_pattern(pattern: str, block: str, row: str) -> str:
-    """A module's name from a checked pattern: each field replaced, nothing else read.
+    """A module's name from a checked pattern: each field replaced, nothing else read (``{layer}``
+    stays, for the instance's modules).
 
     >>> fill_pattern("{block}_{row}", "inception", "3a")
     'inception_3a'
     """
-    values = {"row": row, "block": block}
+    values = {"row": row, "block": block, "layer": LAYER_FIELD}
     return _FIELD.sub(lambda field: values[field.group(1)], pattern)
 
 
@@ -236,10 +266,10 @@ def row_calls(
         paper = None
         if paper_exprs or annotations:
             paper = paper_figures(annotations[0] if annotations else None, paper_exprs)
-        rename = written_rename(row.terms, env)
+        rename = written_rename(row.terms, env, flat=True)
         if rename is None:
             module = fill_pattern(header.pattern, block.name, row.label)
-            check_module_name(module, row.label_span, "module name")
+            check_module_name(flat_instance_name(module), row.label_span, "module name")
             rename = ast.Rename.model_construct(span=row.label_span, name=module, quoted=False)
         yield RowCall(row, values, paper, rename)
 

@@ -31,7 +31,7 @@ from ..layers import (
 from ..operations import LAYER_TYPES, build_attrs
 from .declarations import Declarations
 from .expressions import Env, Located, bind, call_arguments, split_terms, without
-from .names import CONTAINERS, KEYWORDS, TOP_LEVEL, Names, Scope, rename_of
+from .names import CONTAINERS, KEYWORDS, LAYER_FIELD, TOP_LEVEL, Names, Scope, flat_instance_name, rename_of
 from .tables import Headers, row_calls, table_block, written_rename
 
 
@@ -157,7 +157,7 @@ class Walker:
                 )
                 here = replace(here, row=row, origin=call.row.span)
             x = self.instantiate(block, call.values, {}, call.row.span, call.rename, x, here)
-            self.out.row_labels[call.row.label] = at.scope.named.full(call.rename.name)
+            self.out.row_labels[call.row.label] = at.scope.named.full(flat_instance_name(call.rename.name))
         return x
 
     def _link(self, link: ast.Link, x: str, at: Cursor, body: tuple[ast.Statement, ...] | None) -> str:
@@ -477,7 +477,7 @@ class Walker:
                 extra[0].span,
                 hint=f"write `{block.name}({', '.join(p.name for p in block.params)})`",
             )
-        return self.instantiate(block, values, keywords, item.span, written_rename(item.terms, at.env), x, at)
+        return self.instantiate(block, values, keywords, item.span, written_rename(item.terms, at.env, flat=True), x, at)
 
     def instantiate(
         self,
@@ -489,7 +489,8 @@ class Walker:
         x: str,
         at: Cursor,
     ) -> str:
-        """One instance of ``block`` with these arguments, named ``rename`` or by the scope's rule."""
+        """One instance of ``block`` with these arguments, named ``rename`` or by the scope's rule; a
+        ``rename`` with ``{layer}`` in it opens no module: the instance's modules are that pattern filled in."""
         bound = bind(block, values, keywords, span, self.decls.arg_tables)
         self._check_type_arguments(block, bound, values, keywords)
         if len(at.calls) >= limits.MAX_CALL_DEPTH:
@@ -497,9 +498,13 @@ class Walker:
         if block.name in at.calls:
             cycle = " → ".join([*at.calls[at.calls.index(block.name):], block.name])
             raise SpecError(f"block `{block.name}` calls itself: {cycle}", span, hint="blocks cannot be recursive")
+        flat = rename.name if rename is not None and LAYER_FIELD in rename.name else None
+        if flat is not None:
+            rename = rename.model_copy(update={"name": flat_instance_name(flat)})
         name = self.names.allocate(at.scope, block.name, rename, at.label, span)
+        scope = Scope(name, flat=at.scope.named.full(flat) if flat is not None else None)
         inside = replace(
-            at.inside(Scope(name)), env=bound, calls=(*at.calls, block.name), defaults=self.decls.defaults_for(block.name)
+            at.inside(scope), env=bound, calls=(*at.calls, block.name), defaults=self.decls.defaults_for(block.name)
         )
         out = self.sequence(block.body, x, inside)
         self.out.outputs[name] = out
