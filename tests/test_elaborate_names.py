@@ -108,3 +108,13 @@ def test_quoted_names_are_module_names_and_two_renames_are_refused():
         Names().allocate(Scope(""), "conv", rename("a.b", quoted=True), None, AT)
     with pytest.raises(SpecError, match="only one `as` name"):
         rename_of([rename("a"), rename("b")])
+
+
+def test_a_flat_scope_names_its_layers_beside_it():
+    given = Names()
+    flat = Scope("m.inception_3a", flat="m.inception_3a_{layer}")
+    assert given.allocate(flat, "conv", rename("1x1", quoted=True), None, AT) == "m.inception_3a_1x1"
+    assert given.allocate(flat, "conv", None, None, AT) == "m.inception_3a_conv1"
+    assert given.allocate(flat, "branch", None, "branch2", AT) == "m.inception_3a_branch2"
+    with pytest.raises(SpecError, match="layer name `state_dict` would shadow"):
+        given.allocate(Scope("state", flat="state_{layer}"), "conv", rename("dict"), None, AT)

@@ -4,6 +4,7 @@ that can never become Python attributes."""
 from __future__ import annotations
 
 import ast
+import re
 import sys
 
 import pytest
@@ -319,3 +320,56 @@ def test_names_that_pass_check_export_to_onnx(tmp_path):
     (got,) = session.run(None, {"input": x.numpy()})
     with torch.no_grad():
         assert (torch.from_numpy(got) - reference(x)).abs().max().item() < 1e-4
+
+
+# --- flat names: a block instance whose modules join its name with `_` ------------------------
+
+FLAT = HEAD + """defaults:
+  conv bn bias parts="X X_bn"
+block inception(n1x1, n3x3red, n3x3):
+  concat:
+    conv 1x1 n1x1 as "1x1"
+    conv 1x1 n3x3red as "3x3_reduce" -> conv 3x3 n3x3 as "3x3"
+    maxpool 3x3/1 same as pool -> conv 1x1 n1x1 as pool_proj
+"""
+
+
+def test_a_flat_instance_names_its_modules_as_pretrainedmodels_bn_inception_does():
+    model = incdsl.compile(loads(FLAT + 'inception(4, 4, 8) as "inception_3a_{layer}"\n'))
+    convs = {k.rsplit(".", 1)[0] for k in model.state_dict()}
+    assert convs == {f"inception_3a_{m}{bn}" for m in ("1x1", "3x3_reduce", "3x3", "pool_proj") for bn in ("", "_bn")}
+    assert not hasattr(model, "inception_3a")  # no module of its own
+
+
+def test_table_rows_can_be_flat():
+    text = FLAT + 'inception  "#1x1"  "#3x3 reduce"  "#3x3"  as "inception_{row}_{layer}"\n  3a  4  4  8\n  3b  8  4  8\n'
+    text += "aux after inception_3a weight=0.3:\n  global_avgpool -> linear 2\nglobal_avgpool -> linear 2 as fc\n"
+    net = loads(text)
+    assert [n.name for n in net.nodes if n.op == "conv"][:4] == [
+        "inception_3a_1x1", "inception_3a_3x3_reduce", "inception_3a_3x3", "inception_3a_pool_proj"
+    ]
+    assert net.scope("inception_3b").output == "inception_3b:concat"  # features= and `aux after` name the instance
+    assert net.aux[0].input == "inception_3a:concat"
+    model = incdsl.compile(net)
+    assert "inception_3b_3x3_bn.running_var" in model.state_dict()
+    assert sum(p.numel() for p in model.parameters()) == incdsl.cost.total(net, aux=True).params
+
+
+def test_flat_instances_nest():
+    text = HEAD + 'block b():\n  conv 1x1 4 as c\nblock o():\n  b() as "inner_{layer}"\n  conv 1x1 4 as d\n'
+    net = loads(text + 'o() as "out_{layer}"\no() as nested\n')
+    assert [n.name for n in net.nodes if n.op == "conv"] == ["out_inner_c", "out_d", "nested.inner_c", "nested.d"]
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('inception(4, 4, 8) as "{layer}"', "`{layer}` gives the instance no name of its own"),
+        ('inception(4, 4, 8) as "a_{layer}_{layer}"', "a block instance's name holds only the field `{layer}`, once"),
+        ('conv 1x1 4 as "a_{layer}"', "`{layer}` names the modules of a block instance, and this is not one"),
+        ('inception(4, 4, 8) as "state_{layer}"\ninception(4, 4, 8) as "state"', "duplicate layer name `state`"),
+    ],
+)
+def test_flat_names_that_cannot_be(line, message):
+    with pytest.raises(SpecError, match=re.escape(message)):
+        loads(FLAT + line + "\n")
