@@ -80,8 +80,8 @@ def variant(spec: ast.SpecFile, resolve_include: IncludeResolver) -> ast.SpecFil
     nothing else; any other spec is returned as it is.
 
     >>> from incdsl.syntax import parse
-    >>> base = parse("network a\ninput 3x8x8\nconv 3x3 4\n", "a.inc")
-    >>> spec = parse('network b\nextends "a.inc"\n', "b.inc")
+    >>> base = parse("network a\\ninput 3x8x8\\nconv 3x3 4\\n", "a.inc")
+    >>> spec = parse('network b\\nextends "a.inc"\\n', "b.inc")
     >>> [s.links[0].head for s in variant(spec, lambda path, span: base).stmts]
     ['network', 'input', 'conv']
     """
