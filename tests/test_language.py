@@ -219,3 +219,37 @@ def test_repeat_row_shows_a_per_copy_figure_only_when_the_copies_agree():
     assert second.per_copy is not None and second.per_copy.params == 20
     table = render_text(params_table(loads(text)))
     assert table.count("each)") == 1 and "40 (20 each)" in table
+
+
+# --- extends: a network with its own name and input -----------------------------------------
+
+
+def test_a_variant_is_its_base_with_its_own_name_and_input(tmp_path: Path):
+    base = "network base\ninput 3x16x16\ndefaults:\n  conv bn\nblock b():\n  conv 1x1 4 as c\nconv 3x3 8\nb() as m\n"
+    base += "aux after m weight=0.3:\n  global_avgpool -> linear 2\nglobal_avgpool -> linear 2\n"
+    (tmp_path / "base.inc").write_text(base)
+    variant = tmp_path / "variant.inc"
+    variant.write_text('network variant\nextends "base.inc"\ninput 3x16x16:\n  normalize mean 0 0 0 std 1 1 1\n')
+    got, want = load(variant), load(tmp_path / "base.inc")
+    assert got.name == "variant"
+    assert [n.name for n in got.nodes] == ["input", "normalize1", *(n.name for n in want.nodes[1:])]
+    assert [(n.attrs, n.shape) for n in got.nodes[2:]] == [(n.attrs, n.shape) for n in want.nodes[1:]]
+    assert [h.name for h in got.aux] == ["aux1"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('extends "base.inc"\nconv 1x1 4\n', "a spec that `extends` another gives only its `network` name and its `input`"),
+        ('extends "base.inc"\nextends "base.inc"\n', "a second `extends` line"),
+        ("extends base\n", "`extends` takes one quoted file name"),
+        ('extends "variant.inc"\n', "`extends` names a spec that extends another"),
+    ],
+)
+def test_what_a_variant_cannot_say(tmp_path: Path, text, message):
+    (tmp_path / "base.inc").write_text("input 3x8x8\nconv 1x1 4\n")
+    (tmp_path / "variant.inc").write_text('extends "base.inc"\n')
+    (tmp_path / "t.inc").write_text(text)
+    with pytest.raises(SpecError) as info:
+        load(tmp_path / "t.inc")
+    assert info.value.message == message
