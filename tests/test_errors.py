@@ -258,7 +258,8 @@ def test_a_negative_aux_weight():
     [
         ("{row}{", "a name pattern has a brace that opens or closes no field"),
         ("{row}}", "a name pattern has a brace that opens or closes no field"),
-        ("{row}{0}", "`{0}` in a name pattern: the fields are {row} and {block}"),
+        ("{row}{0}", "`{0}` in a name pattern: the fields are {row}, {block} and {layer}"),
+        ("{row}_{layer}_{layer}", "a name pattern holds `{layer}` once"),
         ("{row}{foo}", "`{foo}` in a name pattern"),
         ("{row}{row:>400000000}", "`{row:>400000000}` in a name pattern"),  # once a 1.6 GB string
         ("{row}{block.__class__.__mro__}", "`{block.__class__.__mro__}` in a name pattern"),  # once Python internals
@@ -438,7 +439,7 @@ def test_aux_head_after_a_module_inside_a_repeat():
     [
         # an indented body under `network NAME:` was dropped, and the spec "defined no layers"
         ("network t:\n  input 3x32x32\n  conv 3x3 8\n", (2, 3), "`network` has no indented body"),
-        ("network t\ninput 3x32x32:\n  conv 3x3 8\n", (3, 3), "`input` has no indented body"),
+        ("network t\ninput 3x32x32:\n  conv 3x3 8\n", (3, 3), "under `input …:` go only `normalize` lines, not `conv`"),
         # what followed `network` or `input` on its line was dropped
         (HEAD.replace("input 3x32x32", "input 3x32x32 -> conv 3x3 8"), (2, 18), "`input` stands alone on its line"),
         ("network t -> conv 3x3 8\ninput 3x32x32\nconv 3x3 8\n", (1, 14), "`network` stands alone on its line"),

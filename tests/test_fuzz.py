@@ -100,10 +100,11 @@ def _reached_as_written(model) -> bool:
 
 @pytest.mark.parametrize("name", sorted(OPERATORS))
 def test_each_operator_changes_some_spec(name):
-    """An operator that never changes its input would test nothing."""
+    """An operator that never changes its input would test nothing. Three tries a spec: a line
+    operator picks one line, and many lines are comments that `dedent` leaves as they are."""
     corpus = Corpus.bundled()
     rng = random.Random(name)
-    changed = sum(OPERATORS[name](text, rng, corpus) != text for _, text in corpus.sources)
+    changed = sum(any(OPERATORS[name](text, rng, corpus) != text for _ in range(3)) for _, text in corpus.sources)
     assert changed > len(corpus.sources) // 2
 
 

@@ -31,12 +31,13 @@ LAYER_FIELD = "{layer}"
 
 def flat_instance_name(pattern: str) -> str:
     """The name of a block instance whose modules are named by ``pattern``: the pattern without its
-    ``{layer}`` and the ``_`` that joins it (what ``aux after``, ``features=`` and the params table use).
+    ``{layer}`` and the ``_`` that joins it (what ``aux after``, ``features=`` and the params table
+    use); a name without the field is the instance's own.
 
-    >>> flat_instance_name("inception_3a_{layer}")
-    'inception_3a'
+    >>> flat_instance_name("inception_3a_{layer}"), flat_instance_name("_x")
+    ('inception_3a', '_x')
     """
-    return pattern.replace(LAYER_FIELD, "").strip("_")
+    return pattern.replace(LAYER_FIELD, "").strip("_") if LAYER_FIELD in pattern else pattern
 
 
 #: Statements that only make sense at the top level of a network spec.
