@@ -98,7 +98,7 @@ class Headers:
         return self.all.index(header), tuple(table.entries[refs[0].entry].values())
 
 
-#: ``{row}`` and ``{block}`` in a name pattern; nothing else between braces is a field.
+#: ``{row}``, ``{block}`` and ``{layer}`` in a name pattern; nothing else between braces is a field.
 _FIELD = re.compile(r"\{([^{}]*)\}")
 PATTERN_FIELDS = ("row", "block", "layer")
 
