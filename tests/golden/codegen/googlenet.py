@@ -75,6 +75,35 @@ class LayerNorm2d(nn.LayerNorm):
         return y.permute(0, 3, 1, 2)
 
 
+class Normalize(nn.Module):
+    """A fixed per-channel affine of the input: ``(x − mean) / std``, or with ``from_mean`` and
+    ``from_std`` (an input normalised with those) ``(x · from_std + from_mean − mean) / std``, computed
+    as ``x · scale + shift`` with ``scale`` and ``shift`` worked out in double precision, as
+    torchvision's ``transform_input`` computes them. Its tensors are buffers outside the
+    ``state_dict``, so a reference's weights load strictly."""
+
+    def __init__(self, mean: tuple[float, ...], std: tuple[float, ...], from_mean: tuple[float, ...] | None = None,
+                 from_std: tuple[float, ...] | None = None) -> None:  # fmt: skip
+        super().__init__()
+        self.mean, self.std, self.from_mean, self.from_std = mean, std, from_mean, from_std
+        # in double precision, then rounded once, as torchvision's Python floats are
+        wide = torch.float64
+        target_mean, target_std = torch.tensor(mean, dtype=wide), torch.tensor(std, dtype=wide)
+        source_mean = torch.tensor(from_mean if from_mean is not None else 0.0, dtype=wide)
+        source_std = torch.tensor(from_std if from_std is not None else 1.0, dtype=wide)
+        scale = (source_std / target_std).float()
+        shift = ((source_mean - target_mean) / target_std).float()
+        self.register_buffer("scale", scale.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("shift", shift.view(1, -1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.scale + self.shift
+
+    def extra_repr(self) -> str:
+        source = f", from_mean={self.from_mean}, from_std={self.from_std}" if self.from_mean is not None else ""
+        return f"mean={self.mean}, std={self.std}{source}"
+
+
 class Group(nn.Module):
     """A named scope of a spec whose layers its parent runs (a branch that is not a chain):
     it only holds submodules. ``group[1]`` reaches a child named by position."""
