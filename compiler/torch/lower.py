@@ -248,7 +248,9 @@ def _step(node: ir.Node, net: ir.Network, modules: dict[str, ModuleSpec]) -> Ste
         return Step(node.name, "slice", node.inputs, channels=(a.start, a.stop))
     step = _layer(node, net, modules)
     # a layer whose "module" is a parameter of its block (a layer scale's): generated code multiplies by it
-    return replace(step, kind="scale") if modules[node.name].cls == "Parameter" else step
+    # (a layer with `parts=` keeps its modules under the parts' names, not its own)
+    spec = modules.get(node.name)
+    return replace(step, kind="scale") if spec is not None and spec.cls == "Parameter" else step
 
 
 # --- scopes ------------------------------------------------------------------------------
