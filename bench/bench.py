@@ -1296,7 +1296,8 @@ class Bench:
     def measure_mixer(self, key: str, channels: int, size: int, batch: int, dtype_name: str) -> None:
         from timm.models.inception_next import InceptionDWConv2d
 
-        from incdsl.compiler.triton.token_mixer import BAND, INCEPTION_DW, SQUARE, branch_channels, pack
+        from incdsl.compiler.triton.ops import INCEPTION_DW
+        from incdsl.compiler.triton.token_mixer import BAND, SQUARE, branch_channels, pack
 
         if self.gpu and not self.dry:
             self._reset_compiled()  # a fresh module each stage: no recompile limit reached

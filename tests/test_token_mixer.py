@@ -14,7 +14,8 @@ import torch
 from timm.models.inception_next import InceptionDWConv2d
 from torch._subclasses.fake_tensor import FakeTensorMode
 
-from incdsl.compiler.triton.token_mixer import INCEPTION_DW, branch_channels, pack, reference
+from incdsl.compiler.triton.ops import INCEPTION_DW
+from incdsl.compiler.triton.token_mixer import branch_channels, pack, reference
 
 
 def _timm(channels: int, dtype: torch.dtype = torch.float32, **options: float) -> InceptionDWConv2d:
@@ -157,7 +158,7 @@ import torch
 from torch._dynamo.backends.common import aot_autograd
 from torch._library.triton import triton_ops_to_kernels
 from incdsl.compiler.triton.launch import compiling_for
-from incdsl.compiler.triton.token_mixer import INCEPTION_DW
+from incdsl.compiler.triton.ops import INCEPTION_DW
 assert "incdsl::inception_dw" in triton_ops_to_kernels
 class M(torch.nn.Module):
     def forward(self, x, w, b):
@@ -186,7 +187,7 @@ def compiled_rows(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
     env = {k: v for k, v in os.environ.items() if k != "TRITON_INTERPRET"}
     env["TRITON_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))  # compile for real
     done = subprocess.run(
-        [sys.executable, "-m", "incdsl.compiler.triton.token_mixer"], env=env, capture_output=True, text=True,
+        [sys.executable, "-m", "incdsl.compiler.triton.token_mixer_aot"], env=env, capture_output=True, text=True,
         timeout=900,
     )  # fmt: skip
     print(done.stdout)

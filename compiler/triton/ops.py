@@ -40,6 +40,7 @@ from typing import Any
 
 import torch
 
+from . import token_mixer
 from .conv import conv_launches
 from .epilogue import TABLE_WIDTH, Destinations, pixel_row_stride, pixel_rows
 from .gemm import gemm_launches, precision_of
@@ -202,3 +203,4 @@ GROUP_1X1 = _register("group_1x1", group_1x1, _group_fake)
 RESIDUAL_1X1 = _register("residual_1x1", residual_1x1, _residual_fake)
 POOL_1X1 = _register("pool_1x1", pool_1x1, _pool_fake)
 CONV = _register("conv", conv, _conv_fake)
+INCEPTION_DW = _register("inception_dw", token_mixer.inception_dw, token_mixer.inception_dw_fake)

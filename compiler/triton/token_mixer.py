@@ -20,7 +20,7 @@ output and the weights may be fp16, bf16 or fp32. The operator is for
 inference: it has no backward.
 
 Compiled ahead of time for InceptionNeXt-T's stages in fp16 (``python -m
-incdsl.compiler.triton.token_mixer``, Triton's ptxas, no GPU; batch 1 and 32
+incdsl.compiler.triton.token_mixer_aot``, Triton's ptxas, no GPU; batch 1 and 32
 give the same figures), none spills::
 
     target   C  H=W  gc  BLOCK_P×BLOCK_C  regs  shared  global loads/stores
@@ -37,8 +37,6 @@ boundaries, so 64 bits is as wide as a load or store of them can be.
 
 from __future__ import annotations
 
-import json
-import re
 from dataclasses import dataclass
 
 import torch
@@ -48,7 +46,6 @@ import triton.language as tl
 from incdsl import ir
 
 from .launch import Launch
-from .ops import _register
 
 #: InceptionNeXt's kernel sizes (timm's defaults).
 SQUARE, BAND = 3, 11
@@ -175,7 +172,7 @@ def inception_dw(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, squa
     return out
 
 
-def _inception_dw_fake(x, weight, bias, square, band):  # noqa: ANN001, ANN202
+def inception_dw_fake(x, weight, bias, square, band):  # noqa: ANN001, ANN202
     return _channels_last_out(x)
 
 
@@ -191,8 +188,6 @@ def reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, square:
     ]  # fmt: skip
     return torch.cat((identity, *convs), dim=1)
 
-
-INCEPTION_DW = _register("inception_dw", inception_dw, _inception_dw_fake)
 
 
 @dataclass(frozen=True)
@@ -244,61 +239,5 @@ def find_mixer(first: ir.Node, nodes: dict[str, ir.Node], consumers: dict[str, l
     return Mixer(x, tuple(p.name for p in parts), tuple(c.name for c in convs), concat.name, square, band)  # type: ignore[arg-type]
 
 
-# --- ahead of time: `python -m incdsl.compiler.triton.token_mixer` ---------------------------
-
 #: InceptionNeXt-T's stages: (channels, height = width) at a 224² input.
 STAGES = ((96, 56), (192, 28), (384, 14), (768, 7))
-
-
-def _widths(sass: str, op: str) -> list[int]:
-    """The bit widths of the global ``op`` (LDG, STG) instructions in ``sass``, each once, sorted:
-    an instruction without a width suffix moves 32 bits (U16/S16: 16)."""
-    found = set()
-    for suffixes in re.findall(rf"\b{op}\.E((?:\.\w+)*)", sass):
-        sizes = [s for s in suffixes.split(".") if s in ("U8", "S8", "U16", "S16", "64", "128")]
-        found.add(int(sizes[0].lstrip("US")) if sizes else 32)
-    return sorted(found)
-
-
-def compile_rows(arch: int, batches: tuple[int, ...] = (1, 32), dtype: torch.dtype = torch.float16) -> list[dict]:
-    """Compile the kernel for ``sm_<arch>`` at every stage and batch (nothing runs; needs
-    ``TRITON_INTERPRET`` unset) and read each binary: registers, spills, shared memory and the
-    widths of its global loads and stores."""
-    from .binaries import dump, inspect
-    from .launch import compiling_for
-
-    rows = []
-    for channels, size in STAGES:
-        gc = branch_channels(channels)
-        for batch in batches:
-            x = torch.empty(batch, channels, size, size, device="meta", dtype=dtype, memory_format=torch.channels_last)
-            weight = torch.empty(SQUARE**2 + 2 * BAND, gc, device="meta", dtype=dtype)
-            bias = torch.empty(3, gc, device="meta", dtype=dtype)
-            launch = inception_dw_launch(x, weight, bias, torch.empty_like(x), SQUARE, BAND)
-            with compiling_for(arch):
-                compiled = launch.compile()
-            cubin = compiled.asm["cubin"]
-            machine = inspect(cubin)
-            (sass,) = dump(cubin, "-sass")
-            rows.append({
-                "target": f"sm_{arch}", "channels": channels, "size": size, "batch": batch, "gc": gc,
-                "block": f"{launch.args['BLOCK_P']}×{launch.args['BLOCK_C']}", "registers": machine.registers,
-                "stack": machine.stack, "shared": compiled.metadata.shared,
-                "loads": _widths(sass, "LDG"), "stores": _widths(sass, "STG"),
-            })  # fmt: skip
-    return rows
-
-
-def main() -> None:
-    print(f"{'target':6} {'C':>4} {'H=W':>3} {'N':>2} {'gc':>3} {'block':>6} {'regs':>4} {'stack':>5} {'shared':>6}  loads/stores (bits)")
-    rows = [row for arch in (90, 80) for row in compile_rows(arch)]
-    for r in rows:
-        print(
-            f"{r['target']:6} {r['channels']:>4} {r['size']:>3} {r['batch']:>2} {r['gc']:>3} {r['block']:>6} "
-            f"{r['registers']:>4} {r['stack']:>5} {r['shared']:>6}  {r['loads']}/{r['stores']}"
-        )
-    print("JSON", json.dumps(rows))
-
-
-if __name__ == "__main__":
-    main()
