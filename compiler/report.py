@@ -124,16 +124,6 @@ def _launches(program: list[ir.Node], backend: str, kernels: tuple[str, ...]) ->
 
 def _mixer_convs(program: list[ir.Node]) -> set[str]:
     """The nodes of the token mixers the launch plan runs as one ``incdsl::inception_dw`` each."""
-    from .triton.token_mixer import find_mixer
+    from .triton.token_mixer import find_mixers
 
-    nodes = {n.name: n for n in program}
-    consumers: dict[str, list[str]] = {}
-    for n in program:
-        for i in n.inputs:
-            consumers.setdefault(i, []).append(n.name)
-    found: set[str] = set()
-    for node in program:
-        mixer = find_mixer(node, nodes, consumers)
-        if mixer is not None:
-            found.update((*mixer.parts, *mixer.convs, mixer.concat))
-    return found
+    return {name for m in find_mixers(program).values() for name in (*m.parts, *m.convs, m.concat)}

@@ -232,12 +232,13 @@ def test_implicit_gemm_conv(cin, kernel, stride, padding):
 @pytest.mark.parametrize("spec", incdsl.bundled_specs())
 def test_arena_buffers_that_live_together_never_share_memory(spec):
     from incdsl.compiler.pipeline import TRITON_KERNELS, inference_passes, run_passes
-    from incdsl.compiler.program import eval_program
+    from incdsl.compiler.program import compile_steps, eval_program, kernel_conv, values_of
     from incdsl.compiler.triton.plan import arena_layout
 
     passed = run_passes(incdsl.load(spec), inference_passes("triton", TRITON_KERNELS))
     program = eval_program(passed)
-    layout = arena_layout(program, {n.name: n for n in passed.nodes}, 2, 2, triton_convs=True)
+    kernel_convs = {n.name for n in program if kernel_conv(n, True)}
+    layout = arena_layout(compile_steps(program, passed.outputs()), values_of(passed), 2, 2, kernel_convs)
     buffers = sorted(layout.offsets)
     assert buffers, "the plan places nothing"
     for i, a in enumerate(buffers):

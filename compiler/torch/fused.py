@@ -14,10 +14,10 @@ backend leaves that per-call scan out of its steady state.
 Eval is for inference: it runs under prepared (detached) weights, so no
 gradient reaches the parameters from it.
 
-Eval runs a list of :class:`EvalStep` s made once from the passed IR: plain values
-(slot numbers, strides, module paths), no IR objects and no lookups by name, so
-that ``torch.compile`` traces a whole forward as one graph, with no graph break
-and no recompilation from one call to the next. Under ``torch.compile`` the
+Eval runs the eval program's steps (:class:`~..program.EvalStep`, made once from the
+passed IR: plain values, no IR objects and no lookups by name), so that
+``torch.compile`` traces a whole forward as one graph, with no graph break and no
+recompilation from one call to the next. Under ``torch.compile`` the
 weights are folded inside the graph, from the parameters as they are: with
 Inductor's freezing (``torch._inductor.config.freezing = True``) that folding
 is done once, when compiling.
@@ -30,9 +30,7 @@ weights through its own launch plan.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -41,10 +39,10 @@ from torch import nn
 from incdsl import ir
 from incdsl.activations import Activation
 
-from ..program import eval_program, last_uses
+from ..program import EvalStep, compile_steps, eval_program
 from . import runtime
-from .lower import IncNetwork, activate, layer_modules, run_layer
-from .weights import Member, member_weights, members_of, stacked_weights
+from .lower import IncNetwork, activate, run_layer
+from .weights import member_weights, stacked_weights
 
 
 def pool(x: torch.Tensor, attrs: ir.PoolAttrs) -> torch.Tensor:
@@ -53,87 +51,6 @@ def pool(x: torch.Tensor, attrs: ir.PoolAttrs) -> torch.Tensor:
     return F.avg_pool2d(
         x, attrs.kernel, attrs.stride, attrs.padding, ceil_mode=attrs.ceil, count_include_pad=attrs.count_include_pad
     )
-
-
-@dataclass(frozen=True)
-class EvalStep:
-    """One value of the eval program in plain values: what ``kind`` of node computes it, from
-    which slots (``inputs``) into which (``out``), the slots read for the last time here
-    (``free``), and the node's settings."""
-
-    kind: Literal["input", "conv", "group", "slice", "concat", "add", "layer"]
-    name: str  # the node's name, under which its weights are prepared
-    inputs: tuple[int, ...]
-    out: int
-    free: tuple[int, ...] = ()
-    stride: tuple[int, int] = (1, 1)
-    padding: tuple[int, int] = (0, 0)
-    groups: int = 1
-    #: conv, add and layer: the activation after it; group: its members' when they agree (with a
-    #: residual: the add's), "mixed" when ReLU and linear members mix (per column: max(y, floor))
-    act: Activation | Literal["mixed"] | None = None
-    #: group: the pool applied to its operand first
-    pool: ir.PoolAttrs | None = None
-    #: add, and a group with a residual: act(inputs[1] + scale · y)
-    scale: float = 1.0
-    residual: bool = False
-    start: int = 0
-    stop: int = 0
-    #: layer: the modules it runs, in order, with flatten before them
-    modules: tuple[str, ...] = ()
-    flatten: bool = False
-    #: conv and group: where its (members') weights are
-    members: tuple[Member, ...] = ()
-
-
-def _group_act(a: ir.Conv1x1GroupAttrs) -> Activation | Literal["mixed"] | None:
-    """A group's activation: the residual add's, or its members' when they agree, else "mixed"
-    (ReLU and linear: the fusion pass groups no others)."""
-    if a.residual is not None:
-        return a.residual.act
-    acts = {m.conv.act for m in a.members}
-    return "mixed" if len(acts) > 1 else acts.pop()
-
-
-def _conv(node: ir.Node, a: ir.ConvAttrs, base: dict[str, Any]) -> EvalStep:
-    return EvalStep("conv", stride=a.stride, padding=a.padding, groups=a.groups, act=a.act, members=members_of(node),
-                    **base)  # fmt: skip
-
-
-def _group(node: ir.Node, a: ir.Conv1x1GroupAttrs, base: dict[str, Any]) -> EvalStep:
-    return EvalStep("group", act=_group_act(a), pool=a.pool, residual=a.residual is not None,
-                    scale=a.residual.scale if a.residual else 1.0, members=members_of(node), **base)  # fmt: skip
-
-
-#: The operations this backend computes itself, each as its step; every other runs as a layer
-#: (its modules, :func:`~.lower.run_layer`).
-_SPECIALISED: dict[str, Callable[[ir.Node, Any, dict[str, Any]], EvalStep]] = {
-    "input": lambda node, a, base: EvalStep("input", **base),
-    "conv": _conv,
-    "conv1x1_group": _group,
-    "slice": lambda node, a, base: EvalStep("slice", start=a.start, stop=a.stop, **base),
-    "concat": lambda node, a, base: EvalStep("concat", **base),
-    "add": lambda node, a, base: EvalStep("add", scale=a.scale, act=a.act, **base),
-}
-
-
-def _layer(node: ir.Node, a: Any, base: dict[str, Any]) -> EvalStep:
-    modules, flatten, act = layer_modules(node)
-    return EvalStep("layer", modules=modules, flatten=flatten, act=act, **base)
-
-
-def compile_steps(program: list[ir.Node], outputs: list[str]) -> list[EvalStep]:
-    """The eval program as :class:`EvalStep` s: values in numbered slots, each freed after its last read
-    (the outputs are kept)."""
-    slot = {node.name: i for i, node in enumerate(program)}
-    last = last_uses(program)
-    steps = []
-    for i, node in enumerate(program):
-        reads = tuple(slot[name] for name in node.inputs)
-        free = tuple(sorted({slot[n] for n in node.inputs if last.get(n) == i and n not in outputs}))
-        base: dict[str, Any] = {"name": node.name, "inputs": reads, "out": i, "free": free}
-        steps.append(_SPECIALISED.get(node.op, _layer)(node, node.attrs, base))
-    return steps
 
 
 class InferenceEval(nn.Module):

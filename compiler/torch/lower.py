@@ -32,7 +32,7 @@ from incdsl import ir, operations
 from incdsl.activations import Activation
 from incdsl.operations import operation
 
-from ..program import last_uses
+from ..program import last_uses, layer_modules
 from . import runtime
 
 
@@ -187,18 +187,6 @@ def activate(act: Activation | None, y: torch.Tensor) -> torch.Tensor:
     return y if act is None else runtime.ACTIVATIONS[act](y)
 
 
-def layer_modules(node: ir.Node) -> tuple[tuple[str, ...], bool, Activation | None]:
-    """How a layer runs: the module paths it calls in order, whether it flattens its input first,
-    and the activation (a function, not a module) that follows them. A layer whose parts are
-    children of its module is that one module."""
-    paths = ir.part_paths(node)
-    flatten = operation(node.op).flatten
-    act = getattr(node.attrs, "act", None) if "act" not in paths else None
-    if ir.wrapped(node):
-        return (node.name,), flatten, None
-    return tuple(paths.values()), flatten, act
-
-
 def run_layer(owner: nn.Module, modules: tuple[str, ...], flatten: bool, act: Activation | None,
               x: torch.Tensor) -> torch.Tensor:  # fmt: skip
     """Run a layer: ``x`` (flattened first with ``flatten``) through the submodules of ``owner`` at
@@ -211,11 +199,6 @@ def run_layer(owner: nn.Module, modules: tuple[str, ...], flatten: bool, act: Ac
         target = getattr(owner.get_submodule(parent) if parent else owner, leaf)
         y = runtime.layer_scale(y, target) if isinstance(target, nn.Parameter) else target(y)
     return activate(act, y)  # not in place: a hook on the module keeps the value it saw
-
-
-def call_layer(model: nn.Module, node: ir.Node, x: torch.Tensor) -> torch.Tensor:
-    """Run a layer's modules (at absolute paths under ``model``) on ``x``, as the lowering does."""
-    return run_layer(model, *layer_modules(node), x)
 
 
 def _layer(node: ir.Node, net: ir.Network, modules: dict[str, ModuleSpec]) -> Step:

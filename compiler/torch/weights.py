@@ -3,51 +3,21 @@ parameters: batch norm folded in, the members of a fused group concatenated.
 
 The parameters stay where the torch lowering puts them (at the spec's names),
 so a fused or Triton-compiled network loads the reference ``state_dict`` as is.
-A node's weights are described once, as plain values (:class:`Member`), and
+A node's weights are described once, as plain values (:class:`~..program.Member`), and
 computed by plain tensor arithmetic, so ``torch.compile`` traces them too.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from incdsl import activations, ir
+from incdsl import activations
 from incdsl.activations import Activation
 
-
-@dataclass(frozen=True)
-class Member:
-    """Where one conv's weights are: its conv module's path, its batch norm's (empty when there
-    is none to fold) with that norm's ``eps``, and the activation of its output columns."""
-
-    conv: str
-    bn: str
-    eps: float
-    act: Activation | None
-
-
-def _member(name: str, conv: ir.ConvAttrs, act: Activation | None) -> Member:
-    # Where the parts are follows the spec's naming rule (`parts=`); a folded batch norm is still where the spec puts it.
-    eps = conv.folded_bn_eps
-    if conv.folded_bn is not None:  # a `bn` layer of its own, not a part of the conv
-        return Member(ir.part_paths(ir.Node(name=name, attrs=conv))["main"], conv.folded_bn, eps or 0.0, act)
-    bn_eps = conv.bn_eps if conv.bn_eps is not None else eps
-    paths = ir.part_paths(ir.Node(name=name, attrs=conv.model_copy(update={"bn_eps": bn_eps})))
-    return Member(paths["main"], paths["bn"] if eps is not None else "", eps or 0.0, act)
-
-
-def members_of(node: ir.Node) -> tuple[Member, ...]:
-    """The convs whose weights make a conv's or a fused group's (with a residual add, the add's
-    activation applies to every column)."""
-    a = node.attrs
-    if isinstance(a, ir.Conv1x1GroupAttrs):
-        return tuple(_member(m.name, m.conv, a.residual.act if a.residual else m.conv.act) for m in a.members)
-    assert isinstance(a, ir.ConvAttrs)
-    return (_member(node.name, a, a.act),)
+from ..program import Member
 
 
 def member_weights(model: nn.Module, member: Member) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,5 +1,5 @@
 """The Triton backend's traceable eval forward: the fused torch path's step
-program (:class:`~..torch.fused.EvalStep`, run by :class:`~..torch.fused.InferenceEval`)
+program (:class:`~..program.EvalStep`, run by :class:`~..torch.fused.InferenceEval`)
 with each operation whose form is ``"kernel"`` (:mod:`.choice`) replaced by
 its ``incdsl::`` operator (:mod:`.ops`). ``torch.compile`` traces it as one
 graph and ``torch.export`` exports it; eagerly it runs op by op.
@@ -17,8 +17,7 @@ import torch
 
 from incdsl import ir
 
-from ..program import kernel_conv
-from ..torch.fused import EvalStep
+from ..program import EvalStep, kernel_conv
 from . import ops
 from .plan import Weights, pool_code
 

@@ -45,6 +45,7 @@ from incdsl import ir
 from incdsl.progress import progress
 
 from ..options import DEFAULT_TRITON_KERNELS
+from ..program import values_of
 from ..torch.fused import InferenceEval
 from ..torch.lower import IncNetwork
 from ..torch.weights import activation_floor, member_weights, stacked_weights
@@ -52,6 +53,7 @@ from .choice import FORMS, Form, Timing, choose_forms
 from .epilogue import epilogue_code
 from .graph import kernel_calls, run_kernel
 from .plan import Weights
+from .token_mixer import find_mixers
 
 
 def no_gpu_message(x: torch.Tensor) -> str:
@@ -118,6 +120,10 @@ class TritonEval(InferenceEval):
         #: eager eval runs the launch plan (True) or the graph forward (False: op by op, weights prepared per call)
         self.launch_plan = True
         self._kernel_calls = kernel_calls(self._program, "conv" in self._kernels)
+        #: what the launch plan needs beyond the steps: where values are, the k×k convs and token mixers it launches
+        self._values = values_of(passed)
+        self._kernel_convs = frozenset(name for name, call in self._kernel_calls.items() if call.kernel is not None)
+        self._mixers = find_mixers(self._program)
         self._forms: dict[str, Form] = {}  # set_forms: at every shape not measured since
         self._measured: dict[tuple[Any, ...], dict[str, Form]] = {}  # measure_forms: per input shape
         self._timing_steps: dict[str, tuple[Any, list[torch.Tensor]]] | None = None
@@ -290,8 +296,8 @@ class TritonEval(InferenceEval):
         from .plan import build_plan
 
         return build_plan(
-            self, self._program, self._nodes, self._prepared, x, choose,
-            triton_convs="conv" in self._kernels, tma=target.has_tma, outputs=tuple(self._outputs),
+            self, self._eval_steps, self._values, self._prepared, x, choose, mixers=self._mixers,
+            kernel_convs=self._kernel_convs, tma=target.has_tma, outputs=tuple(self._outputs),
         )  # fmt: skip
 
     # --- weights ----------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The eval forward of a Triton-compiled network, prepared once per input
 shape, dtype and device: a flat list of steps over numbered value slots.
 
-Building a plan runs the forward once, step by step, and keeps each step:
+Building a plan runs the eval program (:class:`~..program.EvalStep`, the steps the
+fused torch path and the traceable forward run) once, step by step, and keeps each
+step as a closure:
 
 - every value a Triton kernel writes (a fused group's members, a pool
   projection, a residual block's output, a k×k conv with the ``conv`` kernel)
@@ -20,7 +22,7 @@ building a plan compiles its launches and runs nothing (the AOT check).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -30,15 +32,16 @@ import torch.nn.functional as F
 from incdsl import ir
 from incdsl.activations import Activation
 
-from ..program import kernel_conv, last_uses
+from ..program import EvalStep, Value
 from ..torch import runtime
-from ..torch.lower import activate, call_layer
+from ..torch.lower import activate, run_layer
 from .conv import POOL_AVG, POOL_AVG_WITH_PAD, POOL_MAX, POOL_NONE, conv_launches
 from .epilogue import Destinations, destinations, pixel_rows
 from .gemm import _descriptor, gemm_launches, tma_applies
 from .launch import Config, Launch
 from .operands import precision_of
 from .splitk import workspace_floats
+from .token_mixer import Mixer, inception_dw_launch, pack
 from .tuning import Shape
 
 Step = Callable[[list[Any]], None]
@@ -113,14 +116,11 @@ def pool_code(pool: ir.PoolAttrs | None) -> tuple[int, int]:
 # --- where values live -----------------------------------------------------------------
 
 
-def _kernel_written(node: ir.Node, triton_convs: bool) -> list[str]:
-    """The values a Triton kernel writes when it computes ``node``."""
-    a = node.attrs
-    if isinstance(a, ir.Conv1x1GroupAttrs):
-        return [node.name] if a.residual is not None else [m.name for m in a.members]
-    if kernel_conv(node, triton_convs):
-        return [node.name]
-    return []
+def _kernel_written(step: EvalStep, kernel_convs: Set[str]) -> tuple[str, ...]:
+    """The values a Triton kernel writes when it computes ``step``."""
+    if step.kind == "group":
+        return step.writes
+    return (step.name,) if step.name in kernel_convs else ()
 
 
 @dataclass(frozen=True)
@@ -135,34 +135,35 @@ class ArenaLayout:
 
 
 def arena_layout(
-    program: list[ir.Node], nodes: dict[str, ir.Node], batch: int, itemsize: int, triton_convs: bool,
+    steps: list[EvalStep], values: dict[str, Value], batch: int, itemsize: int, kernel_convs: Set[str],
     outputs: tuple[str, ...] = (),
 ) -> ArenaLayout:
-    """The arena for ``program`` at ``batch``: the input, every concat and every value a kernel
-    writes that is not stored in a concat each get a buffer; buffers alive at no common
-    step share memory (greedy, largest first, each at the lowest offset that is free)."""
+    """The arena for the eval program ``steps`` at ``batch`` (``kernel_convs``: the convs the
+    k×k kernel computes): the input, every concat and every value a kernel writes that is not
+    stored in a concat each get a buffer; buffers alive at no common step share memory (greedy,
+    largest first, each at the lowest offset that is free)."""
     born: dict[str, int] = {}
-    for i, node in enumerate(program):
-        for name in _kernel_written(node, triton_convs) or [node.name]:
+    for i, step in enumerate(steps):
+        for name in _kernel_written(step, kernel_convs) or (step.name,):
             born.setdefault(name, i)
-    last = last_uses(program)
+    last = {steps[j].name: i for i, step in enumerate(steps) for j in step.inputs}
 
     def root(name: str) -> str:
-        while nodes[name].storage is not None:
-            name = nodes[name].storage[0]  # type: ignore[index]
+        while values[name].storage is not None:
+            name = values[name].storage[0]  # type: ignore[index]
         return name
 
-    placed = {program[0].name} | {n.name for n in program if n.op == "concat" or n.storage is not None}
-    placed |= {name for n in program for name in _kernel_written(n, triton_convs)}
+    placed = {steps[0].name} | {s.name for s in steps if s.kind == "concat" or values[s.name].storage is not None}
+    placed |= {name for s in steps for name in _kernel_written(s, kernel_convs)}
     spans: dict[str, tuple[int, int]] = {}
     for name in placed:
         r = root(name)
-        start, stop = born[name], max(last.get(name, len(program)), born[name])
-        if name in (outputs or (program[-1].name,)):
-            stop = len(program)
+        start, stop = born[name], max(last.get(name, len(steps)), born[name])
+        if name in (outputs or (steps[-1].name,)):
+            stop = len(steps)
         old = spans.get(r, (start, stop))
         spans[r] = (min(old[0], start), max(old[1], stop))
-    sizes = {r: batch * _numel(nodes[r].shape) for r in spans}
+    sizes = {r: batch * _numel(values[r].shape) for r in spans}
     align = _ALIGN_BYTES // itemsize
     offsets: dict[str, int] = {}
     for r in sorted(spans, key=lambda r: (-sizes[r], r)):
@@ -177,8 +178,7 @@ def arena_layout(
     return ArenaLayout(offsets, sizes, spans, total)
 
 
-def _numel(shape: ir.Shape | None) -> int:
-    assert shape is not None
+def _numel(shape: tuple[int, ...]) -> int:
     c, h, w = shape
     return c * h * w
 
@@ -194,50 +194,50 @@ class _Builder:
     def __init__(
         self,
         model: torch.nn.Module,
-        program: list[ir.Node],
-        nodes: dict[str, ir.Node],
+        steps: list[EvalStep],
+        values: dict[str, Value],
         weights: dict[str, Weights],
+        mixers: dict[str, Mixer],
         x: torch.Tensor,
         choose: Chooser,
-        triton_convs: bool,
+        kernel_convs: Set[str],
         tma: bool,
         outputs: tuple[str, ...] = (),
     ) -> None:
         self.model = model
-        self.program = program
-        self.nodes = nodes
+        self.program = steps
+        self.where = values
         self.weights = weights
+        self.mixers = mixers
         self.choose = choose
-        self.triton_convs = triton_convs
+        self.kernel_convs = kernel_convs
         self.tma = tma
         self.batch = x.shape[0]
         self.device = x.device
         self.run_now = not x.is_meta  # on the meta device, launches are compiled, never run
-        self.outputs = outputs or (program[-1].name,)
-        layout = arena_layout(program, nodes, self.batch, x.element_size(), triton_convs, self.outputs)
+        self.outputs = outputs or (steps[-1].name,)
+        layout = arena_layout(steps, values, self.batch, x.element_size(), kernel_convs, self.outputs)
         self.arena = torch.empty(layout.total, dtype=x.dtype, device=x.device)
         self.offsets = layout.offsets
-        self.slot = {n.name: i for i, n in enumerate(program)}
+        self.slot = {s.name: s.out for s in steps}
+        self.name_of = [s.name for s in steps]
         self.static: dict[str, torch.Tensor] = {}  # values that live in the arena
-        self.values: list[Any] = [None] * len(program)
+        self.values: list[Any] = [None] * len(steps)
         self.steps: list[Step] = []
         self.launches: list[Launch] = []
         self.workspace: torch.Tensor | None = None
-        self.last = last_uses(program)
-        self.consumers: dict[str, list[str]] | None = None  # made when a split asks for it
 
     # -- places
 
     def place(self, name: str) -> torch.Tensor:
         """The arena view that holds value ``name`` (N, C, H, W, channels-last or a channel slice)."""
         if name not in self.static:
-            node = self.nodes[name]
-            if node.storage is not None:
-                concat, offset = node.storage
-                c = node.shape[0]  # type: ignore[index]
-                self.static[name] = self.place(concat)[:, offset : offset + c]
+            value = self.where[name]
+            if value.storage is not None:
+                concat, offset = value.storage
+                self.static[name] = self.place(concat)[:, offset : offset + value.shape[0]]
             else:
-                c, h, w = node.shape  # type: ignore[misc]
+                c, h, w = value.shape
                 start = self.offsets[name]
                 flat = self.arena[start : start + self.batch * c * h * w]
                 self.static[name] = flat.view(self.batch, h, w, c).permute(0, 3, 1, 2)
@@ -254,67 +254,58 @@ class _Builder:
         step(self.values)
 
     def build(self, x: torch.Tensor) -> Plan:
-        input_name = self.program[0].name
-        input_place = self.place(input_name)
+        first = self.program[0]
+        input_place = self.place(first.name)
         input_place.copy_(x)
-        self.values[self.slot[input_name]] = input_place
-        for i, node in enumerate(self.program[1:], start=1):
-            if self.values[i] is None:  # a group may have produced it already
-                self.compute(node)
-            self.free_after(i)
+        self.values[first.out] = input_place
+        for step in self.program[1:]:
+            if self.values[step.out] is None:  # a group may have produced it already
+                self.compute(step)
+            self.free_after(step)
         outs = tuple(self.slot[name] for name in self.outputs)
-        return Plan(self.steps, len(self.program), self.slot[input_name], outs, input_place,
+        return Plan(self.steps, len(self.program), first.out, outs, input_place,
                     tuple(self.values[s] for s in outs), self.launches, self.arena)  # fmt: skip
 
-    def free_after(self, i: int) -> None:
-        """Drop the values read for the last time at node ``i`` once the latest step has run,
-        so torch's allocator can reuse them (arena values are kept by the arena)."""
-        dead = [self.slot[name] for name in self.program[i].inputs if self.last.get(name) == i and name not in self.outputs]
+    def free_after(self, step: EvalStep) -> None:
+        """Drop the values ``step`` read for the last time once the latest step has run, so
+        torch's allocator can reuse them (arena values are kept by the arena)."""
+        dead = step.free
         if not dead or not self.steps:
             return
         for s in dead:
             self.values[s] = None
         latest = self.steps[-1]
 
-        def step(values: list[Any]) -> None:
+        def run(values: list[Any]) -> None:
             latest(values)
             for s in dead:
                 values[s] = None
 
-        self.steps[-1] = step
+        self.steps[-1] = run
 
-    def compute(self, node: ir.Node) -> None:
-        """A node's step: a Triton k×k conv where that kernel takes it, the plan's own step for
-        an operation it specialises, else the layer's modules (:func:`~..torch.lower.run_layer`)."""
-        if kernel_conv(node, self.triton_convs):
-            self.kxk_conv(node, node.attrs)  # type: ignore[arg-type]
-        elif node.op in _SPECIALISED:
-            _SPECIALISED[node.op](self, node, node.attrs)
+    def compute(self, step: EvalStep) -> None:
+        """A step's closure: a Triton k×k conv where that kernel takes it, the plan's own for a
+        kind it specialises, else the layer's modules (:func:`~..torch.lower.run_layer`)."""
+        if step.name in self.kernel_convs:
+            self.kxk_conv(step)
+        elif step.kind in _SPECIALISED:
+            _SPECIALISED[step.kind](self, step)
         else:
-            self.torch_op(node, lambda x: call_layer(self.model, node, x))
+            self.torch_op(step, lambda x: run_layer(self.model, step.modules, step.flatten, step.act, x))
 
-    def split_part(self, node: ir.Node, a: ir.SliceAttrs) -> None:
+    def split_part(self, step: EvalStep) -> None:
         """A part of a split: the first part of InceptionNeXt's token mixer launches
         ``incdsl::inception_dw`` for the whole mixer; any other part is a view of its input."""
-        from .token_mixer import find_mixer
-
-        if self.consumers is None:
-            self.consumers = {}
-            for n in self.program:
-                for i in n.inputs:
-                    self.consumers.setdefault(i, []).append(n.name)
-        mixer = find_mixer(node, self.nodes, self.consumers)
+        mixer = self.mixers.get(step.name)
         if mixer is None:
-            self.torch_op(node, lambda x: x[:, a.start : a.stop])
+            self.torch_op(step, lambda x: x[:, step.start : step.stop])
         else:
             self.token_mixer(mixer)
 
-    def token_mixer(self, mixer: Any) -> None:
+    def token_mixer(self, mixer: Mixer) -> None:
         """One launch reads the mixer's input and writes its concatenated output; the parts' and
         the convs' values are views of it. The convs' weights (BN folded) are packed at each call
         into buffers the launch holds, so refreshed weights reach it."""
-        from .token_mixer import inception_dw_launch, pack
-
         out = self.place(mixer.concat)
         weights = [self.weights[name] for name in mixer.convs]
         w_buf, b_buf = (t.clone() for t in pack(*(w.weight for w in weights), *(w.bias for w in weights)))
@@ -324,14 +315,14 @@ class _Builder:
         self.launches.append(launch)
         views, start = {self.slot[mixer.concat]: out}, 0
         for part, conv in zip(mixer.parts, (None, *mixer.convs), strict=True):
-            stop = start + self.nodes[part].shape[0]  # type: ignore[index]
+            stop = start + self.where[part].shape[0]
             views[self.slot[part]] = out[:, start:stop]
             if conv is not None:
                 views[self.slot[conv]] = out[:, start:stop]
             start = stop
         run_now = self.run_now
 
-        def step(values: list[Any]) -> None:
+        def run(values: list[Any]) -> None:
             packed = pack(*(w.weight for w in weights), *(w.bias for w in weights))
             w_buf.copy_(packed[0])
             b_buf.copy_(packed[1])
@@ -341,20 +332,20 @@ class _Builder:
             for s, view in views.items():
                 values[s] = view
 
-        self.add(step)
+        self.add(run)
 
-    def torch_conv(self, node: ir.Node, a: ir.ConvAttrs) -> None:
+    def torch_conv(self, step: EvalStep) -> None:
         """A conv no kernel takes (grouped, or without the ``conv`` kernel), with its prepared weights."""
-        w = self.weights[node.name]
+        w = self.weights[step.name]
 
         def conv(x: torch.Tensor) -> torch.Tensor:
-            y = F.conv2d(x, w.weight, w.bias, a.stride, a.padding, 1, a.groups)
-            return F.relu_(y) if a.act is Activation.RELU else activate(a.act, y)
+            y = F.conv2d(x, w.weight, w.bias, step.stride, step.padding, 1, step.groups)
+            return F.relu_(y) if step.act is Activation.RELU else activate(step.act, y)  # type: ignore[arg-type]
 
-        self.torch_op(node, conv)
+        self.torch_op(step, conv)
 
-    def torch_op(self, node: ir.Node, op: Callable[..., torch.Tensor]) -> None:
-        ins = [self.slot[name] for name in node.inputs]
+    def torch_op(self, step: EvalStep, op: Callable[..., torch.Tensor]) -> None:
+        ins = step.inputs
 
         def fn(*xs: torch.Tensor) -> torch.Tensor:
             y = op(*xs)
@@ -362,47 +353,48 @@ class _Builder:
             # most torch ops given channels-last inputs; not for LRN, nor on the meta device).
             return y.contiguous(memory_format=torch.channels_last) if y.dim() == 4 else y
 
-        out = self.slot[node.name]
-        if node.storage is None:
+        out = step.out
+        if self.where[step.name].storage is None:
 
-            def step(values: list[Any]) -> None:
+            def run(values: list[Any]) -> None:
                 values[out] = fn(*(values[i] for i in ins))
 
         else:  # torch allocates the result: copy it into its concat slice
-            place = self.place(node.name)
+            place = self.place(step.name)
 
-            def step(values: list[Any]) -> None:
+            def run(values: list[Any]) -> None:
                 place.copy_(fn(*(values[i] for i in ins)))
                 values[out] = place
 
-        self.add(step)
+        self.add(run)
 
-    def concat(self, node: ir.Node) -> None:
-        buffer = self.place(node.name)
+    def concat(self, step: EvalStep) -> None:
+        buffer = self.place(step.name)
         copies, offset = [], 0
-        for name in node.inputs:
-            width = self.nodes[name].shape[0]  # type: ignore[index]
-            if self.nodes[name].storage != (node.name, offset):
-                copies.append((self.slot[name], buffer[:, offset : offset + width]))
-            offset += width
-        out = self.slot[node.name]
+        for i in step.inputs:
+            value = self.where[self.name_of[i]]
+            if value.storage != (step.name, offset):
+                copies.append((i, buffer[:, offset : offset + value.shape[0]]))
+            offset += value.shape[0]
+        out = step.out
 
-        def step(values: list[Any]) -> None:
+        def run(values: list[Any]) -> None:
             for i, view in copies:
                 view.copy_(values[i])
             values[out] = buffer
 
-        self.add(step)
+        self.add(run)
 
     # -- Triton launches
 
-    def launch_step(self, outs: list[str], launches: list[Launch], rebind: Callable[[list[Any]], dict[str, Any]] | None) -> None:
+    def launch_step(self, outs: tuple[str, ...], launches: list[Launch],
+                    rebind: Callable[[list[Any]], dict[str, Any]] | None) -> None:  # fmt: skip
         """Keep the launches as one step that also publishes the values they write."""
         self.launches.extend(launches)
         slots = [(self.slot[name], self.place(name)) for name in outs if name in self.slot]
         run_now = self.run_now
 
-        def step(values: list[Any]) -> None:
+        def run(values: list[Any]) -> None:
             if rebind is not None:
                 args = rebind(values)
                 for launch in launches:
@@ -413,39 +405,38 @@ class _Builder:
             for s, place in slots:
                 values[s] = place
 
-        self.add(step)
+        self.add(run)
 
     def operand(self, name: str) -> torch.Tensor:
         x = self.values[self.slot[name]]
         assert x is not None
         return x
 
-    def group(self, node: ir.Node, a: ir.Conv1x1GroupAttrs) -> None:
-        w = self.weights[node.name]
-        x_name = node.inputs[0]
+    def group(self, step: EvalStep) -> None:
+        w = self.weights[step.name]
+        x_name = self.name_of[step.inputs[0]]
         precision = precision_of(self.operand(x_name).dtype)
-        outs = _kernel_written(node, False)
-        dest = destinations([self.place(name) for name in outs])
-        _, h, wd = node.shape  # type: ignore[misc]
+        dest = destinations([self.place(name) for name in step.writes])
+        _, h, wd = self.where[step.name].shape
         m, n, k = self.batch * h * wd, w.weight.shape[1], w.weight.shape[0]
-        if a.pool is not None:
-            pool = pool_code(a.pool)
+        if step.pool is not None:
+            pool = pool_code(step.pool)
 
             def make(config: Config) -> list[Launch]:
                 workspace = self.split_workspace(workspace_floats(m, n, config))
                 return conv_launches(self.operand(x_name), w.weight, w.bias, w.floor, dest, (h, wd), config,  # type: ignore[arg-type]
                                      pool=pool, workspace=workspace, act=w.act)  # fmt: skip
 
-            launches = self.choose(Shape("pool", m, n, k, pool[1] ** 2, precision), make, node.name)
-            self.launch_step(outs, launches, self.rebinder(launches, x_name))
+            launches = self.choose(Shape("pool", m, n, k, pool[1] ** 2, precision), make, step.name)
+            self.launch_step(step.writes, launches, self.rebinder(launches, x_name))
             return
-        residual_name = node.inputs[1] if a.residual is not None else None
+        residual = (self.name_of[step.inputs[1]], step.scale) if step.residual else None
 
         def make_gemm(config: Config) -> list[Launch]:
-            return self.gemm_launches(x_name, residual_name, a, w, dest, config)
+            return self.gemm_launches(x_name, residual, w, dest, config)
 
-        launches = self.choose(Shape("gemm", m, n, k, 1, precision), make_gemm, node.name)
-        self.launch_step(outs, launches, self.rebinder(launches, x_name, residual_name))
+        launches = self.choose(Shape("gemm", m, n, k, 1, precision), make_gemm, step.name)
+        self.launch_step(step.writes, launches, self.rebinder(launches, x_name, residual[0] if residual else None))
 
     def rebinder(self, launches: list[Launch], x_name: str, residual_name: str | None = None):
         """Per call, the arguments made from values torch allocated on that call (None if there are none)."""
@@ -467,36 +458,35 @@ class _Builder:
 
         return rebind
 
-    def gemm_launches(self, x_name: str, residual_name: str | None, a: ir.Conv1x1GroupAttrs, w: Weights,
-                      dest: Destinations, config: Config) -> list[Launch]:  # fmt: skip
+    def gemm_launches(self, x_name: str, residual: tuple[str, float] | None, w: Weights, dest: Destinations,
+                      config: Config) -> list[Launch]:  # fmt: skip
+        """A 1×1 group's launches on ``x_name``'s pixels (with ``residual``: the value added, and its scale)."""
         rows = pixel_rows(self.operand(x_name))
-        residual = None
-        if residual_name is not None:
-            residual = (pixel_rows(self.operand(residual_name)), a.residual.scale)  # type: ignore[union-attr]
+        added = None if residual is None else (pixel_rows(self.operand(residual[0])), residual[1])
         workspace = self.split_workspace(workspace_floats(rows.shape[0], w.weight.shape[1], config))
         # FMA dots (IEEE fp32) read their operands into registers: the copy engine buys nothing there.
         tma = self.tma and precision_of(rows.dtype) != "ieee" and tma_applies(rows, w.weight)
         return gemm_launches(
             rows, w.weight, w.bias, w.floor, dest, config,  # type: ignore[arg-type]
-            residual=residual, tma=tma, workspace=workspace, act=w.act,
+            residual=added, tma=tma, workspace=workspace, act=w.act,
         )  # fmt: skip
 
-    def kxk_conv(self, node: ir.Node, a: ir.ConvAttrs) -> None:
-        w = self.weights[node.name]
-        x_name = node.inputs[0]
+    def kxk_conv(self, step: EvalStep) -> None:
+        w = self.weights[step.name]
+        x_name = self.name_of[step.inputs[0]]
         x = self.operand(x_name)
-        dest = destinations([self.place(node.name)])
+        dest = destinations([self.place(step.name)])
         n = w.weight.shape[1]
-        _, h, wd = node.shape  # type: ignore[misc]
-        taps = a.kernel[0] * a.kernel[1]
+        _, h, wd = self.where[step.name].shape
+        taps = step.kernel[0] * step.kernel[1]
         shape = Shape("conv", self.batch * h * wd, n, w.weight.shape[0], taps, precision_of(x.dtype))
 
         def make(config: Config) -> list[Launch]:
             return conv_launches(self.operand(x_name), w.weight, w.bias, w.floor, dest, (h, wd), config,  # type: ignore[arg-type]
-                                 a.kernel, a.stride, a.padding, act=w.act)  # fmt: skip
+                                 step.kernel, step.stride, step.padding, act=w.act)  # fmt: skip
 
-        launches = self.choose(shape, make, node.name)
-        self.launch_step([node.name], launches, self.rebinder(launches, x_name))
+        launches = self.choose(shape, make, step.name)
+        self.launch_step((step.name,), launches, self.rebinder(launches, x_name))
 
     def split_workspace(self, floats: int) -> torch.Tensor | None:
         """One fp32 workspace for every split-K launch (they run one after another); None
@@ -508,31 +498,33 @@ class _Builder:
         return self.workspace
 
 
-#: The operations the plan computes itself, each as its step (``(builder, node, attrs)``); every
-#: other runs as a layer.
-_SPECIALISED: dict[str, Callable[[_Builder, ir.Node, Any], None]] = {
-    "conv1x1_group": _Builder.group,
+#: The step kinds the plan computes itself (``(builder, step)``); every other runs as a layer.
+_SPECIALISED: dict[str, Callable[[_Builder, EvalStep], None]] = {
+    "group": _Builder.group,
     "conv": _Builder.torch_conv,
-    "concat": lambda b, node, a: b.concat(node),
+    "concat": _Builder.concat,
     "slice": _Builder.split_part,
-    "add": lambda b, node, a: b.torch_op(node, lambda x, r: runtime.residual(x, r, a.scale, a.act is not None)),
-    "dropout": lambda b, node, a: b.torch_op(node, lambda x: x),  # eval: nothing to drop
+    "add": lambda b, step: b.torch_op(step, lambda x, r: runtime.residual(x, r, step.scale, step.act is not None)),
 }
 
 
 def build_plan(
     model: torch.nn.Module,
-    program: list[ir.Node],
-    nodes: dict[str, ir.Node],
+    steps: list[EvalStep],
+    values: dict[str, Value],
     weights: dict[str, Weights],
     x: torch.Tensor,
     choose: Chooser,
     *,
-    triton_convs: bool = False,
+    mixers: dict[str, Mixer] | None = None,
+    kernel_convs: Set[str] = frozenset(),
     tma: bool = False,
     outputs: tuple[str, ...] = (),
 ) -> Plan:
-    """Build (and, off the meta device, run once) the plan for input ``x``; ``program`` is the
-    passed network's eval program, ``weights`` the inference weights of its conv and group nodes,
+    """Build (and, off the meta device, run once) the plan for input ``x``: ``steps`` is the passed
+    network's eval program (:func:`~..program.compile_steps`), ``values`` where its values are
+    (:func:`~..program.values_of`), ``weights`` the inference weights of its conv and group steps,
+    ``mixers`` the token mixers to launch as one kernel each, by their split's first part
+    (:func:`.token_mixer.find_mixers`), ``kernel_convs`` the convs the k×k kernel computes,
     ``outputs`` the values the plan returns (by default the program's last)."""
-    return _Builder(model, program, nodes, weights, x, choose, triton_convs, tma, outputs).build(x)
+    return _Builder(model, steps, values, weights, mixers or {}, x, choose, kernel_convs, tma, outputs).build(x)

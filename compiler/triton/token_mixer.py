@@ -239,5 +239,16 @@ def find_mixer(first: ir.Node, nodes: dict[str, ir.Node], consumers: dict[str, l
     return Mixer(x, tuple(p.name for p in parts), tuple(c.name for c in convs), concat.name, square, band)  # type: ignore[arg-type]
 
 
+
+def find_mixers(program: list[ir.Node]) -> dict[str, Mixer]:
+    """The token mixers of an eval program, by the name of their split's first part."""
+    nodes = {n.name: n for n in program}
+    consumers: dict[str, list[str]] = {}
+    for n in program:
+        for i in n.inputs:
+            consumers.setdefault(i, []).append(n.name)
+    found = (find_mixer(node, nodes, consumers) for node in program)
+    return {mixer.parts[0]: mixer for mixer in found if mixer is not None}
+
 #: InceptionNeXt-T's stages: (channels, height = width) at a 224² input.
 STAGES = ((96, 56), (192, 28), (384, 14), (768, 7))
