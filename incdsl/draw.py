@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from . import ir
-from .activations import FORMS, Activation
 from .cost import Cost, node_costs
 from .operations import operation
 from .params_table import format_shape, format_si
@@ -193,25 +192,10 @@ def describe(node: ir.Node) -> str:
     return operation(node.op).picture_label(node.attrs)
 
 
-def _notes(node: ir.Node) -> list[str]:
-    a = node.attrs
-    notes = []
-    if isinstance(a, ir.ConvAttrs) and a.bn_eps is not None:
-        notes.append("BN")
-    if isinstance(a, ir.ConvAttrs) and a.act is None:
-        notes.append("linear")
-    if isinstance(a, ir.ConvAttrs) and a.act not in (None, Activation.RELU):  # a conv's ReLU goes without saying
-        notes.append(FORMS[a.act].label)
-    if isinstance(a, (ir.LinearAttrs, ir.AddAttrs)) and a.act is not None:
-        notes.append(FORMS[a.act].label)
-    if isinstance(a, ir.AddAttrs) and a.drop_path:
-        notes.append(f"drop path {a.drop_path:.3g}")
-    return notes
-
-
 def _layer(dot: _Dot, node: ir.Node, local: str | None = None, **attrs: object) -> None:
     name = local if local is not None else node.name
-    second = " · ".join([name, *_notes(node)]) if name and ":" not in name else " · ".join(_notes(node))
+    notes = operation(node.op).notes(node.attrs)
+    second = " · ".join([name, *notes]) if name and ":" not in name else " · ".join(notes)
     dot.node(
         ("layer", node.name), label=_two_lines(describe(node), second), fillcolor=operation(node.op).fill, **attrs
     )

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from .. import ir, limits
+from .. import activations, ir, limits
 from ..errors import SpecError
 from ..layers import LayerType, Setting
 
@@ -46,6 +46,15 @@ def _same_shape(node: ir.Node, inputs: list[ir.Shape], net: ir.Network) -> ir.Sh
 
 def _no_cost(node: ir.Node, inputs: list[ir.Shape]) -> Cost:
     return Cost()
+
+
+def _no_notes(attrs: Any) -> tuple[str, ...]:
+    return ()
+
+
+def act_note(act: activations.Activation | None) -> tuple[str, ...]:
+    """A layer's activation as a picture notes it (nothing for none)."""
+    return () if act is None else (activations.FORMS[act].label,)
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,8 @@ class Operation:
     describe: Callable[[Any], str] | None = None
     #: Its fill colour in pictures.
     fill: str = "#ffffff"
+    #: What a picture notes beside its name (``BN``, ``linear``, an activation): ``attrs → words``.
+    notes: Callable[[Any], tuple[str, ...]] = _no_notes
     #: Its torch module (a conv's or linear's main part): ``(attrs, input shape, input is
     #: flat) → TorchModule``; None for an operation that is no layer module.
     torch: Callable[[Any, ir.Shape, bool], TorchModule] | None = None

@@ -11,6 +11,7 @@ from .base import (
     Operation,
     Settings,
     TorchModule,
+    act_note,
     padding_note,
     pair_text,
     patch,
@@ -106,6 +107,13 @@ def _torch(a: ir.ConvAttrs, shape: ir.Shape, flat: bool) -> TorchModule:
     )
 
 
+def _notes(a: ir.ConvAttrs) -> tuple[str, ...]:
+    bn = ("BN",) if a.bn_eps is not None else ()
+    if a.act is None:
+        return (*bn, "linear")
+    return bn if a.act is activations.Activation.RELU else (*bn, *act_note(a.act))  # a conv's ReLU goes without saying
+
+
 def _pair(p: ir.Pair) -> tuple[int, int]:
     return (int(p[0]), int(p[1]))
 
@@ -134,5 +142,6 @@ CONV = Operation(
     patch=patch,
     describe=_describe,
     fill="#cfe2f3",
+    notes=_notes,
     torch=_torch,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..layers import ACT_FLAGS, BIAS_FLAGS, BN_FLAGS, LayerType, get
-from .base import Cost, Operation, Settings, TorchModule
+from .base import Cost, Operation, Settings, TorchModule, act_note
 
 
 def _build(word: str, settings: Settings) -> ir.LinearAttrs:
@@ -47,6 +47,7 @@ LINEAR = Operation(
     label=lambda a: "linear",
     describe=lambda a: f"linear {a.out_features}",
     fill="#d9d2e9",
+    notes=lambda a: act_note(a.act),
     torch=_torch,
     flatten=True,
 )

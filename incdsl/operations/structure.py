@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from .. import ir
 from ..errors import SpecError
-from .base import Operation, where, with_origin
+from .base import Operation, act_note, where, with_origin
 
 
 def _concat(node: ir.Node, inputs: list[ir.Shape], net: ir.Network) -> ir.Shape:
@@ -101,6 +101,7 @@ ADD = Operation(
     label=lambda a: "residual add",
     describe=lambda a: "add" if a.scale == 1 else f"add (×{a.scale:g})",
     fill="#d9ead3",
+    notes=lambda a: (*act_note(a.act), *((f"drop path {a.drop_path:.3g}",) if a.drop_path else ())),
 )
 CONV1X1_GROUP = Operation("conv1x1_group", ir.Conv1x1GroupAttrs, rank="map")
 SLICE = Operation(
