@@ -141,6 +141,23 @@ def import_generated(source: str, path: Path):
     return module
 
 
+def check_triton_forwards(net, plain: torch.nn.Module) -> None:
+    """``incdsl.compile(backend="triton", kernels="all")`` loads ``plain``'s state dict strictly and
+    computes what it does (within 1e-4) through the launch plan, built then replayed, and through
+    the graph forward, op by op."""
+    import incdsl
+
+    model = incdsl.compile(net, backend="triton", kernels="all")
+    model.load_state_dict(plain.state_dict(), strict=True)
+    x = torch.randn(1, *net.input_shape)
+    with torch.no_grad():
+        expected = plain(x)
+        for _ in range(2):  # builds the plan, then replays it
+            assert torch.allclose(model.eval()(x), expected, rtol=1e-4, atol=1e-4)
+        model.launch_plan = False
+        assert torch.allclose(model(x), expected, rtol=1e-4, atol=1e-4)
+
+
 def check_fused_and_generated(spec: str, net, plain: torch.nn.Module, tmp_path: Path, cli) -> None:
     """``incdsl.compile(fuse=True)`` and the module ``incdsl compile -o`` writes for ``spec``
     (whose network is ``net``) load ``plain``'s state dict strictly and compute what it does:

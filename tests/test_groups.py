@@ -8,7 +8,7 @@ import importlib
 
 import pytest
 import torch
-from conftest import check_fused_and_generated, randomise
+from conftest import check_fused_and_generated, check_triton_forwards, randomise
 from torch import nn
 
 import incdsl
@@ -252,15 +252,7 @@ def test_the_ir_invariants_catch_a_conv_with_groups_unresolved_or_not_dividing(g
 
 def test_triton_backend_runs_grouped_convs_with_torch():
     net, plain = _reference(_GROUPED_SPECS["mixed"].replace("8x12x12", "8x6x6"))
-    model = incdsl.compile(net, backend="triton", kernels="all")
-    model.load_state_dict(plain.state_dict(), strict=True)
-    x = torch.randn(1, *net.input_shape)
-    with torch.no_grad():
-        expected = plain(x)
-        for _ in range(2):  # builds the plan, then replays it
-            assert torch.allclose(model.eval()(x), expected, rtol=1e-4, atol=1e-4)
-        model.launch_plan = False  # the graph forward: op by op
-        assert torch.allclose(model(x), expected, rtol=1e-4, atol=1e-4)
+    check_triton_forwards(net, plain)
 
 
 # --- tools ---------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import importlib
 
 import pytest
 import torch
-from conftest import check_fused_and_generated, randomise
+from conftest import check_fused_and_generated, check_triton_forwards, randomise
 from torch import nn
 
 import incdsl
@@ -175,15 +175,7 @@ def test_triton_backend_runs_the_projection_shortcut():
     # run in the k×k conv kernel, the depthwise convs in torch
     assert "fold_batch_norm         3 conv+BN pairs folded" in report
     assert "Triton launches per forward: 3 (3 conv)" in report
-    model = incdsl.compile(net, backend="triton", kernels="all")
-    model.load_state_dict(plain.state_dict(), strict=True)
-    x = torch.randn(1, *net.input_shape)
-    with torch.no_grad():
-        expected = plain(x)
-        for _ in range(2):  # builds the plan, then replays it
-            assert torch.allclose(model.eval()(x), expected, rtol=1e-4, atol=1e-4)
-        model.launch_plan = False  # the graph forward: op by op
-        assert torch.allclose(model(x), expected, rtol=1e-4, atol=1e-4)
+    check_triton_forwards(net, plain)
 
 
 # --- tools -------------------------------------------------------------------------------
