@@ -18,6 +18,7 @@ from .passes import (
     fuse_parallel_1x1,
     fuse_pool_into_1x1,
     fuse_residual_into_1x1,
+    fuse_token_mixers,
     plan_concat_buffers,
 )
 
@@ -33,7 +34,8 @@ def inference_passes(backend: str, kernels: Iterable[str] = DEFAULT_TRITON_KERNE
     """The passes, in order, that prepare a network for a backend's eval mode."""
     if backend == "torch":
         return [fold_batch_norm, fuse_parallel_1x1]
-    passes: list[Pass] = [fold_batch_norm]
+    # InceptionNeXt's token mixers, one operation each, whatever ``kernels`` says
+    passes: list[Pass] = [fold_batch_norm, fuse_token_mixers]
     if "pool_conv" in kernels:
         passes.append(fuse_pool_into_1x1)
     if "residual_1x1" in kernels:

@@ -70,9 +70,11 @@ def _member(name: str, conv: ir.ConvAttrs, act: Activation | None) -> Member:
 
 
 def members_of(node: ir.Node) -> tuple[Member, ...]:
-    """The convs whose weights make a conv's or a fused group's (with a residual add, the add's
-    activation applies to every column)."""
+    """The convs whose weights make a conv's, a fused group's (with a residual add, the add's
+    activation applies to every column) or a token mixer's."""
     a = node.attrs
+    if isinstance(a, ir.TokenMixerAttrs):
+        return tuple(_member(m.name, m.conv, None) for m in a.members)
     if isinstance(a, ir.Conv1x1GroupAttrs):
         return tuple(_member(m.name, m.conv, a.residual.act if a.residual else m.conv.act) for m in a.members)
     assert isinstance(a, ir.ConvAttrs)
@@ -100,11 +102,12 @@ class EvalStep:
     which slots (``inputs``) into which (``out``), the slots read for the last time here
     (``free``), and the node's settings."""
 
-    kind: Literal["input", "conv", "group", "slice", "concat", "add", "layer"]
+    kind: Literal["input", "conv", "group", "mixer", "slice", "concat", "add", "layer"]
     name: str  # the node's name, under which its weights are prepared
     inputs: tuple[int, ...]
     out: int
     free: tuple[int, ...] = ()
+    #: conv: its kernel; mixer: its square and band kernels' sizes
     kernel: tuple[int, int] = (1, 1)
     stride: tuple[int, int] = (1, 1)
     padding: tuple[int, int] = (0, 0)
@@ -122,7 +125,7 @@ class EvalStep:
     #: layer: the modules it runs, in order, with flatten before them
     modules: tuple[str, ...] = ()
     flatten: bool = False
-    #: conv and group: where its (members') weights are
+    #: conv, group and mixer: where its (members') weights are
     members: tuple[Member, ...] = ()
     #: group: the values one kernel launch writes (its members', or with a residual its own)
     writes: tuple[str, ...] = ()
@@ -160,6 +163,7 @@ _STEPS: dict[str, Callable[[ir.Node, Any, dict[str, Any]], EvalStep]] = {
     "input": lambda node, a, base: EvalStep("input", **base),
     "conv": _conv,
     "conv1x1_group": _group,
+    "token_mixer": lambda node, a, base: EvalStep("mixer", kernel=(a.square, a.band), members=members_of(node), **base),
     "slice": lambda node, a, base: EvalStep("slice", start=a.start, stop=a.stop, **base),
     "concat": lambda node, a, base: EvalStep("concat", **base),
     "add": lambda node, a, base: EvalStep("add", scale=a.scale, act=a.act, **base),

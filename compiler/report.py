@@ -68,6 +68,9 @@ def compile_report(net: ir.Network, passed: ir.Network, backend: str, kernels: t
         "passes:",
         f"  fold_batch_norm         {folded} conv+BN pairs folded",
     ]
+    mixers = sum(1 for n in program if isinstance(n.attrs, ir.TokenMixerAttrs))
+    if mixers:
+        lines.append(f"  fuse_token_mixers       {mixers} token mixers (split, 3 depthwise convs, concat)")
     if backend == "triton":
         lines.append(f"  fuse_pool_into_1x1      {len(pooled)} pool projections")
         lines.append(f"  fuse_residual_into_1x1  {len(residual)} residual adds")
@@ -91,11 +94,10 @@ def compile_report(net: ir.Network, passed: ir.Network, backend: str, kernels: t
 def _launches(program: list[ir.Node], backend: str, kernels: tuple[str, ...]) -> list[str]:
     triton_ops: Counter[str] = Counter()
     torch_ops: Counter[str] = Counter()
-    in_mixers = _mixer_convs(program) if backend == "triton" else set()
     for node in program:
         a = node.attrs
-        if node.name in in_mixers:
-            triton_ops["token mixer"] += isinstance(a, ir.ConcatAttrs)
+        if isinstance(a, ir.TokenMixerAttrs):
+            triton_ops["token mixer"] += 1
         elif isinstance(a, ir.Conv1x1GroupAttrs) and backend == "triton":
             kind = "pool conv1x1" if a.pool else "residual conv1x1" if a.residual else "fused conv1x1 group"
             triton_ops[kind] += 1
@@ -120,10 +122,3 @@ def _launches(program: list[ir.Node], backend: str, kernels: tuple[str, ...]) ->
         + ")"
     )
     return lines
-
-
-def _mixer_convs(program: list[ir.Node]) -> set[str]:
-    """The nodes of the token mixers the launch plan runs as one ``incdsl::inception_dw`` each."""
-    from .triton.token_mixer import find_mixers
-
-    return {name for m in find_mixers(program).values() for name in (*m.parts, *m.convs, m.concat)}

@@ -46,6 +46,13 @@ def verify(net: ir.Network, after: str = "elaboration") -> None:
             else:
                 check(len(a.members) == 1 and a.members[0].conv.act is None, node, "a residual group is one linear conv")
                 check(inputs[1] == node.shape, node, "the shortcut's shape is not the output's")
+        if isinstance(a, ir.TokenMixerAttrs):
+            gc = a.members[0].conv.out_channels
+            kernels = [m.conv.kernel for m in a.members]
+            check(kernels == [(a.square, a.square), (1, a.band), (a.band, 1)], node, f"mixer kernels {kernels}")
+            check(all(m.conv.groups == gc == m.conv.out_channels and m.conv.act is None and m.conv.stride == (1, 1)
+                      and m.conv.bn_eps is None for m in a.members), node, "a mixer conv is not linear, depthwise and unstrided")  # fmt: skip
+            check(node.shape == inputs[0] and inputs[0][0] > 3 * gc, node, "a mixer's shape is not its input's")
         if isinstance(a, ir.ConcatAttrs):
             check(node.shape[0] == sum(s[0] for s in inputs), node, "concat width is not the sum of its inputs'")
             check(all(s[1:] == node.shape[1:] for s in inputs), node, "concat inputs differ in size")

@@ -247,6 +247,18 @@ class Conv1x1GroupAttrs(_Attrs):
         return sum(m.conv.out_channels for m in self.members)
 
 
+class TokenMixerAttrs(_Attrs):
+    """Made by the token-mixer pass (Triton backend): InceptionNeXt's token mixer as one
+    operation. Its input's channels split into an identity part and three parts of equal width,
+    through ``members``: a square, a 1×band and a band×1 depthwise conv (linear, stride 1,
+    same padding), concatenated in that order into the node's value."""
+
+    op: Literal["token_mixer"] = "token_mixer"
+    members: tuple[FusedMember, FusedMember, FusedMember]
+    square: int
+    band: int
+
+
 class SliceAttrs(_Attrs):
     """Channels ``[start, stop)`` of the input: a fused group's member, or a part of a ``split``,
     whose parts take ``of`` channels in all (the input must have exactly that many)."""
@@ -266,7 +278,7 @@ class LayerScaleAttrs(_Attrs):
 
 
 Attrs = Annotated[
-    InputAttrs | NormalizeAttrs | ConvAttrs | PoolAttrs | AdaptiveAvgPoolAttrs | LRNAttrs | DropoutAttrs | LinearAttrs | BatchNormAttrs | L2NormAttrs | LayerNormAttrs | FlattenAttrs | ActivationAttrs | SoftmaxAttrs | ConcatAttrs | AddAttrs | Conv1x1GroupAttrs | SliceAttrs | LayerScaleAttrs,
+    InputAttrs | NormalizeAttrs | ConvAttrs | PoolAttrs | AdaptiveAvgPoolAttrs | LRNAttrs | DropoutAttrs | LinearAttrs | BatchNormAttrs | L2NormAttrs | LayerNormAttrs | FlattenAttrs | ActivationAttrs | SoftmaxAttrs | ConcatAttrs | AddAttrs | Conv1x1GroupAttrs | TokenMixerAttrs | SliceAttrs | LayerScaleAttrs,
     Field(discriminator="op"),
 ]
 

@@ -191,3 +191,53 @@ def test_the_triton_plan_runs_each_token_mixer_as_one_kernel(monkeypatch):
     (plan,) = triton_model._plans.values()
     mixers = [launch for launch in plan.launches if "inception_dw" in str(getattr(launch.kernel, "fn", launch.kernel))]
     assert len(mixers) == 18  # one per block: 3 + 3 + 9 + 3
+
+
+@pytest.mark.parametrize(
+    ("change", "mixers"),
+    [
+        ((), 1),
+        (("dwconv 3x3 linear as hw", "dwconv 3x3 as hw"), 0),  # a ReLU after the square conv
+        (("dwconv 1x5 linear as w", "dwconv 1x3 linear as w"), 0),  # bands of two lengths
+        (("dwconv 5x1 linear as h", "conv 5x1 4 linear as h"), 0),  # a full conv, not a depthwise one
+    ],
+)
+def test_the_triton_passes_make_a_token_mixer_one_operation_and_leave_near_misses(change, mixers):
+    from incdsl.compiler.pipeline import inference_passes, run_passes
+
+    net = incdsl.loads(SPLIT.replace(*change) if change else SPLIT)
+    passed = run_passes(net, inference_passes("triton"), verify=True)
+    found = [n for n in passed.nodes if n.op == "token_mixer"]
+    assert len(found) == mixers
+    if mixers:
+        (node,) = found
+        assert (node.name, node.inputs, node.shape) == (net.output, (net.nodes[0].name,), (32, 8, 8))
+        assert (node.attrs.square, node.attrs.band) == (3, 5)
+        assert [m.name for m in node.attrs.members] == ["m.hw", "m.w", "m.h"]
+        assert not [n for n in passed.nodes if n.op in ("slice", "conv")]
+
+
+def test_the_triton_graph_forward_runs_a_token_mixer_through_its_operator(monkeypatch):
+    """In kernel form the traceable forward calls ``incdsl::inception_dw`` once per mixer (what
+    ``torch.export`` keeps and ``torch.compile`` traces without a break), equal to the torch module;
+    in the default, torch form it is the split, the three convs and the cat."""
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    net = incdsl.loads(SPLIT)
+    model = randomise(incdsl.compile(net), seed=4).eval()
+    triton_model = incdsl.compile(net, backend="triton").eval()
+    triton_model.load_state_dict(model.state_dict(), strict=True)
+    assert list(triton_model.forms) == [net.output]
+    x = torch.randn(2, 32, 8, 8, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        want = model(x)
+        assert _relative(triton_model(x), want) <= 1e-6  # the launch plan
+        triton_model.launch_plan = False
+        assert _relative(triton_model(x), want) <= 1e-6  # torch form
+        triton_model.set_forms("kernel")
+        eager = triton_model(x)
+        assert _relative(eager, want) <= 1e-6
+        assert torch.equal(torch.compile(triton_model, backend="aot_eager", fullgraph=True)(x), eager)
+    exported = torch.export.export(triton_model, (x,))
+    calls = [str(n.target) for m in exported.graph_module.modules() if isinstance(m, torch.fx.GraphModule)
+             for n in m.graph.nodes if str(n.target).startswith("incdsl.")]  # fmt: skip
+    assert calls == ["incdsl.inception_dw.default"]

@@ -4,6 +4,7 @@ from .fold_bn import fold_batch_norm
 from .fuse_1x1 import fuse_parallel_1x1
 from .fuse_pool import fuse_pool_into_1x1
 from .fuse_residual import fuse_residual_into_1x1
+from .fuse_token_mixer import fuse_token_mixers
 from .plan_concat import plan_concat_buffers
 
 __all__ = [
@@ -11,5 +12,6 @@ __all__ = [
     "fuse_parallel_1x1",
     "fuse_pool_into_1x1",
     "fuse_residual_into_1x1",
+    "fuse_token_mixers",
     "plan_concat_buffers",
 ]

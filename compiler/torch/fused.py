@@ -30,6 +30,7 @@ weights through its own launch plan.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -51,6 +52,16 @@ def pool(x: torch.Tensor, attrs: ir.PoolAttrs) -> torch.Tensor:
     return F.avg_pool2d(
         x, attrs.kernel, attrs.stride, attrs.padding, ceil_mode=attrs.ceil, count_include_pad=attrs.count_include_pad
     )
+
+
+def token_mixer(x: torch.Tensor, convs: Sequence[tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """InceptionNeXt's token mixer in torch: ``x``'s channels split into an identity part and one
+    part per depthwise conv (``(weight, bias)``, same padding), each through its conv, concatenated."""
+    gc = convs[0][0].shape[0]
+    identity, *parts = torch.split(x, (x.shape[1] - len(convs) * gc, *(gc,) * len(convs)), dim=1)
+    outs = [F.conv2d(part, w, b, padding=(w.shape[2] // 2, w.shape[3] // 2), groups=gc)
+            for part, (w, b) in zip(parts, convs, strict=True)]  # fmt: skip
+    return torch.cat((identity, *outs), 1)
 
 
 class InferenceEval(nn.Module):
@@ -139,9 +150,12 @@ class InferenceEval(nn.Module):
         return True
 
     def _weights_for(self, step: EvalStep) -> Any:
-        """A conv's ``(weight, bias)`` or a group's ``(weight, bias, floor)`` from the parameters."""
+        """A conv's ``(weight, bias)``, a group's ``(weight, bias, floor)`` or a token mixer's three
+        convs' ``(weight, bias)`` from the parameters."""
         if step.kind == "conv":
             return member_weights(self, step.members[0])
+        if step.kind == "mixer":
+            return tuple(member_weights(self, m) for m in step.members)
         return stacked_weights(self, step.members)
 
     # --- ops ----------------------------------------------------------------
@@ -163,6 +177,8 @@ class InferenceEval(nn.Module):
             if step.act == "mixed":
                 return torch.maximum(y, floor[:, None, None])
             return F.relu_(y) if step.act is Activation.RELU else activate(step.act, y)
+        if kind == "mixer":
+            return token_mixer(xs[0], weights[step.name])
         if kind == "slice":
             return xs[0][:, step.start : step.stop]
         if kind == "concat":

@@ -30,16 +30,20 @@ class KernelCall:
     cout: int
     pool: tuple[int, int] | None = None
     kernel: tuple[int, int] | None = None
+    #: a token mixer's square and band kernel sizes
+    mixer: tuple[int, int] | None = None
 
 
 def kernel_calls(nodes: list[ir.Node], convs: bool) -> dict[str, KernelCall]:
     """The operations of the passed IR that have an ``incdsl::`` operator: every 1×1 group
-    (fused, pool projection, residual expansion), and with ``convs`` every k×k conv."""
+    (fused, pool projection, residual expansion) and token mixer, and with ``convs`` every k×k conv."""
     calls = {}
     for node in nodes:
         a = node.attrs
         cout = node.shape[0]  # type: ignore[index]
-        if isinstance(a, ir.Conv1x1GroupAttrs):
+        if isinstance(a, ir.TokenMixerAttrs):
+            calls[node.name] = KernelCall(cout, mixer=(a.square, a.band))
+        elif isinstance(a, ir.Conv1x1GroupAttrs):
             calls[node.name] = KernelCall(cout, pool=pool_code(a.pool) if a.pool is not None else None)
         elif kernel_conv(node, convs):
             calls[node.name] = KernelCall(cout, kernel=a.kernel)
@@ -47,7 +51,9 @@ def kernel_calls(nodes: list[ir.Node], convs: bool) -> dict[str, KernelCall]:
 
 
 def run_kernel(call: KernelCall, step: EvalStep, xs: list[torch.Tensor], w: Weights) -> torch.Tensor:
-    """``step`` (a group or a conv, whose inputs are ``xs``) through its ``incdsl::`` operator."""
+    """``step`` (a group, a conv or a token mixer, whose inputs are ``xs``) through its ``incdsl::`` operator."""
+    if call.mixer is not None:
+        return ops.INCEPTION_DW(xs[0], w.weight, w.bias, *call.mixer)
     if call.kernel is not None:
         return ops.CONV(xs[0], w.weight, w.bias, w.floor, list(call.kernel), list(step.stride), list(step.padding), call.cout, w.act)
     if call.pool is not None:

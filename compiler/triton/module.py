@@ -53,7 +53,7 @@ from .choice import FORMS, Form, Timing, choose_forms
 from .epilogue import epilogue_code
 from .graph import kernel_calls, run_kernel
 from .plan import Weights
-from .token_mixer import find_mixers
+from .token_mixer import pack
 
 
 def no_gpu_message(x: torch.Tensor) -> str:
@@ -120,10 +120,9 @@ class TritonEval(InferenceEval):
         #: eager eval runs the launch plan (True) or the graph forward (False: op by op, weights prepared per call)
         self.launch_plan = True
         self._kernel_calls = kernel_calls(self._program, "conv" in self._kernels)
-        #: what the launch plan needs beyond the steps: where values are, the k×k convs and token mixers it launches
+        #: what the launch plan needs beyond the steps: where values are, and the k×k convs it launches
         self._values = values_of(passed)
         self._kernel_convs = frozenset(name for name, call in self._kernel_calls.items() if call.kernel is not None)
-        self._mixers = find_mixers(self._program)
         self._forms: dict[str, Form] = {}  # set_forms: at every shape not measured since
         self._measured: dict[tuple[Any, ...], dict[str, Form]] = {}  # measure_forms: per input shape
         self._timing_steps: dict[str, tuple[Any, list[torch.Tensor]]] | None = None
@@ -296,7 +295,7 @@ class TritonEval(InferenceEval):
         from .plan import build_plan
 
         return build_plan(
-            self, self._eval_steps, self._values, self._prepared, x, choose, mixers=self._mixers,
+            self, self._eval_steps, self._values, self._prepared, x, choose,
             kernel_convs=self._kernel_convs, tma=target.has_tma, outputs=tuple(self._outputs),
         )  # fmt: skip
 
@@ -318,12 +317,15 @@ class TritonEval(InferenceEval):
         return True
 
     def _weights_for(self, step: Any) -> Any:
-        """A conv's or group's weights as its launches read them: packed, with padded columns
-        (a conv left to cuDNN keeps the torch path's)."""
+        """A conv's, group's or token mixer's weights as its launches read them: packed, with padded
+        columns (a conv left to cuDNN keeps the torch path's)."""
         from .operands import pack_weight, pad_columns
 
         if step.name not in self._kernel_calls:
             return Weights(*member_weights(self, step.members[0]))
+        if step.kind == "mixer":
+            convs = [member_weights(self, m) for m in step.members]
+            return Weights(*pack(*(w for w, _ in convs), *(b for _, b in convs)))
         if step.kind == "group":
             weight, bias, floor = stacked_weights(self, step.members)
         else:

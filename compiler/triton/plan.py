@@ -41,7 +41,7 @@ from .gemm import _descriptor, gemm_launches, tma_applies
 from .launch import Config, Launch
 from .operands import precision_of
 from .splitk import workspace_floats
-from .token_mixer import Mixer, inception_dw_launch, pack
+from .token_mixer import inception_dw_launch
 from .tuning import Shape
 
 Step = Callable[[list[Any]], None]
@@ -120,7 +120,7 @@ def _kernel_written(step: EvalStep, kernel_convs: Set[str]) -> tuple[str, ...]:
     """The values a Triton kernel writes when it computes ``step``."""
     if step.kind == "group":
         return step.writes
-    return (step.name,) if step.name in kernel_convs else ()
+    return (step.name,) if step.kind == "mixer" or step.name in kernel_convs else ()
 
 
 @dataclass(frozen=True)
@@ -197,7 +197,6 @@ class _Builder:
         steps: list[EvalStep],
         values: dict[str, Value],
         weights: dict[str, Weights],
-        mixers: dict[str, Mixer],
         x: torch.Tensor,
         choose: Chooser,
         kernel_convs: Set[str],
@@ -208,7 +207,6 @@ class _Builder:
         self.program = steps
         self.where = values
         self.weights = weights
-        self.mixers = mixers
         self.choose = choose
         self.kernel_convs = kernel_convs
         self.tma = tma
@@ -293,46 +291,13 @@ class _Builder:
         else:
             self.torch_op(step, lambda x: run_layer(self.model, step.modules, step.flatten, step.act, x))
 
-    def split_part(self, step: EvalStep) -> None:
-        """A part of a split: the first part of InceptionNeXt's token mixer launches
-        ``incdsl::inception_dw`` for the whole mixer; any other part is a view of its input."""
-        mixer = self.mixers.get(step.name)
-        if mixer is None:
-            self.torch_op(step, lambda x: x[:, step.start : step.stop])
-        else:
-            self.token_mixer(mixer)
-
-    def token_mixer(self, mixer: Mixer) -> None:
-        """One launch reads the mixer's input and writes its concatenated output; the parts' and
-        the convs' values are views of it. The convs' weights (BN folded) are packed at each call
-        into buffers the launch holds, so refreshed weights reach it."""
-        out = self.place(mixer.concat)
-        weights = [self.weights[name] for name in mixer.convs]
-        w_buf, b_buf = (t.clone() for t in pack(*(w.weight for w in weights), *(w.bias for w in weights)))
-        x_slot = self.slot[mixer.x]
-        launch = inception_dw_launch(self.operand(mixer.x).contiguous(memory_format=torch.channels_last), w_buf, b_buf,
-                                     out, mixer.square, mixer.band)  # fmt: skip
-        self.launches.append(launch)
-        views, start = {self.slot[mixer.concat]: out}, 0
-        for part, conv in zip(mixer.parts, (None, *mixer.convs), strict=True):
-            stop = start + self.where[part].shape[0]
-            views[self.slot[part]] = out[:, start:stop]
-            if conv is not None:
-                views[self.slot[conv]] = out[:, start:stop]
-            start = stop
-        run_now = self.run_now
-
-        def run(values: list[Any]) -> None:
-            packed = pack(*(w.weight for w in weights), *(w.bias for w in weights))
-            w_buf.copy_(packed[0])
-            b_buf.copy_(packed[1])
-            launch.bind(x=values[x_slot].contiguous(memory_format=torch.channels_last))
-            if run_now:
-                launch()
-            for s, view in views.items():
-                values[s] = view
-
-        self.add(run)
+    def token_mixer(self, step: EvalStep) -> None:
+        """InceptionNeXt's token mixer: one launch reads its input and writes its whole output."""
+        w = self.weights[step.name]
+        x_slot = step.inputs[0]
+        x = self.values[x_slot].contiguous(memory_format=torch.channels_last)
+        launch = inception_dw_launch(x, w.weight, w.bias, self.place(step.name), *step.kernel)
+        self.launch_step((step.name,), [launch], lambda values: {"x": values[x_slot].contiguous(memory_format=torch.channels_last)})
 
     def torch_conv(self, step: EvalStep) -> None:
         """A conv no kernel takes (grouped, or without the ``conv`` kernel), with its prepared weights."""
@@ -503,7 +468,8 @@ _SPECIALISED: dict[str, Callable[[_Builder, EvalStep], None]] = {
     "group": _Builder.group,
     "conv": _Builder.torch_conv,
     "concat": _Builder.concat,
-    "slice": _Builder.split_part,
+    "mixer": _Builder.token_mixer,
+    "slice": lambda b, step: b.torch_op(step, lambda x: x[:, step.start : step.stop]),
     "add": lambda b, step: b.torch_op(step, lambda x, r: runtime.residual(x, r, step.scale, step.act is not None)),
 }
 
@@ -516,15 +482,13 @@ def build_plan(
     x: torch.Tensor,
     choose: Chooser,
     *,
-    mixers: dict[str, Mixer] | None = None,
     kernel_convs: Set[str] = frozenset(),
     tma: bool = False,
     outputs: tuple[str, ...] = (),
 ) -> Plan:
     """Build (and, off the meta device, run once) the plan for input ``x``: ``steps`` is the passed
     network's eval program (:func:`~..program.compile_steps`), ``values`` where its values are
-    (:func:`~..program.values_of`), ``weights`` the inference weights of its conv and group steps,
-    ``mixers`` the token mixers to launch as one kernel each, by their split's first part
-    (:func:`.token_mixer.find_mixers`), ``kernel_convs`` the convs the k×k kernel computes,
+    (:func:`~..program.values_of`), ``weights`` the inference weights of its conv, group and mixer
+    steps, ``kernel_convs`` the convs the k×k kernel computes,
     ``outputs`` the values the plan returns (by default the program's last)."""
-    return _Builder(model, steps, values, weights, mixers or {}, x, choose, kernel_convs, tma, outputs).build(x)
+    return _Builder(model, steps, values, weights, x, choose, kernel_convs, tma, outputs).build(x)

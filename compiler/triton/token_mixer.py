@@ -37,13 +37,9 @@ boundaries, so 64 bits is as wide as a load or store of them can be.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 import triton
 import triton.language as tl
-
-from incdsl import ir
 
 from .launch import Launch
 
@@ -189,66 +185,6 @@ def reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, square:
     return torch.cat((identity, *convs), dim=1)
 
 
-
-@dataclass(frozen=True)
-class Mixer:
-    """A token mixer found in the passed IR: a ``split:`` of ``x`` into an identity part and three
-    depthwise convs (square, 1×band, band×1) over equal parts, concatenated in that order."""
-
-    x: str
-    parts: tuple[str, ...]  # the four slices
-    convs: tuple[str, str, str]
-    concat: str
-    square: int
-    band: int
-
-
-def find_mixer(first: ir.Node, nodes: dict[str, ir.Node], consumers: dict[str, list[str]]) -> Mixer | None:
-    """The mixer whose split starts at ``first`` (a split's first part), or None where the
-    split is anything else: other widths, kernels, strides, an activation, a batch norm left
-    unfolded, a value read from outside, or an output placed inside another concat."""
-    a = first.attrs
-    if not isinstance(a, ir.SliceAttrs) or a.of is None or a.start != 0:
-        return None
-    x = first.inputs[0]
-    parts = sorted((nodes[n] for n in consumers.get(x, []) if nodes[n].op == "slice" and nodes[n].attrs.of == a.of),
-                   key=lambda n: n.attrs.start)  # fmt: skip
-    if len(parts) != 4 or [p.attrs.start for p in parts] != [0, *(p.attrs.stop for p in parts[:3])]:
-        return None
-    gc = parts[1].attrs.stop - parts[1].attrs.start
-    if any(p.attrs.stop - p.attrs.start != gc for p in parts[1:]) or gc < 1:
-        return None
-    readers = [consumers.get(p.name, []) for p in parts]
-    if any(len(r) != 1 for r in readers):
-        return None
-    convs = [nodes[r[0]] for r in readers[1:]]
-    concat = nodes[readers[0][0]]
-    if concat.op != "concat" or concat.storage is not None or concat.inputs != (parts[0].name, *(c.name for c in convs)):
-        return None
-    kernels = []
-    for conv in convs:
-        c = conv.attrs
-        if not (isinstance(c, ir.ConvAttrs) and c.groups == gc and c.out_channels == gc and c.stride == (1, 1)
-                and c.act is None and (c.bn_eps is None or c.folded_bn_eps is not None)
-                and c.padding == (c.kernel[0] // 2, c.kernel[1] // 2) and consumers.get(conv.name) == [concat.name]):
-            return None  # fmt: skip
-        kernels.append(c.kernel)
-    square, band = kernels[0][0], kernels[1][1]
-    if kernels != [(square, square), (1, band), (band, 1)] or square % 2 == 0 or band % 2 == 0:
-        return None
-    return Mixer(x, tuple(p.name for p in parts), tuple(c.name for c in convs), concat.name, square, band)  # type: ignore[arg-type]
-
-
-
-def find_mixers(program: list[ir.Node]) -> dict[str, Mixer]:
-    """The token mixers of an eval program, by the name of their split's first part."""
-    nodes = {n.name: n for n in program}
-    consumers: dict[str, list[str]] = {}
-    for n in program:
-        for i in n.inputs:
-            consumers.setdefault(i, []).append(n.name)
-    found = (find_mixer(node, nodes, consumers) for node in program)
-    return {mixer.parts[0]: mixer for mixer in found if mixer is not None}
 
 #: InceptionNeXt-T's stages: (channels, height = width) at a 224² input.
 STAGES = ((96, 56), (192, 28), (384, 14), (768, 7))

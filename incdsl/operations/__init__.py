@@ -22,14 +22,15 @@ from .norm import BN, L2NORM, LRN
 from .normalize import NORMALIZE
 from .pool import ADAPTIVE_AVGPOOL, AVGPOOL, MAXPOOL
 from .simple import ACTIVATIONS, DROPOUT, FLATTEN, SOFTMAX, activation_module
-from .structure import ADD, CONCAT, CONV1X1_GROUP, INPUT, SLICE
+from .structure import ADD, CONCAT, CONV1X1_GROUP, INPUT, SLICE, TOKEN_MIXER
 
 #: Every operation by its op, the layer types in the order messages list them.
 OPERATIONS: dict[str, Operation] = {
     o.op: o
     for o in (
         CONV, MAXPOOL, AVGPOOL, ADAPTIVE_AVGPOOL, LRN, DROPOUT, LINEAR, BN, L2NORM, LAYERNORM, FLATTEN,
-        *ACTIVATIONS, SOFTMAX, LAYER_SCALE, INPUT, NORMALIZE, CONCAT, ADD, CONV1X1_GROUP, SLICE,
+        *ACTIVATIONS, SOFTMAX, LAYER_SCALE, INPUT, NORMALIZE, CONCAT, ADD, CONV1X1_GROUP, TOKEN_MIXER,
+        SLICE,
     )
 }  # fmt: skip
 

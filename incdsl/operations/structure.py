@@ -1,7 +1,7 @@
 """The operations that are no layer: the network's ``input``, the ``concat`` and residual
 ``add`` that elaboration makes of compound statements, and what the fusion passes make
-(``conv1x1_group``, read through ``slice`` s; a ``split:``'s parts are slices too). None has a
-module of its own."""
+(``conv1x1_group``, read through ``slice`` s, and ``token_mixer``; a ``split:``'s parts are
+slices too). None has a module of its own."""
 
 from __future__ import annotations
 
@@ -104,6 +104,7 @@ ADD = Operation(
     notes=lambda a: (*act_note(a.act), *((f"drop path {a.drop_path:.3g}",) if a.drop_path else ())),
 )
 CONV1X1_GROUP = Operation("conv1x1_group", ir.Conv1x1GroupAttrs, rank="map")
+TOKEN_MIXER = Operation("token_mixer", ir.TokenMixerAttrs, rank="map")
 SLICE = Operation(
     "slice", ir.SliceAttrs, infer=_slice, label=lambda a: "split part", describe=lambda a: f"take {a.stop - a.start}"
 )
