@@ -15,11 +15,13 @@ MODULES = sorted(p.stem for p in TRITON.glob("*.py") if p.stem != "__init__")
 
 def _imports(module: str) -> set[str]:
     """The modules a backend module imports by relative name, anywhere in its body
-    (``.x`` as ``x``, ``..x`` as ``../x``)."""
+    (``.x`` and ``from . import x`` as ``x``, ``..x`` as ``../x``)."""
     found = set()
     for node in ast.walk(ast.parse((TRITON / f"{module}.py").read_text(encoding="utf-8"))):
-        if isinstance(node, ast.ImportFrom) and node.level and node.module:
-            found.add(("../" * (node.level - 1)) + node.module.split(".")[0])
+        if isinstance(node, ast.ImportFrom) and node.level:
+            up = "../" * (node.level - 1)
+            names = [node.module.split(".")[0]] if node.module else [alias.name for alias in node.names]
+            found.update(up + name for name in names)
     return found
 
 

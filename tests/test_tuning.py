@@ -13,10 +13,10 @@ import torch
 import incdsl
 from incdsl.compiler.pipeline import TRITON_KERNELS, passed_for_triton
 from incdsl.compiler.triton.launch import Config
-from incdsl.compiler.triton.module import RuntimeChooser
 from incdsl.compiler.triton.targets import TARGETS, device_named, target_of_capability
 from incdsl.compiler.triton.tuning import (
     ITEMSIZE,
+    RuntimeChooser,
     Shape,
     TuningCache,
     cache_dir,
@@ -195,7 +195,7 @@ def test_the_runtime_takes_a_tuned_config_else_the_default_and_tunes_when_asked(
     timings = {c: 1.0 + i for i, c in enumerate(candidates(shape, target))}
     best = list(timings)[-1]
     timings[best] = 0.5
-    monkeypatch.setattr("incdsl.compiler.triton.module._time", lambda launches: timings[made[-1]])
+    monkeypatch.setattr("incdsl.compiler.triton.tuning._time", lambda launches: timings[made[-1]])
     RuntimeChooser(target, cache, tune=True)(shape, make)
     assert made[-1] == best
     made.clear()

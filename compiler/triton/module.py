@@ -54,6 +54,7 @@ from .epilogue import epilogue_code
 from .graph import kernel_calls, run_kernel
 from .plan import Weights
 from .token_mixer import pack
+from .tuning import RuntimeChooser, runtime_chooser
 
 
 def no_gpu_message(x: torch.Tensor) -> str:
@@ -63,38 +64,6 @@ def no_gpu_message(x: torch.Tensor) -> str:
         "to the GPU (model.cuda(), x.cuda()); or, to test on the CPU, run the kernels in Triton's "
         "interpreter (slow) by setting TRITON_INTERPRET=1 before importing incdsl"
     )
-
-
-class RuntimeChooser:
-    """Configs at run time: the tuned one for the shape's bucket, else the default for its class;
-    with ``tune``, an untuned shape is tuned first (each candidate timed on the GPU) and cached."""
-
-    def __init__(self, target: Any, cache: Any = None, tune: bool = False) -> None:
-        self.target = target
-        self.cache = cache
-        self.tune = tune
-
-    def __call__(self, shape: Any, make: Callable[[Any], list[Any]], label: str = "") -> list[Any]:
-        from .tuning import candidates, default_config, fastest
-
-        key = f"{self.target.name}:{shape.bucket()}"
-        config = self.cache.get(key) if self.cache is not None else None
-        if config not in candidates(shape, self.target):  # only a config the AOT check's rule allows
-            config = None
-        if config is None and self.tune:
-            config = fastest(candidates(shape, self.target), lambda c: _time(make(c)))
-            self.cache.put(key, config)
-        return make(config or default_config(shape, self.target))
-
-
-def _time(launches: list[Any]) -> float:
-    import triton.testing
-
-    def run() -> None:
-        for launch in launches:
-            launch()
-
-    return triton.testing.do_bench(run, warmup=5, rep=25, return_mode="median")
 
 
 class TritonEval(InferenceEval):
@@ -280,14 +249,7 @@ class TritonEval(InferenceEval):
         return serving(*self._carried)
 
     def _chooser(self, x: torch.Tensor, tune: bool) -> RuntimeChooser:
-        from .launch import interpreted
-        from .targets import TARGETS, target_of_capability
-        from .tuning import TuningCache
-
-        if interpreted() or not x.is_cuda:
-            return RuntimeChooser(TARGETS["sm_90"])
-        target = target_of_capability(*torch.cuda.get_device_capability(x.device))
-        return RuntimeChooser(target, TuningCache(torch.cuda.get_device_name(x.device)), tune)
+        return runtime_chooser(x.device, tune)
 
     def build_plan(self, x: torch.Tensor, choose: Any, target: Any) -> Any:
         """The launch plan for inputs like ``x`` on ``target``, built with ``choose`` picking each

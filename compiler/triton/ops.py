@@ -46,7 +46,7 @@ from .epilogue import TABLE_WIDTH, Destinations, pixel_row_stride, pixel_rows
 from .gemm import gemm_launches, precision_of
 from .launch import Config, Launch, interpreted
 from .splitk import workspace_floats
-from .tuning import Shape
+from .tuning import Shape, runtime_chooser
 
 
 def _out(x: torch.Tensor, cout: int, height: int, width: int) -> torch.Tensor:
@@ -75,14 +75,7 @@ def _destination(out: torch.Tensor) -> Destinations:
 @cache
 def _chooser(device: torch.device) -> Any:
     """The launch plan's config choice (tuned configs from the cache, else the defaults)."""
-    from .module import RuntimeChooser
-    from .targets import TARGETS, target_of_capability
-    from .tuning import TuningCache
-
-    if interpreted() or device.type != "cuda":
-        return RuntimeChooser(TARGETS["sm_90"])
-    target = target_of_capability(*torch.cuda.get_device_capability(device))
-    return RuntimeChooser(target, TuningCache(torch.cuda.get_device_name(device)))
+    return runtime_chooser(device)
 
 
 def _workspace(m: int, n: int, config: Config, x: torch.Tensor) -> torch.Tensor | None:

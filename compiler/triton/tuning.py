@@ -16,12 +16,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+import torch
 import triton
 
-from .launch import Config
+from .launch import Config, interpreted
 from .owner import trusted
-from .targets import Target
+from .targets import TARGETS, Target, target_of_capability
 
 # (BLOCK_M, BLOCK_N, BLOCK_K, num_warps, num_stages) per kernel kind and operand width, largest
 # tiles first. Each list is what the ahead-of-time check passes on sm_90 and sm_80 for every
@@ -268,3 +270,45 @@ def fastest(configs: list[Config], time_config: Callable[[Config], float]) -> Co
     if best is None:
         raise RuntimeError("no config of the kernel could run on this GPU")
     return best
+
+
+# --- at run time -------------------------------------------------------------------------
+
+
+class RuntimeChooser:
+    """Configs at run time: the tuned one for the shape's bucket, else the default for its class;
+    with ``tune``, an untuned shape is tuned first (each candidate timed on the GPU) and cached."""
+
+    def __init__(self, target: Any, cache: Any = None, tune: bool = False) -> None:
+        self.target = target
+        self.cache = cache
+        self.tune = tune
+
+    def __call__(self, shape: Any, make: Callable[[Any], list[Any]], label: str = "") -> list[Any]:
+        key = f"{self.target.name}:{shape.bucket()}"
+        config = self.cache.get(key) if self.cache is not None else None
+        if config not in candidates(shape, self.target):  # only a config the AOT check's rule allows
+            config = None
+        if config is None and self.tune:
+            config = fastest(candidates(shape, self.target), lambda c: _time(make(c)))
+            self.cache.put(key, config)
+        return make(config or default_config(shape, self.target))
+
+
+def _time(launches: list[Any]) -> float:
+    import triton.testing
+
+    def run() -> None:
+        for launch in launches:
+            launch()
+
+    return triton.testing.do_bench(run, warmup=5, rep=25, return_mode="median")
+
+
+def runtime_chooser(device: torch.device, tune: bool = False) -> RuntimeChooser:
+    """The config choice for launches on ``device``: its GPU's tuned configs (from the cache, or
+    with ``tune`` timed there first), else the defaults; sm_90's defaults in the interpreter."""
+    if interpreted() or device.type != "cuda":
+        return RuntimeChooser(TARGETS["sm_90"])
+    target = target_of_capability(*torch.cuda.get_device_capability(device))
+    return RuntimeChooser(target, TuningCache(torch.cuda.get_device_name(device)), tune)
