@@ -569,6 +569,9 @@ _TWO = "\n  conv 1x1 4\n  conv 1x1 4\n"
          "the module path `rep.1` has dots", 'write `after "rep.1"`'),
         ("concat as m:\n  conv 1x1 4\n  conv 1x1 4 -> conv 1x1 4\naux a after m.branch2.1 weight=0.3:\n  linear 4\n",
          (6, 13), "the module path `m.branch2.1` has dots", 'write `after "m.branch2.1"`'),
+        # a table row's label after `after`, unquoted: it starts with a digit (and has no dots)
+        ("conv 3x3 4\naux after 3a weight=0.3:\n  linear 4\n", (4, 11),
+         "the module path `3a` starts with a digit", 'write `after "3a"`'),
     ],
 )
 def test_messages_point_where_the_mistake_is_and_say_how_to_mend_it(text, at, message, hint):

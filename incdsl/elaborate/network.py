@@ -394,8 +394,9 @@ def _aux_head(walker: Walker, stmt: ast.Stmt) -> ir.AuxHead:
 
 
 def _unquoted_path(terms: tuple[ast.Term, ...]) -> None:
-    """``aux after Mixed_6e.branch1 …`` or ``after repeat.2``: a dotted module path written bare,
-    which the parser reads as several values (``repeat`` then ``.2``); it is quoted."""
+    """``aux after Mixed_6e.branch1 …``, ``after repeat.2`` or ``after 3a``: a dotted module path
+    or a name that starts with a digit written bare, which the parser reads as several values
+    (``repeat`` then ``.2``, ``3`` then ``a``); it is quoted."""
     after = [i for i, t in enumerate(terms) if isinstance(t, ast.Positional) and isinstance(t.value, ast.Sym) and t.value.name == "after"]
     if not after:
         return
@@ -409,8 +410,9 @@ def _unquoted_path(terms: tuple[ast.Term, ...]) -> None:
     if len(pieces) > 1 or any(isinstance(p.value, ast.TableRef) for p in pieces):
         path = "".join(texts)
         first, last = pieces[0].span, pieces[-1].span
+        why = "has dots" if "." in path else "starts with a digit (a table row's label, say)"
         raise SpecError(
-            f"the module path `{path}` has dots, so it is quoted in an aux head",
+            f"the module path `{path}` {why}, so it is quoted in an aux head",
             Span(first.file, first.line, first.column, last.end_line, last.end_column),
             hint=f'write `after "{path}"`',
         )
