@@ -41,6 +41,7 @@ import torch
 import triton
 import triton.language as tl
 
+from ..torch.fused import token_mixer
 from .launch import Launch
 
 #: InceptionNeXt's kernel sizes (timm's defaults).
@@ -173,17 +174,13 @@ def inception_dw_fake(x, weight, bias, square, band):  # noqa: ANN001, ANN202
 
 
 def reference(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, square: int, band: int) -> torch.Tensor:
-    """The mixer in plain torch from the packed weights: split, three depthwise convs, cat."""
+    """The mixer in plain torch from the packed weights (:func:`pack` undone): the torch form the
+    eval program runs (:func:`~..torch.fused.token_mixer`: split, three depthwise convs, cat)."""
     gc = bias.shape[1]
-    identity, sq, along_w, along_h = torch.split(x, (x.shape[1] - 3 * gc, gc, gc, gc), dim=1)
-    w_sq, w_w, w_h = torch.split(weight, (square * square, band, band))
+    taps = torch.split(weight, (square * square, band, band))
     shapes = ((square, square), (1, band), (band, 1))
-    convs = [
-        torch.nn.functional.conv2d(part, w.t().reshape(gc, 1, *shape), b, padding=(shape[0] // 2, shape[1] // 2), groups=gc)
-        for part, w, b, shape in zip((sq, along_w, along_h), (w_sq, w_w, w_h), bias, shapes, strict=True)
-    ]  # fmt: skip
-    return torch.cat((identity, *convs), dim=1)
-
+    convs = [(w.t().reshape(gc, 1, *shape), b) for w, b, shape in zip(taps, bias, shapes, strict=True)]
+    return token_mixer(x, convs)
 
 
 #: InceptionNeXt-T's stages: (channels, height = width) at a 224² input.
