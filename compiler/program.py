@@ -8,7 +8,7 @@ some; its launch plan builds its launches from them. Pure IR logic (no torch).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -141,8 +141,8 @@ def _group_act(a: ir.Conv1x1GroupAttrs) -> Activation | Literal["mixed"] | None:
 
 
 def _conv(node: ir.Node, a: ir.ConvAttrs, base: dict[str, Any]) -> EvalStep:
-    return EvalStep("conv", kernel=a.kernel, stride=a.stride, padding=a.padding, groups=a.groups, act=a.act, members=members_of(node),
-                    **base)  # fmt: skip
+    return EvalStep("conv", kernel=a.kernel, stride=a.stride, padding=a.padding, groups=a.groups, act=a.act,
+                    members=members_of(node), **base)  # fmt: skip
 
 
 def _group(node: ir.Node, a: ir.Conv1x1GroupAttrs, base: dict[str, Any]) -> EvalStep:
@@ -196,7 +196,7 @@ class Value:
     storage: tuple[str, int] | None = None
 
 
-def values_of(passed: ir.Network) -> dict[str, Value]:
-    """Every value of the passed network by name (a group's members included, read or not: its
-    launch writes them all)."""
-    return {n.name: Value(tuple(n.shape or ()), n.storage) for n in passed.nodes}
+def values_of(nodes: Iterable[ir.Node]) -> dict[str, Value]:
+    """Every value of the passed network's ``nodes`` by name (a group's members included, read
+    or not: its launch writes them all)."""
+    return {n.name: Value(tuple(n.shape or ()), n.storage) for n in nodes}

@@ -238,7 +238,7 @@ def test_arena_buffers_that_live_together_never_share_memory(spec):
     passed = run_passes(incdsl.load(spec), inference_passes("triton", TRITON_KERNELS))
     program = eval_program(passed)
     kernel_convs = {n.name for n in program if kernel_conv(n, True)}
-    layout = arena_layout(compile_steps(program, passed.outputs()), values_of(passed), 2, 2, kernel_convs)
+    layout = arena_layout(compile_steps(program, passed.outputs()), values_of(passed.nodes), 2, 2, kernel_convs)
     buffers = sorted(layout.offsets)
     assert buffers, "the plan places nothing"
     for i, a in enumerate(buffers):

@@ -89,9 +89,6 @@ class TritonEval(InferenceEval):
         #: eager eval runs the launch plan (True) or the graph forward (False: op by op, weights prepared per call)
         self.launch_plan = True
         self._kernel_calls = kernel_calls(self._program, "conv" in self._kernels)
-        #: what the launch plan needs beyond the steps: where values are, and the k×k convs it launches
-        self._values = values_of(passed)
-        self._kernel_convs = frozenset(name for name, call in self._kernel_calls.items() if call.kernel is not None)
         self._forms: dict[str, Form] = {}  # set_forms: at every shape not measured since
         self._measured: dict[tuple[Any, ...], dict[str, Form]] = {}  # measure_forms: per input shape
         self._timing_steps: dict[str, tuple[Any, list[torch.Tensor]]] | None = None
@@ -257,8 +254,9 @@ class TritonEval(InferenceEval):
         from .plan import build_plan
 
         return build_plan(
-            self, self._eval_steps, self._values, self._prepared, x, choose,
-            kernel_convs=self._kernel_convs, tma=target.has_tma, outputs=tuple(self._outputs),
+            self, self._eval_steps, values_of(self._nodes.values()), self._prepared, x, choose, tma=target.has_tma,
+            kernel_convs={name for name, call in self._kernel_calls.items() if call.kernel is not None},
+            outputs=tuple(self._outputs),
         )  # fmt: skip
 
     # --- weights ----------------------------------------------------------------
